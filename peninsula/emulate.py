@@ -1,0 +1,643 @@
+"""Syscall handlers: decide on the resolved location, then do the call.
+
+A handler reads the target's arguments once (each memory read is followed by
+an ID_VALID check), resolves and pins what they name, asks the policy about
+where the pinned object really is, and performs the call on the pinned
+object itself. It returns the syscall's value, an Fd to install in the
+target, or CONTINUE (only for value checks such as a ptrace pid); it raises
+OSError for an errno and Denied for a policy refusal.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+import struct
+
+from . import libc, policy, target
+from .resolve import MAX_SYMLINKS, Context, is_anonymous, is_deleted, is_symlink_at, location
+
+O_TMPFILE = 0o20000000 | os.O_DIRECTORY
+O_WRITE_INTENT = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
+UTIME_OMIT = (1 << 30) - 2
+RENAME_EXCHANGE = 2
+XATTR_NAME_MAX = 255
+PTRACE_TRACEME = 0
+S_IFMT = 0o170000
+
+
+class Denied(Exception):
+    def __init__(self, err: int, path: str, reason: str, op: str):
+        super().__init__(reason)
+        self.errno, self.path, self.reason, self.op = err, path, reason, op
+
+
+class Vanished(Exception):
+    """The request is no longer valid (the target died or was interrupted)."""
+
+
+class Fd:
+    __slots__ = ("fd", "cloexec")
+
+    def __init__(self, fd: int, cloexec: bool):
+        self.fd, self.cloexec = fd, cloexec
+
+
+CONTINUE = object()
+
+
+class Request(Context):
+    """A trapped syscall: its arguments, its target, and the supervisor's tools."""
+
+    def __init__(self, sup, notif):
+        self.sup = sup
+        self.id = notif.id
+        self.nr = notif.data.nr
+        self.args = tuple(notif.data.args)
+        tid = notif.pid
+        self._status: target.Status | None = None
+        super().__init__(tid, tid)
+        self.tgid = self.status.tgid
+
+    @property
+    def status(self) -> target.Status:
+        if self._status is None:
+            self._status = target.Status(self.tid)
+        return self._status
+
+    def validate(self) -> None:
+        if not self.sup.listener.id_valid(self.id):
+            raise Vanished()
+
+    def path(self, index: int) -> bytes:
+        data = target.read_cstring(self.tid, self.args[index])
+        self.validate()
+        return data
+
+    def optional_path(self, index: int) -> bytes | None:
+        return None if self.args[index] == 0 else self.path(index)
+
+    def memory(self, addr: int, size: int) -> bytes:
+        data = target.read_bytes(self.tid, addr, size)
+        self.validate()
+        return data
+
+    def check(self, where: str, op: str, err: int = errno.EACCES) -> None:
+        """Raise Denied unless the policy allows a write at where."""
+        if is_anonymous(where):
+            return
+        if is_deleted(where):
+            raise Denied(err, where, "the file was deleted; its location is unknown", op)
+        decision = policy.decide_write(self.sup.policy, where, tgid=self.tgid)
+        if not decision.allow:
+            raise Denied(err, where, decision.reason, op)
+
+    def check_fd(self, fd: int, op: str, err: int = errno.EACCES, *, contents: bool = True) -> str:
+        """Check the object behind a pinned fd; writes to its contents also
+        reach every other name of a hard-linked file."""
+        where = location(fd)
+        self.check(where, op, err)
+        if contents and not is_anonymous(where):
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode):
+                decision = policy.decide_hardlinked_write(self.sup.policy, info.st_nlink)
+                if not decision.allow:
+                    raise Denied(err, where, decision.reason, op)
+        return where
+
+    def dirfd(self, index: int) -> int:
+        return ctypes.c_int(self.args[index] & 0xFFFFFFFF).value
+
+
+def _int(value: int) -> int:
+    return ctypes.c_int(value & 0xFFFFFFFF).value
+
+
+# -- opens -------------------------------------------------------------------
+
+
+def do_open(req: Request, dirfd: int, path: bytes, flags: int, mode: int, resolve: int, op: str):
+    flags &= 0xFFFFFFFF
+    if not flags & O_WRITE_INTENT and (flags & O_TMPFILE) != O_TMPFILE:
+        return _open_plain(req, dirfd, path, flags, mode, resolve)
+    cloexec = bool(flags & os.O_CLOEXEC)
+    for _ in range(8):
+        try:
+            return _open_existing(req, dirfd, path, flags, resolve, op, cloexec)
+        except FileNotFoundError:
+            if not flags & os.O_CREAT:
+                raise
+        result = _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec)
+        if result is not None:
+            return result
+    raise OSError(errno.ELOOP, "path kept changing")
+
+
+def _open_plain(req, dirfd, path, flags, mode, resolve):
+    """A read-only openat2: no policy bears on it, but its flags live in
+    memory the target can change, so we open it rather than CONTINUE."""
+    base, rest = req.base(dirfd, path) if path else (libc.AT_FDCWD, b"")
+    if rest == b"" and base != libc.AT_FDCWD:
+        fd = os.open(f"/proc/self/fd/{base}", (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~os.O_NOFOLLOW)
+    else:
+        fd = libc.openat2(base, rest, flags | os.O_CLOEXEC | os.O_NOCTTY, mode, resolve | libc.RESOLVE_NO_MAGICLINKS)
+    return Fd(fd, bool(flags & os.O_CLOEXEC))
+
+
+def _open_existing(req, dirfd, path, flags, resolve, op, cloexec):
+    exclusive = flags & os.O_CREAT and flags & os.O_EXCL
+    follow = not (flags & os.O_NOFOLLOW or exclusive)
+    pinned = req.pin(dirfd, path, follow=follow, resolve=resolve)
+    info = os.fstat(pinned)
+    if exclusive:
+        raise OSError(errno.EEXIST, "exists")
+    if stat.S_ISLNK(info.st_mode):
+        raise OSError(errno.ELOOP, "symlink with O_NOFOLLOW")
+    if (flags & O_TMPFILE) == O_TMPFILE:
+        if not stat.S_ISDIR(info.st_mode):
+            raise OSError(errno.ENOTDIR, "not a directory")
+        req.check(location(pinned) + "/", op)
+    else:
+        req.check_fd(pinned, op)
+    if stat.S_ISCHR(info.st_mode) and info.st_rdev == os.makedev(5, 0):
+        return Fd(_open_controlling_tty(req, flags), cloexec)
+    reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
+    source = f"/proc/self/fd/{pinned}"
+    if stat.S_ISFIFO(info.st_mode) and not flags & os.O_NONBLOCK:
+        return ("blocking-open", source, reopen, cloexec)
+    with req.sup.as_target(req):
+        return Fd(os.open(source, reopen), cloexec)
+
+
+def _open_controlling_tty(req, flags) -> int:
+    """/dev/tty means the target's terminal, not the supervisor's."""
+    number = target.tty_nr(req.tid)
+    if number == 0:
+        raise OSError(errno.ENXIO, "no controlling terminal")
+    major, minor = os.major(number), os.minor(number)
+    if 136 <= major <= 143:
+        node = f"/dev/pts/{(major - 136) * 256 + minor}"
+    else:
+        node = f"/dev/char/{major}:{minor}"
+    reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
+    with req.sup.as_target(req):
+        return os.open(node, reopen)
+
+
+def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):
+    parent, name, where = req.entry(dirfd, path, resolve=resolve)
+    if name.endswith(b"/"):
+        raise OSError(errno.EISDIR, "trailing slash on a file to create")
+    hops = 0
+    link = is_symlink_at(parent, name)
+    while link is not None:
+        # A dangling symlink: the kernel would create the file it points to.
+        if flags & os.O_NOFOLLOW:
+            raise OSError(errno.ELOOP, "symlink with O_NOFOLLOW")
+        if resolve & libc.RESOLVE_NO_SYMLINKS:
+            raise OSError(errno.ELOOP, "symlink with RESOLVE_NO_SYMLINKS")
+        if resolve & (libc.RESOLVE_BENEATH | libc.RESOLVE_IN_ROOT):
+            raise OSError(errno.EXDEV, "dangling symlink under RESOLVE_BENEATH")
+        hops += 1
+        if hops > MAX_SYMLINKS:
+            raise OSError(errno.ELOOP, "too many symlinks")
+        parent, name, where = req.entry(parent, link, resolve=resolve, ours=True)
+        link = is_symlink_at(parent, name)
+    req.check(where, op)
+    create_mode = (mode & 0o7777) & ~req.status.umask
+    try:
+        with req.sup.as_target(req):
+            fd = os.open(name, (flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY), create_mode, dir_fd=parent)
+    except OSError as err:
+        if err.errno == errno.ELOOP and not flags & os.O_NOFOLLOW:
+            return None  # a symlink appeared after we looked: resolve again
+        raise
+    return Fd(fd, cloexec)
+
+
+def h_open(req):
+    return do_open(req, libc.AT_FDCWD, req.path(0), req.args[1], req.args[2], 0, "open")
+
+
+def h_openat(req):
+    return do_open(req, req.dirfd(0), req.path(1), req.args[2], req.args[3], 0, "open")
+
+
+def h_creat(req):
+    flags = os.O_CREAT | os.O_WRONLY | os.O_TRUNC
+    return do_open(req, libc.AT_FDCWD, req.path(0), flags, req.args[1], 0, "open")
+
+
+def h_openat2(req):
+    size = req.args[3]
+    if size < 24:
+        raise OSError(errno.EINVAL, "open_how too small")
+    if size > 4096:
+        raise OSError(errno.E2BIG, "open_how too big")
+    raw = req.memory(req.args[2], size)
+    if any(raw[24:]):
+        raise OSError(errno.E2BIG, "unknown open_how fields")
+    flags, mode, resolve = struct.unpack_from("=QQQ", raw)
+    if flags >> 32 or resolve & ~libc.RESOLVE_ALL:
+        raise OSError(errno.EINVAL, "bad open_how")
+    if mode and not flags & (os.O_CREAT | 0o20000000):
+        raise OSError(errno.EINVAL, "mode without O_CREAT")
+    path = req.path(1)
+    return do_open(req, req.dirfd(0), path, flags, mode, resolve, "open")
+
+
+def h_file_setattr(req):
+    raise Denied(errno.EPERM, "(inode flags)", "changing inode flags is not emulated inside the sandbox", "file_setattr")
+
+
+def h_open_by_handle_at(req):
+    raise Denied(errno.EPERM, "(file handle)", "opening by file handle bypasses path checks", "open_by_handle_at")
+
+
+# -- directory entries ---------------------------------------------------------
+
+
+def _mkdir(req, dirfd, path, mode):
+    parent, name, where = req.entry(dirfd, path)
+    req.check(where, "mkdir")
+    with req.sup.as_target(req):
+        os.mkdir(name, (mode & 0o7777) & ~req.status.umask, dir_fd=parent)
+    return 0
+
+
+def h_mkdir(req):
+    return _mkdir(req, libc.AT_FDCWD, req.path(0), req.args[1])
+
+
+def h_mkdirat(req):
+    return _mkdir(req, req.dirfd(0), req.path(1), req.args[2])
+
+
+def _mknod(req, dirfd, path, mode, dev):
+    parent, name, where = req.entry(dirfd, path)
+    req.check(where, "mknod")
+    mode &= 0xFFFFFFFF
+    perms = (mode & 0o7777) & ~req.status.umask
+    with req.sup.as_target(req):
+        os.mknod(name.rstrip(b"/"), (mode & S_IFMT) | perms, dev & 0xFFFFFFFF, dir_fd=parent)
+    return 0
+
+
+def h_mknod(req):
+    return _mknod(req, libc.AT_FDCWD, req.path(0), req.args[1], req.args[2])
+
+
+def h_mknodat(req):
+    return _mknod(req, req.dirfd(0), req.path(1), req.args[2], req.args[3])
+
+
+def _remove(req, dirfd, path, directory):
+    parent, name, where = req.entry(dirfd, path)
+    req.check(where, "rmdir" if directory else "unlink")
+    with req.sup.as_target(req):
+        if directory:
+            os.rmdir(name, dir_fd=parent)
+        else:
+            os.unlink(name, dir_fd=parent)
+    return 0
+
+
+def h_unlink(req):
+    return _remove(req, libc.AT_FDCWD, req.path(0), False)
+
+
+def h_rmdir(req):
+    return _remove(req, libc.AT_FDCWD, req.path(0), True)
+
+
+def h_unlinkat(req):
+    flags = _int(req.args[2])
+    if flags & ~libc.AT_REMOVEDIR:
+        raise OSError(errno.EINVAL, "bad flags")
+    return _remove(req, req.dirfd(0), req.path(1), bool(flags & libc.AT_REMOVEDIR))
+
+
+def _rename(req, olddir, oldpath, newdir, newpath, flags):
+    old_parent, old_name, old_where = req.entry(olddir, oldpath)
+    new_parent, new_name, new_where = req.entry(newdir, newpath)
+    req.check(old_where, "rename")
+    req.check(new_where, "rename")
+    with req.sup.as_target(req):
+        libc.renameat2(old_parent, old_name, new_parent, new_name, flags)
+    return 0
+
+
+def h_rename(req):
+    return _rename(req, libc.AT_FDCWD, req.path(0), libc.AT_FDCWD, req.path(1), 0)
+
+
+def h_renameat(req):
+    return _rename(req, req.dirfd(0), req.path(1), req.dirfd(2), req.path(3), 0)
+
+
+def h_renameat2(req):
+    return _rename(req, req.dirfd(0), req.path(1), req.dirfd(2), req.path(3), req.args[4] & 0xFFFFFFFF)
+
+
+def _link(req, olddir, oldpath, newdir, newpath, flags):
+    if flags & ~(libc.AT_SYMLINK_FOLLOW | libc.AT_EMPTY_PATH):
+        raise OSError(errno.EINVAL, "bad flags")
+    new_parent, new_name, new_where = req.entry(newdir, newpath)
+    if flags & libc.AT_EMPTY_PATH and oldpath == b"" or flags & libc.AT_SYMLINK_FOLLOW:
+        pinned = req.pin(olddir, oldpath, follow=True, empty_ok=bool(flags & libc.AT_EMPTY_PATH))
+        where = location(pinned)
+        if not (is_deleted(where) and os.fstat(pinned).st_nlink == 0):
+            req.check(where, "link")  # an O_TMPFILE file has no old place to check
+        req.check(new_where, "link")
+        with req.sup.as_target(req):
+            libc.linkat(libc.AT_FDCWD, f"/proc/self/fd/{pinned}".encode(), new_parent, new_name, libc.AT_SYMLINK_FOLLOW)
+        return 0
+    old_parent, old_name, old_where = req.entry(olddir, oldpath)
+    req.check(old_where, "link")
+    req.check(new_where, "link")
+    with req.sup.as_target(req):
+        libc.linkat(old_parent, old_name, new_parent, new_name, 0)
+    return 0
+
+
+def h_link(req):
+    return _link(req, libc.AT_FDCWD, req.path(0), libc.AT_FDCWD, req.path(1), 0)
+
+
+def h_linkat(req):
+    return _link(req, req.dirfd(0), req.path(1), req.dirfd(2), req.path(3), _int(req.args[4]))
+
+
+def _symlink(req, text, newdir, newpath):
+    parent, name, where = req.entry(newdir, newpath)
+    req.check(where, "symlink")
+    with req.sup.as_target(req):
+        os.symlink(text, name, dir_fd=parent)
+    return 0
+
+
+def h_symlink(req):
+    return _symlink(req, req.path(0), libc.AT_FDCWD, req.path(1))
+
+
+def h_symlinkat(req):
+    return _symlink(req, req.path(0), req.dirfd(1), req.path(2))
+
+
+# -- metadata and contents of existing objects ---------------------------------
+
+
+def _object(req, dirfd, path, flags, *, allow_empty=True):
+    """Pin the object an *at call with AT_ flags names."""
+    follow = not flags & libc.AT_SYMLINK_NOFOLLOW
+    empty_ok = allow_empty and bool(flags & libc.AT_EMPTY_PATH)
+    return req.pin(dirfd, path, follow=follow, empty_ok=empty_ok)
+
+
+def _truncate(req, pinned, length):
+    req.check_fd(pinned, "truncate")
+    if length < 0:
+        raise OSError(errno.EINVAL, "negative length")
+    with req.sup.as_target(req):
+        os.truncate(f"/proc/self/fd/{pinned}", length)
+    return 0
+
+
+def h_truncate(req):
+    pinned = req.pin(libc.AT_FDCWD, req.path(0), follow=True)
+    return _truncate(req, pinned, ctypes.c_int64(req.args[1]).value)
+
+
+def _chmod(req, pinned, mode):
+    req.check_fd(pinned, "chmod", errno.EPERM, contents=False)
+    with req.sup.as_target(req):
+        try:
+            libc.fchmodat2(pinned, b"", mode & 0o7777, libc.AT_EMPTY_PATH)
+        except OSError as err:
+            if err.errno != errno.ENOSYS:
+                raise
+            if stat.S_ISLNK(os.fstat(pinned).st_mode):
+                raise OSError(errno.EOPNOTSUPP, "chmod of a symlink") from None
+            os.chmod(f"/proc/self/fd/{pinned}", mode & 0o7777)
+    return 0
+
+
+def h_chmod(req):
+    return _chmod(req, req.pin(libc.AT_FDCWD, req.path(0), follow=True), req.args[1])
+
+
+def h_fchmodat(req):
+    return _chmod(req, req.pin(req.dirfd(0), req.path(1), follow=True), req.args[2])
+
+
+def h_fchmodat2(req):
+    flags = _int(req.args[3])
+    if flags & ~(libc.AT_SYMLINK_NOFOLLOW | libc.AT_EMPTY_PATH):
+        raise OSError(errno.EINVAL, "bad flags")
+    path = req.optional_path(1) or b""
+    return _chmod(req, _object(req, req.dirfd(0), path, flags), req.args[2])
+
+
+def h_fchmod(req):
+    return _chmod(req, req.fd_object(req.dirfd(0)), req.args[1])
+
+
+def _chown(req, pinned, uid, gid):
+    req.check_fd(pinned, "chown", errno.EPERM, contents=False)
+    with req.sup.as_target(req):
+        libc.fchownat(pinned, b"", uid, gid, libc.AT_EMPTY_PATH)
+    return 0
+
+
+def h_chown(req):
+    return _chown(req, req.pin(libc.AT_FDCWD, req.path(0), follow=True), req.args[1], req.args[2])
+
+
+def h_lchown(req):
+    return _chown(req, req.pin(libc.AT_FDCWD, req.path(0), follow=False), req.args[1], req.args[2])
+
+
+def h_fchownat(req):
+    flags = _int(req.args[4])
+    if flags & ~(libc.AT_SYMLINK_NOFOLLOW | libc.AT_EMPTY_PATH):
+        raise OSError(errno.EINVAL, "bad flags")
+    return _chown(req, _object(req, req.dirfd(0), req.path(1), flags), req.args[2], req.args[3])
+
+
+def h_fchown(req):
+    return _chown(req, req.fd_object(req.dirfd(0)), req.args[1], req.args[2])
+
+
+def _utimens(req, pinned, times):
+    req.check_fd(pinned, "utimes", errno.EPERM, contents=False)
+    with req.sup.as_target(req):
+        libc.utimensat(pinned, b"", times, libc.AT_EMPTY_PATH)
+    return 0
+
+
+def _timespecs(pairs):
+    return (libc.Timespec * 2)(*(libc.Timespec(s, ns) for s, ns in pairs))
+
+
+def h_utimensat(req):
+    flags = _int(req.args[3])
+    if flags & ~(libc.AT_SYMLINK_NOFOLLOW | libc.AT_EMPTY_PATH):
+        raise OSError(errno.EINVAL, "bad flags")
+    times = None
+    if req.args[2]:
+        secs = struct.unpack("=qqqq", req.memory(req.args[2], 32))
+        times = _timespecs(((secs[0], secs[1]), (secs[2], secs[3])))
+    path = req.optional_path(1)
+    if path is None:
+        pinned = req.fd_object(req.dirfd(0))  # futimens(fd, times)
+    else:
+        pinned = _object(req, req.dirfd(0), path, flags)
+    return _utimens(req, pinned, times)
+
+
+def _timevals(req, addr):
+    if not addr:
+        return None
+    sec0, usec0, sec1, usec1 = struct.unpack("=qqqq", req.memory(addr, 32))
+    if not (0 <= usec0 < 1_000_000 and 0 <= usec1 < 1_000_000):
+        raise OSError(errno.EINVAL, "bad timeval")
+    return _timespecs(((sec0, usec0 * 1000), (sec1, usec1 * 1000)))
+
+
+def h_utimes(req):
+    times = _timevals(req, req.args[1])
+    return _utimens(req, req.pin(libc.AT_FDCWD, req.path(0), follow=True), times)
+
+
+def h_futimesat(req):
+    times = _timevals(req, req.args[2])
+    path = req.optional_path(1)
+    pinned = req.fd_object(req.dirfd(0)) if path is None else req.pin(req.dirfd(0), path, follow=True)
+    return _utimens(req, pinned, times)
+
+
+def h_utime(req):
+    times = None
+    if req.args[1]:
+        actime, modtime = struct.unpack("=qq", req.memory(req.args[1], 16))
+        times = _timespecs(((actime, 0), (modtime, 0)))
+    return _utimens(req, req.pin(libc.AT_FDCWD, req.path(0), follow=True), times)
+
+
+def _xattr_name(req, index):
+    name = target.read_cstring(req.tid, req.args[index], XATTR_NAME_MAX + 1)
+    req.validate()
+    if not name:
+        raise OSError(errno.ERANGE, "empty xattr name")
+    return name
+
+
+def _setxattr(req, pinned, name, value, flags, op):
+    req.check_fd(pinned, op, errno.EPERM, contents=False)
+    if stat.S_ISLNK(os.fstat(pinned).st_mode):
+        raise OSError(errno.EPERM, "xattr on a symlink")
+    with req.sup.as_target(req):
+        if value is None:
+            os.removexattr(f"/proc/self/fd/{pinned}", name)
+        else:
+            os.setxattr(f"/proc/self/fd/{pinned}", name, value, flags)
+    return 0
+
+
+def _xattr_value(req, addr, size):
+    if size > target.XATTR_SIZE_MAX:
+        raise OSError(errno.E2BIG, "xattr value too big")
+    return req.memory(addr, size) if size else b""
+
+
+def _set_common(req, pinned, name_index, value_index, size_index, flags_index, op):
+    name = _xattr_name(req, name_index)
+    value = _xattr_value(req, req.args[value_index], req.args[size_index])
+    return _setxattr(req, pinned, name, value, _int(req.args[flags_index]), op)
+
+
+def h_setxattr(req):
+    pinned = req.pin(libc.AT_FDCWD, req.path(0), follow=True)
+    return _set_common(req, pinned, 1, 2, 3, 4, "setxattr")
+
+
+def h_lsetxattr(req):
+    pinned = req.pin(libc.AT_FDCWD, req.path(0), follow=False)
+    return _set_common(req, pinned, 1, 2, 3, 4, "setxattr")
+
+
+def h_fsetxattr(req):
+    return _set_common(req, req.fd_object(req.dirfd(0)), 1, 2, 3, 4, "setxattr")
+
+
+def h_removexattr(req):
+    pinned = req.pin(libc.AT_FDCWD, req.path(0), follow=True)
+    return _setxattr(req, pinned, _xattr_name(req, 1), None, 0, "removexattr")
+
+
+def h_lremovexattr(req):
+    pinned = req.pin(libc.AT_FDCWD, req.path(0), follow=False)
+    return _setxattr(req, pinned, _xattr_name(req, 1), None, 0, "removexattr")
+
+
+def h_fremovexattr(req):
+    return _setxattr(req, req.fd_object(req.dirfd(0)), _xattr_name(req, 1), None, 0, "removexattr")
+
+
+def h_setxattrat(req):
+    flags = _int(req.args[2])
+    path = req.optional_path(1) or b""
+    pinned = _object(req, req.dirfd(0), path, flags)
+    if req.args[5] < 16:
+        raise OSError(errno.EINVAL, "xattr_args too small")
+    value_addr, size, xflags = struct.unpack("=QII", req.memory(req.args[4], 16))
+    name = _xattr_name(req, 3)
+    return _setxattr(req, pinned, name, _xattr_value(req, value_addr, size), xflags, "setxattr")
+
+
+def h_removexattrat(req):
+    flags = _int(req.args[2])
+    path = req.optional_path(1) or b""
+    pinned = _object(req, req.dirfd(0), path, flags)
+    return _setxattr(req, pinned, _xattr_name(req, 3), None, 0, "removexattr")
+
+
+# -- other processes -----------------------------------------------------------
+
+
+def _descendant(req, pid, op):
+    if pid <= 0:
+        raise OSError(errno.ESRCH, "no such process")
+    decision = policy.decide_trace(req.tgid, target.ancestry(pid))
+    if not decision.allow:
+        raise Denied(errno.EPERM, f"pid {pid} ({target.comm(pid)})", decision.reason, op)
+    return CONTINUE
+
+
+def h_ptrace(req):
+    if req.args[0] == PTRACE_TRACEME:
+        return CONTINUE
+    return _descendant(req, _int(req.args[1]), "ptrace")
+
+
+def h_process_vm_writev(req):
+    return _descendant(req, _int(req.args[0]), "process_vm_writev")
+
+
+def h_pidfd_getfd(req):
+    return _descendant(req, target.pidfd_target(req.tid, _int(req.args[0])), "pidfd_getfd")
+
+
+def handlers() -> dict[int, object]:
+    """Syscall number -> handler, for the syscalls this kernel knows."""
+    from .seccomp import syscall_number
+
+    table = {}
+    for name, func in globals().items():
+        if name.startswith("h_"):
+            number = syscall_number(name[2:])
+            if number is not None:
+                table[number] = func
+    return table

@@ -1,0 +1,168 @@
+"""Resolve a target's path the way the kernel would, and pin what it names.
+
+The supervisor never re-reads a path and never lets the kernel resolve it
+again for the target. It resolves relative to the target's own cwd, dirfd or
+/proc entries, with RESOLVE_NO_MAGICLINKS, and keeps an O_PATH fd on the
+result; the decision is made on where that fd really is
+(/proc/self/fd/N as the kernel names it) and the call is then made on the fd.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import re
+
+from . import libc
+
+O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+MAX_SYMLINKS = 40
+
+_MAGIC = re.compile(
+    rb"^/(?:proc/(?P<who>self|thread-self|\d+)(?:/task/(?P<task>\d+))?"
+    rb"/(?:(?P<fdkind>fd)/(?P<fd>\d+)|(?P<dir>cwd|root))"
+    rb"|dev/(?:fd/(?P<devfd>\d+)|(?P<std>stdin|stdout|stderr)))(?P<rest>/.*)?$"
+)
+_STD = {b"stdin": 0, b"stdout": 1, b"stderr": 2}
+
+
+class Context:
+    """One request's view of the target; owns the fds opened for it."""
+
+    def __init__(self, tid: int, tgid: int):
+        self.tid = tid
+        self.tgid = tgid
+        self._fds: list[int] = []
+
+    def keep(self, fd: int) -> int:
+        self._fds.append(fd)
+        return fd
+
+    def close(self) -> None:
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
+    # -- the target's anchors -------------------------------------------------
+
+    def cwd_fd(self) -> int:
+        return self.keep(os.open(f"/proc/{self.tid}/cwd", O_PATH_DIR))
+
+    def fd_object(self, fd: int) -> int:
+        """An O_PATH fd on the object behind the target's fd number."""
+        if fd < 0 or fd > 0x7FFFFFFF:
+            raise OSError(errno.EBADF, "bad fd")
+        try:
+            return self.keep(os.open(f"/proc/{self.tid}/fd/{fd}", os.O_PATH | os.O_CLOEXEC))
+        except FileNotFoundError:
+            raise OSError(errno.EBADF, "bad fd") from None
+
+    def base(self, dirfd: int, path: bytes, ours: bool = False) -> tuple[int, bytes]:
+        """The fd to resolve path from, and the path relative to it.
+
+        /proc/self, /dev/fd and /dev/std* name the target's objects, not
+        ours: they are pinned here from the target's /proc entries.
+        """
+        if path.startswith((b"/proc/", b"/dev/")):
+            magic = _MAGIC.match(path)
+            if magic is not None and self._is_own(magic.group("who")):
+                rest = (magic.group("rest") or b"").lstrip(b"/")
+                anchor = self._magic_anchor(magic)
+                return anchor, rest
+            if path.startswith(b"/proc/self/") or path == b"/proc/self":
+                return libc.AT_FDCWD, b"/proc/%d" % self.tgid + path[len(b"/proc/self") :]
+            if path.startswith(b"/proc/thread-self"):
+                return libc.AT_FDCWD, b"/proc/%d/task/%d" % (self.tgid, self.tid) + path[len(b"/proc/thread-self") :]
+        if path.startswith(b"/"):
+            return libc.AT_FDCWD, path
+        if ours:
+            return dirfd, path  # dirfd is the supervisor's own pinned fd
+        if dirfd == libc.AT_FDCWD:
+            return self.cwd_fd(), path
+        return self.fd_object(dirfd), path
+
+    def _is_own(self, who: bytes | None) -> bool:
+        if who is None or who in (b"self", b"thread-self"):
+            return True
+        return int(who) in (self.tgid, self.tid)
+
+    def _magic_anchor(self, magic: "re.Match[bytes]") -> int:
+        tid = int(magic.group("task")) if magic.group("task") else self.tid
+        if magic.group("dir"):
+            which = magic.group("dir").decode()
+            return self.keep(os.open(f"/proc/{tid}/{which}", O_PATH_DIR))
+        if magic.group("std"):
+            number = _STD[magic.group("std")]
+        else:
+            number = int(magic.group("fd") or magic.group("devfd"))
+        return self.fd_object(number)
+
+    # -- resolution -----------------------------------------------------------
+
+    def pin(self, dirfd: int, path: bytes, *, follow: bool, resolve: int = 0, empty_ok: bool = False) -> int:
+        """An O_PATH fd on the existing object path names."""
+        if path == b"" and not empty_ok:
+            raise OSError(errno.ENOENT, "empty path")
+        base, rest = self.base(dirfd, path) if path else (self.fd_object(dirfd), b"")
+        if rest == b"":
+            if base == libc.AT_FDCWD:
+                raise OSError(errno.ENOENT, "empty path")
+            return base
+        flags = os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+        return self.keep(libc.openat2(base, rest, flags, 0, resolve | libc.RESOLVE_NO_MAGICLINKS))
+
+    def entry(self, dirfd: int, path: bytes, *, resolve: int = 0, ours: bool = False) -> tuple[int, bytes, str]:
+        """The pinned parent directory of path's last component, that name,
+        and the location of the entry. The last component is not followed."""
+        if path == b"":
+            raise OSError(errno.ENOENT, "empty path")
+        base, rest = self.base(dirfd, path, ours)
+        if rest == b"":
+            # A magic link names an object, not a directory entry.
+            raise OSError(errno.EEXIST if base != libc.AT_FDCWD else errno.ENOENT, "not an entry")
+        stripped = rest.rstrip(b"/")
+        if stripped == b"":
+            return self.keep(os.open("/", O_PATH_DIR)), b".", "/"
+        head, _, name = stripped.rpartition(b"/")
+        if stripped.startswith(b"/") and head == b"":
+            head = b"/"
+        parent = self.keep(libc.openat2(base, head or b".", O_PATH_DIR, 0, resolve | libc.RESOLVE_NO_MAGICLINKS))
+        if rest.endswith(b"/"):
+            name += b"/"
+        return parent, name, join(location(parent), name)
+
+
+def location(fd: int) -> str:
+    """Where the kernel says the pinned object lives."""
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+def join(parent: str, name: bytes) -> str:
+    text = os.fsdecode(name).rstrip("/") or "."
+    if text in (".", ".."):
+        return posixpath.normpath(posixpath.join(parent, text))
+    return parent.rstrip("/") + "/" + text
+
+
+def is_symlink_at(parent: int, name: bytes) -> bytes | None:
+    """The target of name in parent when it is a symlink, else None."""
+    try:
+        return os.readlink(name.rstrip(b"/"), dir_fd=parent)
+    except OSError as err:
+        if err.errno in (errno.EINVAL, errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise
+
+
+def is_anonymous(where: str) -> bool:
+    """Pipes, sockets and anon inodes: objects with no place in the tree."""
+    return not where.startswith("/")
+
+
+def is_deleted(where: str) -> bool:
+    return where.endswith(" (deleted)")
+

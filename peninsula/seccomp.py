@@ -1,0 +1,241 @@
+"""The seccomp user-notify filter and the raw notify ioctls.
+
+The filter is built with pyseccomp (which exports good BPF), then loaded with
+a raw seccomp() call so we can ask for WAIT_KILLABLE_RECV. The notify ioctls
+are driven directly: pyseccomp's helpers only work in the process that
+loaded the filter, and libseccomp 2.5.4 turns every ioctl error into
+ECANCELED.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import tempfile
+
+from . import libc
+
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
+
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101
+SECCOMP_IOCTL_NOTIF_ID_VALID = 0x40082102
+SECCOMP_IOCTL_NOTIF_ADDFD = 0x40182103
+SECCOMP_IOCTL_NOTIF_SET_FLAGS = 0x40082104
+
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
+SECCOMP_ADDFD_FLAG_SETFD = 1
+SECCOMP_ADDFD_FLAG_SEND = 2
+SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1
+
+TIOCSTI = 0x5412
+TIOCLINUX = 0x541C
+
+O_ACCMODE_WRITE_BITS = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC)
+
+# Path-based mutators: always sent to the supervisor.
+PATH_MUTATORS = (
+    "creat", "openat2",
+    "mkdir", "mkdirat", "mknod", "mknodat",
+    "unlink", "unlinkat", "rmdir",
+    "rename", "renameat", "renameat2",
+    "link", "linkat", "symlink", "symlinkat",
+    "truncate",
+    "chmod", "fchmodat", "fchmodat2",
+    "chown", "lchown", "fchownat",
+    "utime", "utimes", "utimensat", "futimesat",
+    "setxattr", "lsetxattr", "removexattr", "lremovexattr",
+    "setxattrat", "removexattrat", "file_setattr",
+)
+# Metadata changes through an fd: Landlock cannot see them, and the fd may
+# have been opened read-only on a file outside the sandbox.
+FD_MUTATORS = ("fchmod", "fchown", "fsetxattr", "fremovexattr")
+# Reaching into another process.
+PROCESS_ACCESS = ("ptrace", "process_vm_writev", "pidfd_getfd")
+# Opens whose flags argument decides: (syscall, index of the flags argument).
+FLAGGED_OPENS = (("open", 1), ("openat", 2), ("open_by_handle_at", 2))
+# Refused outright inside the sandbox, with the errno the caller sees.
+REFUSED = (
+    ("io_uring_setup", errno.ENOSYS),  # its ring would bypass this filter
+    ("io_uring_enter", errno.ENOSYS),
+    ("io_uring_register", errno.ENOSYS),
+    ("userfaultfd", errno.ENOSYS),  # could stall the supervisor's memory reads
+    ("chroot", errno.EPERM),  # paths must mean the same to us and the target
+    ("setns", errno.EPERM),
+)
+# Extra traps the shell sandbox needs to see the shell change directory.
+CHDIR_TRAPS = ("chdir", "fchdir")
+
+
+# Syscalls newer than the libseccomp we may find (2.5.4 knows none of
+# these): their x86_64 numbers.
+NEWER_SYSCALLS = {"fchmodat2": 452, "setxattrat": 463, "removexattrat": 466, "file_setattr": 469}
+
+
+def syscall_number(name: str) -> int | None:
+    """The x86_64 number of a syscall, or None when nobody knows it."""
+    import pyseccomp as sc
+
+    number = sc.resolve_syscall(sc.system_arch(), name)
+    if number >= 0:
+        return number
+    return NEWER_SYSCALLS.get(name)
+
+
+def build_filter_bpf(trap_chdir: bool = False) -> bytes:
+    """Return the exported BPF program (struct sock_filter array) as bytes."""
+    import pyseccomp as sc
+
+    flt = sc.SyscallFilter(sc.ALLOW)
+    # A foreign-architecture syscall (int 0x80 from a 64-bit process) would
+    # dodge every rule below: kill it.
+    flt.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
+    flt.set_attr(sc.Attr.CTL_NNP, 0)  # the launcher sets no_new_privs itself
+    for name in PATH_MUTATORS + FD_MUTATORS + PROCESS_ACCESS:
+        _add(flt, sc.NOTIFY, name)
+    for name, index in FLAGGED_OPENS:
+        for bit in O_ACCMODE_WRITE_BITS:
+            _add(flt, sc.NOTIFY, name, sc.Arg(index, sc.MASKED_EQ, bit, bit))
+    for request in (TIOCSTI, TIOCLINUX):
+        # The kernel compares only the low 32 bits of an ioctl request.
+        _add(flt, sc.ERRNO(errno.EPERM), "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+    for name, err in REFUSED:
+        _add(flt, sc.ERRNO(err), name)
+    if trap_chdir:
+        for name in CHDIR_TRAPS:
+            _add(flt, sc.NOTIFY, name)
+    with tempfile.TemporaryFile() as out:
+        flt.export_bpf(out)
+        out.seek(0)
+        return out.read()
+
+
+def _add(flt, action, name, *args) -> None:
+    number = syscall_number(name)
+    if number is None:
+        raise ValueError(f"unknown syscall {name}")
+    flt.add_rule(action, number, *args)
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class FilterProgram:
+    """A BPF program kept in memory so loading it allocates nothing new."""
+
+    def __init__(self, bpf: bytes):
+        self._buf = ctypes.create_string_buffer(bpf, len(bpf))
+        self.prog = SockFprog(len(bpf) // 8, ctypes.addressof(self._buf))
+
+    def load(self, killable: bool = True) -> int:
+        """Install the filter on the calling thread; returns the listener fd."""
+        flags = SECCOMP_FILTER_FLAG_NEW_LISTENER
+        if killable:
+            flags |= SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+        return libc.seccomp(SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(self.prog))
+
+
+class SeccompData(ctypes.Structure):
+    _fields_ = [
+        ("nr", ctypes.c_int),
+        ("arch", ctypes.c_uint32),
+        ("instruction_pointer", ctypes.c_uint64),
+        ("args", ctypes.c_uint64 * 6),
+    ]
+
+
+class Notif(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint64), ("pid", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("data", SeccompData)]
+
+
+class NotifResp(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint64), ("val", ctypes.c_int64), ("error", ctypes.c_int32), ("flags", ctypes.c_uint32)]
+
+
+class NotifAddfd(ctypes.Structure):
+    _fields_ = [
+        ("id", ctypes.c_uint64),
+        ("flags", ctypes.c_uint32),
+        ("srcfd", ctypes.c_uint32),
+        ("newfd", ctypes.c_uint32),
+        ("newfd_flags", ctypes.c_uint32),
+    ]
+
+
+class Listener:
+    """The supervisor's end of a filter: receive requests, answer them."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._notif = Notif()
+        self._notif_addr = ctypes.addressof(self._notif)
+        self._notif_size = ctypes.sizeof(self._notif)
+        self._resp = NotifResp()
+        self._resp_addr = ctypes.addressof(self._resp)
+        self._addfd = NotifAddfd()
+        self._addfd_addr = ctypes.addressof(self._addfd)
+        self._id = ctypes.c_uint64()
+        self._id_addr = ctypes.addressof(self._id)
+
+    def set_sync_wakeup(self) -> bool:
+        flag = ctypes.c_uint64(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
+        try:
+            libc.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, ctypes.addressof(flag))
+            return True
+        except OSError:
+            return False
+
+    def recv(self) -> Notif | None:
+        """The next request, or None when it vanished before we got it."""
+        ctypes.memset(self._notif_addr, 0, self._notif_size)
+        try:
+            libc.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_RECV, self._notif_addr)
+        except OSError as err:
+            if err.errno in (errno.ENOENT, errno.EINTR, errno.EAGAIN):
+                return None
+            raise
+        return self._notif
+
+    def id_valid(self, req_id: int) -> bool:
+        self._id.value = req_id
+        try:
+            libc.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_ID_VALID, self._id_addr)
+            return True
+        except OSError:
+            return False
+
+    def _send(self, req_id: int, val: int, error: int, flags: int) -> None:
+        resp = self._resp
+        resp.id, resp.val, resp.error, resp.flags = req_id, val, error, flags
+        try:
+            libc.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_SEND, self._resp_addr)
+        except OSError as err:
+            # ENOENT: the target died or was interrupted; nothing to answer.
+            if err.errno not in (errno.ENOENT, errno.EINPROGRESS):
+                raise
+
+    def reply(self, req_id: int, val: int) -> None:
+        self._send(req_id, val, 0, 0)
+
+    def fail(self, req_id: int, err: int) -> None:
+        self._send(req_id, 0, -err, 0)
+
+    def allow_continue(self, req_id: int) -> None:
+        self._send(req_id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+
+    def reply_fd(self, req_id: int, srcfd: int, cloexec: bool) -> None:
+        """Install srcfd in the target and make it the syscall's result."""
+        add = self._addfd
+        add.id, add.flags, add.srcfd, add.newfd = req_id, SECCOMP_ADDFD_FLAG_SEND, srcfd, 0
+        add.newfd_flags = os.O_CLOEXEC if cloexec else 0
+        try:
+            libc.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd_addr)
+        except OSError as err:
+            if err.errno in (errno.ENOENT, errno.EINPROGRESS):
+                return
+            # EMFILE and friends: the target could not take the fd; tell it.
+            self.fail(req_id, err.errno)

@@ -1,0 +1,221 @@
+"""The supervisor: answers every trapped syscall until the sandbox is empty.
+
+It serves until the listener reports POLLHUP (no process left under the
+filter), not until the first child exits. No request may crash it: every
+failure becomes an errno for the one request that caused it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import select
+import sys
+import threading
+import time
+import traceback
+
+from . import emulate, libc, target
+from .seccomp import Listener
+
+NOTICE_BURST = 10  # lines shown at once before rate limiting
+NOTICE_PER_SECOND = 2.0
+
+
+class DenialNotices:
+    """One line per (process, path) on the terminal, rate-limited, and one
+    JSON line per denial in the log."""
+
+    def __init__(self, stream, log_fd: int | None, quiet: bool, hint_flag: str = "--write"):
+        self.stream = stream
+        self.log_fd = log_fd
+        self.quiet = quiet
+        self.hint_flag = hint_flag
+        self.seen: set[tuple[int, str]] = set()
+        self.tokens = float(NOTICE_BURST)
+        self.last = time.monotonic()
+        self.suppressed = 0
+        self.count = 0
+        self.first: list[dict] = []
+
+    def record(self, tid: int, tgid: int, denied: emulate.Denied) -> None:
+        self.count += 1
+        name = target.comm(tgid)
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "pid": tgid,
+            "tid": tid,
+            "comm": name,
+            "op": denied.op,
+            "path": denied.path,
+            "reason": denied.reason,
+            "errno": errno.errorcode.get(denied.errno, str(denied.errno)),
+        }
+        if len(self.first) < 20:
+            self.first.append(entry)
+        if self.log_fd is not None:
+            line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
+            with contextlib.suppress(OSError):
+                os.write(self.log_fd, line.encode("utf-8", "surrogateescape"))
+        key = (tgid, denied.path)
+        if self.quiet or key in self.seen:
+            return
+        self.seen.add(key)
+        now = time.monotonic()
+        self.tokens = min(NOTICE_BURST, self.tokens + (now - self.last) * NOTICE_PER_SECOND)
+        self.last = now
+        if self.tokens < 1:
+            self.suppressed += 1
+            return
+        self.tokens -= 1
+        self._say(self._line(name, tgid, denied))
+
+    def _line(self, name: str, pid: int, denied: emulate.Denied) -> str:
+        hint = ""
+        if denied.path.startswith("/") and "outside" in denied.reason:
+            hint = f"; allow with {self.hint_flag} {denied.path}"
+        return f"peninsula: denied {denied.op} of {denied.path} by {name} (pid {pid}): {denied.reason}{hint}"
+
+    def _say(self, line: str) -> None:
+        if self.suppressed:
+            line = f"peninsula: ({self.suppressed} more denials not shown; see the log)\n" + line
+            self.suppressed = 0
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.suppressed and not self.quiet:
+            self._say(f"peninsula: {self.suppressed} more denials not shown; see the log")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+NR_SETFSUID, NR_SETFSGID, NR_SETGROUPS = 122, 123, 116
+
+
+def _raw(nr: int, *args) -> int:
+    return _libc.syscall(nr, *args)
+
+
+class Supervisor:
+    def __init__(self, listener_fd: int, policy, notices: DenialNotices, verbose: bool = False):
+        self.listener = Listener(listener_fd)
+        self.policy = policy
+        self.notices = notices
+        self.verbose = verbose
+        self.handlers = emulate.handlers()
+        self.requests = 0
+        self.errors = 0
+        self.uid, self.gid = os.getuid(), os.getgid()
+        self.groups = tuple(sorted(os.getgroups()))
+        os.umask(0)  # the target's umask is applied by hand
+
+    @contextlib.contextmanager
+    def as_target(self, req: emulate.Request):
+        """Run an emulated call with the target's file-system identity.
+
+        setfsuid/setfsgid/setgroups are made as raw syscalls, which change
+        only the calling thread (glibc would broadcast them).
+        """
+        st = req.status
+        if (st.fsuid, st.fsgid, st.groups) == (self.uid, self.gid, self.groups):
+            yield
+            return
+        if self.uid != 0:
+            raise OSError(errno.EPERM, "target runs as another user")
+        groups = (ctypes.c_uint * max(1, len(st.groups)))(*st.groups)
+        _raw(NR_SETGROUPS, len(st.groups), groups)
+        _raw(NR_SETFSGID, st.fsgid)
+        _raw(NR_SETFSUID, st.fsuid)
+        try:
+            yield
+        finally:
+            _raw(NR_SETFSUID, self.uid)
+            _raw(NR_SETFSGID, self.gid)
+            mine = (ctypes.c_uint * max(1, len(self.groups)))(*self.groups)
+            _raw(NR_SETGROUPS, len(self.groups), mine)
+
+    def serve(self) -> None:
+        fd = self.listener.fd
+        self.listener.set_sync_wakeup()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            for _, mask in events:
+                if mask & select.POLLIN:
+                    self.handle_one()
+                elif mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                    self.notices.finish()
+                    return
+
+    def handle_one(self) -> None:
+        notif = self.listener.recv()
+        if notif is None:
+            return
+        self.requests += 1
+        req_id = notif.id
+        handler = self.handlers.get(notif.data.nr)
+        if handler is None:
+            self.listener.fail(req_id, errno.ENOSYS)
+            return
+        req = None
+        try:
+            req = emulate.Request(self, notif)
+            answer = handler(req)
+            self._answer(req, answer)
+        except emulate.Vanished:
+            pass
+        except emulate.Denied as denied:
+            self.listener.fail(req_id, denied.errno)
+            self.notices.record(notif.pid, req.tgid if req else notif.pid, denied)
+        except OSError as err:
+            self.listener.fail(req_id, err.errno or errno.EIO)
+        except Exception:  # a bug must cost one request, not the sandbox
+            self.errors += 1
+            if self.verbose:
+                traceback.print_exc()
+            self.listener.fail(req_id, errno.EPERM)
+        finally:
+            if req is not None:
+                req.close()
+
+    def _answer(self, req: emulate.Request, answer) -> None:
+        if answer is emulate.CONTINUE:
+            self.listener.allow_continue(req.id)
+        elif isinstance(answer, emulate.Fd):
+            try:
+                self.listener.reply_fd(req.id, answer.fd, answer.cloexec)
+            finally:
+                os.close(answer.fd)
+        elif isinstance(answer, tuple) and answer[0] == "blocking-open":
+            self._open_in_thread(req, *answer[1:])
+        else:
+            self.listener.reply(req.id, int(answer))
+
+    def _open_in_thread(self, req, source: str, flags: int, cloexec: bool) -> None:
+        """Opening a FIFO waits for the other end: do it off the main loop."""
+        fd = os.open(source, os.O_PATH | os.O_CLOEXEC)  # outlives req.close()
+        # A listener of its own: the main loop's request buffers are not shared.
+        req_id, listener = req.id, Listener(self.listener.fd)
+
+        def work():
+            try:
+                opened = os.open(f"/proc/self/fd/{fd}", flags)
+            except OSError as err:
+                listener.fail(req_id, err.errno)
+                return
+            finally:
+                os.close(fd)
+            try:
+                listener.reply_fd(req_id, opened, cloexec)
+            finally:
+                os.close(opened)
+
+        threading.Thread(target=work, daemon=True).start()

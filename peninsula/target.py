@@ -1,0 +1,144 @@
+"""Facts about a trapped process, read by the supervisor itself.
+
+Memory is read with process_vm_readv, page by page so an unterminated string
+at the end of a mapping is an error, not a crash. /proc facts are read fresh
+for each request: pids are reused and credentials change.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+from . import libc
+
+PATH_MAX = 4096
+PAGE = 4096
+XATTR_SIZE_MAX = 65536
+
+_buf = ctypes.create_string_buffer(XATTR_SIZE_MAX)
+_local = libc.IoVec(ctypes.addressof(_buf), 0)
+_remote = libc.IoVec(0, 0)
+
+
+def read_bytes(pid: int, addr: int, size: int) -> bytes:
+    """Exactly size bytes of the target's memory, else OSError(EFAULT)."""
+    if size == 0:
+        return b""
+    if addr == 0 or size > XATTR_SIZE_MAX:
+        raise OSError(errno.EFAULT if addr == 0 else errno.E2BIG, "bad buffer")
+    _local.iov_len = size
+    _remote.iov_base, _remote.iov_len = addr, size
+    try:
+        got = libc.process_vm_readv(pid, _local, _remote)
+    except OSError as err:
+        raise OSError(errno.EFAULT if err.errno in (errno.EFAULT, errno.EIO) else err.errno, "cannot read target memory") from None
+    if got != size:
+        raise OSError(errno.EFAULT, "short read of target memory")
+    return _buf.raw[:size]
+
+
+def read_cstring(pid: int, addr: int, limit: int = PATH_MAX) -> bytes:
+    """A NUL-terminated string of at most limit bytes (NUL included).
+
+    Reads up to each page end, so an unmapped next page only matters when
+    the string really runs into it.
+    """
+    if addr == 0:
+        raise OSError(errno.EFAULT, "NULL path")
+    out = b""
+    while len(out) < limit:
+        chunk = min(PAGE - (addr % PAGE), limit - len(out))
+        _local.iov_len = chunk
+        _remote.iov_base, _remote.iov_len = addr, chunk
+        try:
+            got = libc.process_vm_readv(pid, _local, _remote)
+        except OSError as err:
+            raise OSError(errno.EFAULT if err.errno in (errno.EFAULT, errno.EIO) else err.errno, "cannot read path") from None
+        if got <= 0:
+            raise OSError(errno.EFAULT, "cannot read path")
+        data = _buf.raw[:got]
+        nul = data.find(b"\0")
+        if nul >= 0:
+            return out + data[:nul]
+        out += data
+        addr += got
+    raise OSError(errno.ENAMETOOLONG, "path too long")
+
+
+class Status:
+    """The parts of /proc/TID/status a decision needs."""
+
+    __slots__ = ("tgid", "ppid", "umask", "fsuid", "fsgid", "groups")
+
+    def __init__(self, tid: int):
+        try:
+            with open(f"/proc/{tid}/status", "rb") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            raise OSError(errno.ESRCH, "process vanished") from None
+        fields = {}
+        for line in text.split(b"\n"):
+            key, _, value = line.partition(b":")
+            fields[key] = value.strip()
+        self.tgid = int(fields[b"Tgid"])
+        self.ppid = int(fields[b"PPid"])
+        self.umask = int(fields.get(b"Umask", b"0022"), 8)
+        self.fsuid = int(fields[b"Uid"].split()[3])
+        self.fsgid = int(fields[b"Gid"].split()[3])
+        self.groups = tuple(sorted(int(g) for g in fields.get(b"Groups", b"").split()))
+
+
+def parent_of(pid: int) -> int:
+    """The parent pid from /proc/PID/stat (0 when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return 0
+    # comm may hold spaces and parentheses: fields follow the last ')'.
+    return int(stat[stat.rindex(b")") + 2 :].split()[1])
+
+
+def ancestry(pid: int, limit: int = 4096) -> list[int]:
+    """Parent chain of pid, nearest first, ending at 1 or 0."""
+    chain = []
+    while pid > 1 and len(chain) < limit:
+        pid = parent_of(pid)
+        chain.append(pid)
+    return chain
+
+
+def start_time(pid: int) -> int:
+    """Start time in clock ticks since boot (/proc/PID/stat field 22)."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        stat = handle.read()
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+
+
+def tty_nr(tid: int) -> int:
+    """The controlling terminal's device number (field 7), 0 when none."""
+    with open(f"/proc/{tid}/stat", "rb") as handle:
+        stat = handle.read()
+    return int(stat[stat.rindex(b")") + 2 :].split()[4])
+
+
+def comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as handle:
+            return handle.read().strip().decode("utf-8", "replace")
+    except OSError:
+        return "?"
+
+
+def pidfd_target(tid: int, pidfd: int) -> int:
+    """The pid a target's pidfd refers to (-1 when that process is gone)."""
+    try:
+        with open(f"/proc/{tid}/fdinfo/{pidfd}", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    raise OSError(errno.EBADF, "not a pidfd")
