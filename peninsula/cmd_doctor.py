@@ -52,7 +52,12 @@ def probe_user_notify() -> tuple[bool, str]:
     return False, f"seccomp user-notify: not available ({os.strerror(number) if number else 'unknown error'})"
 
 
-def main() -> int:
+def register(sub) -> None:
+    doctor = sub.add_parser("doctor", help="say what this kernel lets peninsula enforce")
+    doctor.set_defaults(handler=main)
+
+
+def main(args=None) -> int:
     ok = True
     lines = []
     abi = baseline.abi_version()
