@@ -58,6 +58,8 @@ class Request(Context):
         self.args = tuple(notif.data.args)
         tid = notif.pid
         self._status: target.Status | None = None
+        self._depth = 0
+        self._switched = False
         super().__init__(tid, tid)
         self.tgid = self.status.tgid
 
@@ -66,6 +68,13 @@ class Request(Context):
         if self._status is None:
             self._status = target.Status(self.tid)
         return self._status
+
+    def as_target(self):
+        """Act with the target's file-system identity (fsuid, fsgid, groups)
+        for everything done for this request, path resolution included: a
+        root supervisor must not search, read or create where the target
+        could not. Re-entrant: only the outermost use switches."""
+        return _Identity(self)
 
     def validate(self) -> None:
         if not self.sup.listener.id_valid(self.id):
@@ -111,6 +120,66 @@ class Request(Context):
         return ctypes.c_int(self.args[index] & 0xFFFFFFFF).value
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+NR_SETGROUPS, NR_SETFSUID, NR_SETFSGID = 116, 122, 123
+
+
+def _set_identity(uid: int, gid: int, groups: tuple[int, ...]) -> None:
+    """Raw syscalls: they change only the calling thread (glibc's wrappers
+    would change every thread of the supervisor)."""
+    array = (ctypes.c_uint * max(1, len(groups)))(*groups)
+    if _libc.syscall(NR_SETGROUPS, len(groups), array) != 0:
+        raise OSError(ctypes.get_errno(), "setgroups failed")
+    _libc.syscall(NR_SETFSGID, gid)
+    _libc.syscall(NR_SETFSUID, uid)
+    # setfsuid/setfsgid report the previous value, never an error: check.
+    if _libc.syscall(NR_SETFSUID, -1 & 0xFFFFFFFF) != uid or _libc.syscall(NR_SETFSGID, -1 & 0xFFFFFFFF) != gid:
+        raise OSError(errno.EPERM, "cannot take the target's identity")
+
+
+_MINE: tuple | None = None
+
+
+def _mine() -> tuple:
+    """The supervisor's own identity (fixed for its life)."""
+    global _MINE
+    if _MINE is None:
+        _MINE = (os.geteuid(), os.getegid(), tuple(sorted(os.getgroups())))
+    return _MINE
+
+
+class _Identity:
+    __slots__ = ("req",)
+
+    def __init__(self, req: "Request"):
+        self.req = req
+
+    def __enter__(self):
+        req = self.req
+        if req._depth == 0:
+            st, mine = req.status, _mine()
+            wanted = (st.fsuid, st.fsgid, st.groups)
+            if wanted != mine:
+                if mine[0] != 0:
+                    raise OSError(errno.EPERM, "target runs as another user")
+                try:
+                    _set_identity(*wanted)
+                except OSError:
+                    _set_identity(*mine)
+                    raise
+                req._switched = True
+        req._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        req = self.req
+        req._depth -= 1
+        if req._depth == 0 and req._switched:
+            req._switched = False
+            _set_identity(*_mine())
+        return False
+
+
 def _int(value: int) -> int:
     return ctypes.c_int(value & 0xFFFFFFFF).value
 
@@ -125,7 +194,7 @@ def do_open(req: Request, dirfd: int, path: bytes, flags: int, mode: int, resolv
     cloexec = bool(flags & os.O_CLOEXEC)
     for _ in range(8):
         try:
-            return _open_existing(req, dirfd, path, flags, resolve, op, cloexec)
+            return _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec)
         except FileNotFoundError:
             if not flags & os.O_CREAT:
                 raise
@@ -146,7 +215,7 @@ def _open_plain(req, dirfd, path, flags, mode, resolve):
     return Fd(fd, bool(flags & os.O_CLOEXEC))
 
 
-def _open_existing(req, dirfd, path, flags, resolve, op, cloexec):
+def _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec):
     exclusive = flags & os.O_CREAT and flags & os.O_EXCL
     follow = not (flags & os.O_NOFOLLOW or exclusive)
     pinned = req.pin(dirfd, path, follow=follow, resolve=resolve)
@@ -155,19 +224,32 @@ def _open_existing(req, dirfd, path, flags, resolve, op, cloexec):
         raise OSError(errno.EEXIST, "exists")
     if stat.S_ISLNK(info.st_mode):
         raise OSError(errno.ELOOP, "symlink with O_NOFOLLOW")
+    source = f"/proc/self/fd/{pinned}"
     if (flags & O_TMPFILE) == O_TMPFILE:
         if not stat.S_ISDIR(info.st_mode):
             raise OSError(errno.ENOTDIR, "not a directory")
         req.check(location(pinned) + "/", op)
-    else:
+        # O_EXCL stays: it makes the file impossible to link in later.
+        reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_NOFOLLOW)
+        create_mode = (mode & 0o7777) & ~req.status.umask
+        with req.as_target():
+            return Fd(os.open(source, reopen, create_mode), cloexec)
+    if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
         req.check_fd(pinned, op)
+    # else O_RDONLY|O_CREAT of an existing object: a read, like any other
     if stat.S_ISCHR(info.st_mode) and info.st_rdev == os.makedev(5, 0):
         return Fd(_open_controlling_tty(req, flags), cloexec)
     reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
-    source = f"/proc/self/fd/{pinned}"
     if stat.S_ISFIFO(info.st_mode) and not flags & os.O_NONBLOCK:
+        # The open waits for the other end, so the supervisor finishes it in
+        # a thread of its own (with its own identity): check here, as the
+        # target, that the target may open the FIFO this way.
+        want = {os.O_RDONLY: os.R_OK, os.O_WRONLY: os.W_OK}.get(flags & os.O_ACCMODE, os.R_OK | os.W_OK)
+        with req.as_target():
+            if not os.access(source, want, effective_ids=True):
+                raise OSError(errno.EACCES, "FIFO not accessible")
         return ("blocking-open", source, reopen, cloexec)
-    with req.sup.as_target(req):
+    with req.as_target():
         return Fd(os.open(source, reopen), cloexec)
 
 
@@ -182,7 +264,7 @@ def _open_controlling_tty(req, flags) -> int:
     else:
         node = f"/dev/char/{major}:{minor}"
     reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
-    with req.sup.as_target(req):
+    with req.as_target():
         return os.open(node, reopen)
 
 
@@ -208,7 +290,7 @@ def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):
     req.check(where, op)
     create_mode = (mode & 0o7777) & ~req.status.umask
     try:
-        with req.sup.as_target(req):
+        with req.as_target():
             fd = os.open(name, (flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY), create_mode, dir_fd=parent)
     except OSError as err:
         if err.errno == errno.ELOOP and not flags & os.O_NOFOLLOW:
@@ -262,7 +344,7 @@ def h_open_by_handle_at(req):
 def _mkdir(req, dirfd, path, mode):
     parent, name, where = req.entry(dirfd, path)
     req.check(where, "mkdir")
-    with req.sup.as_target(req):
+    with req.as_target():
         os.mkdir(name, (mode & 0o7777) & ~req.status.umask, dir_fd=parent)
     return 0
 
@@ -280,7 +362,7 @@ def _mknod(req, dirfd, path, mode, dev):
     req.check(where, "mknod")
     mode &= 0xFFFFFFFF
     perms = (mode & 0o7777) & ~req.status.umask
-    with req.sup.as_target(req):
+    with req.as_target():
         os.mknod(name.rstrip(b"/"), (mode & S_IFMT) | perms, dev & 0xFFFFFFFF, dir_fd=parent)
     return 0
 
@@ -296,7 +378,7 @@ def h_mknodat(req):
 def _remove(req, dirfd, path, directory):
     parent, name, where = req.entry(dirfd, path)
     req.check(where, "rmdir" if directory else "unlink")
-    with req.sup.as_target(req):
+    with req.as_target():
         if directory:
             os.rmdir(name, dir_fd=parent)
         else:
@@ -324,7 +406,7 @@ def _rename(req, olddir, oldpath, newdir, newpath, flags):
     new_parent, new_name, new_where = req.entry(newdir, newpath)
     req.check(old_where, "rename")
     req.check(new_where, "rename")
-    with req.sup.as_target(req):
+    with req.as_target():
         libc.renameat2(old_parent, old_name, new_parent, new_name, flags)
     return 0
 
@@ -351,13 +433,13 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
         if not (is_deleted(where) and os.fstat(pinned).st_nlink == 0):
             req.check(where, "link")  # an O_TMPFILE file has no old place to check
         req.check(new_where, "link")
-        with req.sup.as_target(req):
+        with req.as_target():
             libc.linkat(libc.AT_FDCWD, f"/proc/self/fd/{pinned}".encode(), new_parent, new_name, libc.AT_SYMLINK_FOLLOW)
         return 0
     old_parent, old_name, old_where = req.entry(olddir, oldpath)
     req.check(old_where, "link")
     req.check(new_where, "link")
-    with req.sup.as_target(req):
+    with req.as_target():
         libc.linkat(old_parent, old_name, new_parent, new_name, 0)
     return 0
 
@@ -373,7 +455,7 @@ def h_linkat(req):
 def _symlink(req, text, newdir, newpath):
     parent, name, where = req.entry(newdir, newpath)
     req.check(where, "symlink")
-    with req.sup.as_target(req):
+    with req.as_target():
         os.symlink(text, name, dir_fd=parent)
     return 0
 
@@ -400,7 +482,7 @@ def _truncate(req, pinned, length):
     req.check_fd(pinned, "truncate")
     if length < 0:
         raise OSError(errno.EINVAL, "negative length")
-    with req.sup.as_target(req):
+    with req.as_target():
         os.truncate(f"/proc/self/fd/{pinned}", length)
     return 0
 
@@ -412,7 +494,7 @@ def h_truncate(req):
 
 def _chmod(req, pinned, mode):
     req.check_fd(pinned, "chmod", errno.EPERM, contents=False)
-    with req.sup.as_target(req):
+    with req.as_target():
         try:
             libc.fchmodat2(pinned, b"", mode & 0o7777, libc.AT_EMPTY_PATH)
         except OSError as err:
@@ -446,7 +528,7 @@ def h_fchmod(req):
 
 def _chown(req, pinned, uid, gid):
     req.check_fd(pinned, "chown", errno.EPERM, contents=False)
-    with req.sup.as_target(req):
+    with req.as_target():
         libc.fchownat(pinned, b"", uid, gid, libc.AT_EMPTY_PATH)
     return 0
 
@@ -472,7 +554,7 @@ def h_fchown(req):
 
 def _utimens(req, pinned, times):
     req.check_fd(pinned, "utimes", errno.EPERM, contents=False)
-    with req.sup.as_target(req):
+    with req.as_target():
         libc.utimensat(pinned, b"", times, libc.AT_EMPTY_PATH)
     return 0
 
@@ -538,7 +620,7 @@ def _setxattr(req, pinned, name, value, flags, op):
     req.check_fd(pinned, op, errno.EPERM, contents=False)
     if stat.S_ISLNK(os.fstat(pinned).st_mode):
         raise OSError(errno.EPERM, "xattr on a symlink")
-    with req.sup.as_target(req):
+    with req.as_target():
         if value is None:
             os.removexattr(f"/proc/self/fd/{pinned}", name)
         else:
@@ -639,5 +721,16 @@ def handlers() -> dict[int, object]:
         if name.startswith("h_"):
             number = syscall_number(name[2:])
             if number is not None:
-                table[number] = func
+                table[number] = _acting(func)
     return table
+
+
+def _acting(func):
+    """Run a handler, resolution included, with the target's identity."""
+
+    def run(req):
+        with req.as_target():
+            return func(req)
+
+    run.__name__ = run.__qualname__ = func.__name__
+    return run

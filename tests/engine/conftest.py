@@ -1,0 +1,242 @@
+"""Helpers for the engine tests: a project and an outside directory per
+identity, confined Python probes, and small C helpers compiled at test time.
+
+A probe is a Python script run with the system interpreter under
+`peninsula run`. It records one result per attempted operation ("OK" or
+the errno name) and prints them as one JSON line, so one sandbox run can
+try many syscalls and the test asserts on the whole table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+BIN_CACHE = Path("/var/lib/peninsula-tests/bin")
+
+# x86_64 syscall numbers, so every probe calls the syscall it names.
+NR = dict(
+    open=2, creat=85, mkdir=83, mknod=133, unlink=87, rmdir=84, rename=82, link=86,
+    symlink=88, truncate=76, chmod=90, fchmod=91, chown=92, fchown=93, lchown=94,
+    utime=132, utimes=235, futimesat=261, openat=257, mkdirat=258, mknodat=259,
+    fchownat=260, unlinkat=263, renameat=264, linkat=265, symlinkat=266, fchmodat=268,
+    utimensat=280, renameat2=316, openat2=437, fchmodat2=452, setxattr=188,
+    lsetxattr=189, fsetxattr=190, removexattr=197, lremovexattr=198, fremovexattr=199,
+    setxattrat=463, removexattrat=466, io_uring_setup=425, ptrace=101, kill=62,
+)
+
+PRELUDE = r'''
+import ctypes, errno, json, os, stat, struct, sys
+NR = %(nr)r
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+RESULTS = {}
+AT_FDCWD = -100
+
+def _arg(a):
+    if isinstance(a, str):
+        a = os.fsencode(a)
+    if isinstance(a, bytes):
+        return ctypes.c_char_p(a)
+    if isinstance(a, int):
+        return ctypes.c_long(a)
+    return a
+
+def sc(name, *args):
+    """The raw syscall; OSError on failure, like the os module."""
+    ctypes.set_errno(0)
+    r = _libc.syscall(ctypes.c_long(NR[name]), *[_arg(a) for a in args])
+    if r == -1:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r
+
+def attempt(name, fn, *args):
+    try:
+        value = fn(*args)
+        if isinstance(value, int) and fn is sc and args and args[0] in ("open", "openat", "creat", "openat2"):
+            os.close(value)
+        RESULTS[name] = "OK"
+    except OSError as e:
+        RESULTS[name] = errno.errorcode.get(e.errno, str(e.errno))
+    return RESULTS[name]
+
+def how(flags, mode=0, resolve=0):
+    return ctypes.create_string_buffer(struct.pack("=QQQ", flags, mode, resolve), 24)
+
+def done(**extra):
+    RESULTS.update(extra)
+    sys.stdout.flush()
+    print("RESULT " + json.dumps(RESULTS), flush=True)
+''' % {"nr": NR}
+
+
+@dataclass
+class Box:
+    """One identity's project and outside directory, and ways to run code
+    confined to the project."""
+
+    who: object
+    project: Path
+    outside: Path
+    log: Path
+    counter: int = 0
+
+    @property
+    def base(self) -> Path:
+        return self.who.base
+
+    def script(self, body: str, name: str | None = None) -> Path:
+        self.counter += 1
+        path = self.base / (name or f"probe{self.counter}.py")
+        path.write_text(PRELUDE + "\n" + body)
+        os.chmod(path, 0o644)
+        return path
+
+    def run(self, *argv, cwd=None, options=(), env=None, timeout=120) -> subprocess.CompletedProcess:
+        """`peninsula run` of argv with the project as the project."""
+        return self.who.peninsula(
+            "run", "--project", self.project, "--log", self.log, *options, "--", *argv,
+            cwd=cwd or self.project, env=env, timeout=timeout,
+        )
+
+    def probe(self, body: str, *args, cwd=None, options=(), env=None, timeout=120, confined=True) -> dict:
+        """Run a probe script (confined unless told) and return its results."""
+        path = self.script(body)
+        argv = [SYSTEM_PYTHON, path, *[str(a) for a in args]]
+        if confined:
+            proc = self.run(*argv, cwd=cwd, options=options, env=env, timeout=timeout)
+        else:
+            proc = self.who.run(argv, cwd=cwd or self.project, env=env, timeout=timeout)
+        return parse(proc)
+
+    def own(self, path: Path) -> Path:
+        os.chown(path, self.who.uid, self.who.gid, follow_symlinks=False)
+        return path
+
+    def file(self, path: Path, data: bytes | str = b"", mode: int = 0o644) -> Path:
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.chmod(path, mode)
+        return self.own(path)
+
+    def dir(self, path: Path, mode: int = 0o755) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, mode)
+        return self.own(path)
+
+
+def parse(proc: subprocess.CompletedProcess) -> dict:
+    for line in reversed(proc.stdout.decode("utf-8", "replace").splitlines()):
+        if line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT "):])
+            result["_proc"] = proc
+            return result
+    raise AssertionError(f"probe printed no result: rc={proc.returncode}\nstdout={proc.stdout[-3000:]!r}\nstderr={proc.stderr[-3000:]!r}")
+
+
+@pytest.fixture
+def box(who) -> Box:
+    project = who.mkdir(who.base / "proj")
+    outside = who.mkdir(who.base / "outside")
+    return Box(who, project, outside, who.base / "denials.jsonl")
+
+
+def listing(path: Path) -> list[str]:
+    """Every name beneath path, for before/after comparisons."""
+    out = []
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            out.append(os.path.relpath(os.path.join(root, name), path))
+    return sorted(out)
+
+
+def snapshot(path: Path) -> dict:
+    """Names, modes, owners, sizes, times and contents beneath path."""
+    out = {}
+    for rel in [""] + listing(path):
+        p = path / rel if rel else path
+        st = os.lstat(p)
+        entry = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_nlink)
+        if stat.S_ISREG(st.st_mode):
+            entry += (p.read_bytes(),)
+        elif stat.S_ISLNK(st.st_mode):
+            entry += (os.readlink(p),)
+        try:
+            entry += (tuple(sorted((n, os.getxattr(p, n, follow_symlinks=False)) for n in os.listxattr(p, follow_symlinks=False))),)
+        except OSError:
+            pass
+        out[rel] = entry
+    return out
+
+
+import stat  # noqa: E402  (used by snapshot)
+
+
+def compile_c(source: str, name: str, flags: tuple[str, ...] = ()) -> Path:
+    """Compile a C helper once per source text into a world-readable cache."""
+    BIN_CACHE.mkdir(parents=True, exist_ok=True)
+    os.chmod(BIN_CACHE.parent, 0o755)
+    os.chmod(BIN_CACHE, 0o755)
+    digest = hashlib.sha256((source + repr(flags)).encode()).hexdigest()[:16]
+    out = BIN_CACHE / f"{name}-{digest}"
+    if not out.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / f"{name}.c"
+            src.write_text(source)
+            built = Path(tmp) / name
+            subprocess.run(["gcc", "-O1", "-Wall", "-o", built, src, *flags], check=True, capture_output=True)
+            os.chmod(built, 0o755)
+            shutil.move(built, out)
+    return out
+
+
+@dataclass
+class Pair:
+    project: Path
+    outside: Path
+
+
+def twin(box: Box, setup) -> tuple[Pair, Pair]:
+    """Two identical project/outside pairs: one for the confined run, one
+    for the same probe run without peninsula (the control)."""
+    confined = Pair(box.project, box.outside)
+    control = Pair(box.dir(box.base / "ctl-proj"), box.dir(box.base / "ctl-outside"))
+    for pair in (confined, control):
+        setup(box, pair.project, pair.outside)
+    return confined, control
+
+
+def compare(confined: dict, control: dict, denied_errno: str = "EACCES") -> None:
+    """Keys starting with out_ must work without peninsula and be refused
+    with denied_errno under it; every other key must behave the same."""
+    problems = []
+    for key in control:
+        if key.startswith(("_", "x_")):
+            continue
+        if key.startswith("out_"):
+            if control[key] != "OK" or confined.get(key) != denied_errno:
+                problems.append(f"{key}: control={control[key]} confined={confined.get(key)} (want OK/{denied_errno})")
+        elif confined.get(key) != control[key]:
+            problems.append(f"{key}: control={control[key]} confined={confined.get(key)}")
+    assert not problems, "\n".join(problems) + "\nstderr: " + confined["_proc"].stderr.decode(errors="replace")[-2000:]
+
+
+def run_twin(box: Box, body: str, setup, denied_errno: str = "EACCES", **kw):
+    """Set up twins, run body both ways (argv: project outside), compare.
+    Returns (confined results, control results, confined pair, control pair)."""
+    conf_pair, ctl_pair = twin(box, setup)
+    before = snapshot(conf_pair.outside)
+    control = box.probe(body, ctl_pair.project, ctl_pair.outside, cwd=ctl_pair.project, confined=False, **kw)
+    confined = box.probe(body, conf_pair.project, conf_pair.outside, cwd=conf_pair.project, **kw)
+    compare(confined, control, denied_errno)
+    assert snapshot(conf_pair.outside) == before, "something outside the project changed"
+    return confined, control, conf_pair, ctl_pair
