@@ -31,6 +31,20 @@ PROTECTED_IN_HOME = (
 )
 
 
+# Home-relative files that confined processes may write: each is written on
+# every run of a common tool, and none is run or sourced later.
+ALLOWED_IN_HOME = (
+    # shell history, written by the shell itself (at exit inside a project
+    # too): losing it is data loss
+    ".bash_history", ".zsh_history", ".histfile",
+    # REPL and pager histories
+    ".python_history", ".node_repl_history", ".lesshst", ".sqlite_history",
+    ".psql_history", ".mysql_history", ".irb_history",
+    # editor state: viminfo and neovim's swap/undo/shada
+    ".viminfo", ".local/state/nvim",
+)
+
+
 def home() -> str:
     return os.path.realpath(os.path.expanduser("~"))
 
@@ -55,6 +69,11 @@ def temp_roots() -> tuple[str, ...]:
     if runtime:
         roots.append(runtime)
     return tuple(roots)
+
+
+def allowed_in_home() -> tuple[str, ...]:
+    base = home()
+    return tuple(os.path.join(base, rel) for rel in ALLOWED_IN_HOME)
 
 
 def protected_paths() -> tuple[str, ...]:

@@ -103,6 +103,8 @@ def _raw(nr: int, *args) -> int:
 class Supervisor:
     def __init__(self, listener_fd: int, policy, notices: DenialNotices, verbose: bool = False):
         self.listener = Listener(listener_fd)
+        # The policy the current request is judged by (emulate.Request.check
+        # reads it); for `peninsula run` it never changes.
         self.policy = policy
         self.notices = notices
         self.verbose = verbose
@@ -168,13 +170,14 @@ class Supervisor:
         req = None
         try:
             req = emulate.Request(self, notif)
-            answer = handler(req)
+            answer = self.dispatch(req, handler)
             self._answer(req, answer)
         except emulate.Vanished:
             pass
         except emulate.Denied as denied:
-            self.listener.fail(req_id, denied.errno)
+            # Record first: the target is still blocked, so its name is readable.
             self.notices.record(notif.pid, req.tgid if req else notif.pid, denied)
+            self.listener.fail(req_id, denied.errno)
         except OSError as err:
             self.listener.fail(req_id, err.errno or errno.EIO)
         except Exception:  # a bug must cost one request, not the sandbox
@@ -185,6 +188,10 @@ class Supervisor:
         finally:
             if req is not None:
                 req.close()
+
+    def dispatch(self, req: emulate.Request, handler):
+        """Judge the request's process, then run the handler under its policy."""
+        return handler(req)
 
     def _answer(self, req: emulate.Request, answer) -> None:
         if answer is emulate.CONTINUE:

@@ -1,0 +1,107 @@
+"""`peninsula shell`, `peninsula hook SHELL` and `peninsula prompt`."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from importlib import resources
+
+from .cli import fail
+
+HOOK_FILES = {"bash": "peninsula.bash", "zsh": "peninsula.zsh", "fish": "peninsula.fish", "direnv": "direnvrc"}
+
+
+def register(sub) -> None:
+    shell = sub.add_parser(
+        "shell",
+        help="start your shell under the supervisor (the hooks do this for you)",
+        description="Start an interactive shell whose commands are confined to the project they "
+        "are started in. With no command, starts $SHELL -i.",
+    )
+    shell.add_argument("--hook", metavar="SHELL", help=argparse_suppress())
+    shell.add_argument("--verbose", "-v", action="store_true", help="print supervisor diagnostics")
+    shell.add_argument("argv", nargs="*", metavar="-- SHELL [ARGS...]")
+    shell.set_defaults(handler=cmd_shell)
+
+    hook = sub.add_parser(
+        "hook",
+        help="print the shell hook to eval in your rc file",
+        description='Print the hook for SHELL. bash: eval "$(peninsula hook bash)" in ~/.bashrc; '
+        'zsh: eval "$(peninsula hook zsh)" in ~/.zshrc; fish: peninsula hook fish | source in '
+        "config.fish; direnv: peninsula hook direnv > ~/.config/direnv/lib/peninsula.sh. "
+        "Put the line after direnv's own hook. PENINSULA_DISABLE=1 leaves a shell unsupervised.",
+    )
+    hook.add_argument("shell", choices=sorted(HOOK_FILES))
+    hook.set_defaults(handler=cmd_hook)
+
+    prompt = sub.add_parser(
+        "prompt",
+        help="print the prompt marker, e.g. [peninsula: myproj] (for starship and friends)",
+        description="Print the session's state for a prompt. The hooks also set $PENINSULA_PROMPT "
+        "without forking; use that in PS1 where you can.",
+    )
+    prompt.add_argument("--format", default="[peninsula: {name}] ", help="format with {name} and {root} (default: %(default)r)")
+    prompt.set_defaults(handler=cmd_prompt)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def peninsula_command() -> str:
+    """How the hooks should call us: the installed script, else this Python."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(script) == "peninsula" and os.access(script, os.X_OK):
+        return shlex.quote(script)
+    return f"{shlex.quote(sys.executable)} -m peninsula"
+
+
+def hook_text(shell: str) -> str:
+    text = resources.files("peninsula").joinpath("hooks", HOOK_FILES[shell]).read_text()
+    return text.replace("@PENINSULA@", peninsula_command())
+
+
+def cmd_hook(args) -> int:
+    sys.stdout.write(hook_text(args.shell))
+    return 0
+
+
+def cmd_shell(args) -> int:
+    from .session import SessionError, start_shell
+
+    argv = args.argv or [os.environ.get("SHELL") or "/bin/sh", "-i"]
+    try:
+        return start_shell(argv, verbose=args.verbose)
+    except SessionError as err:
+        if args.hook:
+            # Called from a hook with `exec`: failing here would close the
+            # terminal. Say why, loudly, and start the shell unsupervised.
+            sys.stderr.write(f"peninsula: cannot supervise this shell: {err}\n"
+                             "peninsula: starting it UNSUPERVISED (PENINSULA_DISABLE is set)\n")
+            os.environ["PENINSULA_DISABLE"] = str(err)[:200]
+            os.execvp(argv[0], argv)
+        return fail(str(err))
+
+
+def cmd_prompt(args) -> int:
+    from .session import ENV_SESSION_DIR
+
+    if os.environ.get("PENINSULA_DISABLE") and not os.environ.get("PENINSULA_SESSION"):
+        print("[peninsula: OFF] ", end="")
+        return 0
+    session_dir = os.environ.get(ENV_SESSION_DIR)
+    if not session_dir:
+        return 0
+    try:
+        with open(os.path.join(session_dir, "state")) as handle:
+            line = handle.readline().rstrip("\n")
+    except OSError:
+        return 0
+    if not line:
+        return 0
+    name, _, root = line.partition("\t")
+    print(args.format.format(name=name, root=root or name), end="")
+    return 0

@@ -1,0 +1,85 @@
+"""`peninsula status` and `peninsula check PATH`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from .cli import fail
+
+
+def register(sub) -> None:
+    status = sub.add_parser("status", help="say what is confined in this session and what is allowed",
+                            description="Ask this session's supervisor how it judges commands started from here.")
+    status.add_argument("--json", action="store_true", help="print the supervisor's answer as JSON")
+    status.set_defaults(handler=cmd_status)
+    check = sub.add_parser("check", help="say whether a write to PATH would pass, and why",
+                           description="Judge a write to PATH the way the supervisor would for a command started here.")
+    check.add_argument("path")
+    check.add_argument("--json", action="store_true", help="print the answer as JSON")
+    check.set_defaults(handler=cmd_check)
+
+
+def cmd_status(args) -> int:
+    from .session import ENV_SESSION, ask
+
+    if not os.environ.get(ENV_SESSION):
+        print("not in a peninsula session (start one with `peninsula shell` or the shell hook)")
+        return 1
+    reply = ask({"op": "status"})
+    if reply is None:
+        return fail("cannot reach this session's supervisor; it may have died (writes then fail with ENOSYS)")
+    if args.json:
+        print(json.dumps(reply, indent=2))
+        return 0
+    print(f"session {reply['session']} (shell pid {reply['shell_pid']}): shell is {reply['shell_state']}")
+    print(f"commands started here now: {reply['caller_state']}")
+    if reply["writable"] is not None:
+        print("writable:")
+        for root in reply["writable"]:
+            print(f"  {root}")
+        print("protected (denied even beneath a writable root):")
+        for pattern in reply["protected"]:
+            print(f"  {pattern}")
+    return 0
+
+
+def resolve_for_check(path: str) -> str:
+    """Where a write to path would land: symlinks followed, as the kernel would."""
+    absolute = os.path.abspath(path)
+    return os.path.realpath(absolute)
+
+
+def cmd_check(args) -> int:
+    from .session import ENV_SESSION, ask
+
+    where = resolve_for_check(args.path)
+    if os.environ.get(ENV_SESSION):
+        reply = ask({"op": "check", "path": where})
+        if reply is None:
+            return fail("cannot reach this session's supervisor")
+        source = "this session's supervisor"
+    else:
+        reply = offline_check(where)
+        source = "no session: judged as a shell started in this directory would"
+    if args.json:
+        print(json.dumps({"path": where, **reply, "source": source}))
+    else:
+        verdict = "allowed" if reply["allow"] else "DENIED"
+        print(f"{where}: {verdict}: {reply['reason']} ({source})")
+    return 0 if reply["allow"] else 1
+
+
+def offline_check(where: str) -> dict:
+    from . import policy
+    from .project import find_project, project_policy
+    from .userconfig import load_user_config
+
+    conf = load_user_config()
+    project = find_project(os.path.realpath(os.getcwd()), conf)
+    if project is None:
+        return {"allow": True, "reason": "not inside a project: commands here are not confined"}
+    pol, _ = project_policy(project, conf)
+    decision = policy.decide_write(pol, where)
+    return {"allow": decision.allow, "reason": f"{decision.reason} (project {project.root})"}

@@ -1,0 +1,32 @@
+# peninsula hook for fish. In ~/.config/fish/config.fish, after direnv's hook:
+#   peninsula hook fish | source
+# See the bash hook for how the prompt ping works; it forks nothing.
+if status is-interactive
+    if not set -q PENINSULA_SESSION
+        if set -q PENINSULA_DISABLE
+            echo "peninsula: not supervising this shell (PENINSULA_DISABLE=$PENINSULA_DISABLE)" >&2
+        else if status is-login
+            exec @PENINSULA@ shell --hook fish -- (status fish-path) -l -i
+        else
+            exec @PENINSULA@ shell --hook fish -- (status fish-path) -i
+        end
+    else if test "$PENINSULA_SHELL_PID" = "$fish_pid"
+        function __peninsula_prompt --on-event fish_prompt
+            true >/dev/null/.peninsula-prompt
+            set -l line ''
+            if test -r $PENINSULA_SESSION_DIR/state
+                read -l got <$PENINSULA_SESSION_DIR/state; and set line $got
+            end
+            switch "$line"
+                case ''
+                    set -g PENINSULA_PROMPT ''
+                case strict
+                    set -g PENINSULA_PROMPT '[peninsula: strict] '
+                case '*'
+                    set -g PENINSULA_PROMPT "[peninsula: "(string split -m1 \t -- $line)[1]"] "
+            end
+        end
+    else
+        echo "peninsula: this shell runs inside session $PENINSULA_SESSION already (started by pid $PENINSULA_SHELL_PID); it is judged by that session" >&2
+    end
+end

@@ -1,0 +1,178 @@
+"""What a project is, whether its config is trusted, and its policy.
+
+Every fact here is read by the supervisor itself from the file system
+(never taken from the shell's environment): direnv's allow records, the
+markers, peninsula's trust records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+from . import defaults, policy
+from .config import ConfigError, Options, parse_options
+from .userconfig import UserConfig
+
+PROJECT_CONFIGS = (".peninsula.toml", ".devenv/peninsula.toml")
+
+
+@dataclass(frozen=True)
+class Project:
+    root: str
+    reason: str  # how it was recognised, for `peninsula status`
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.root) or self.root
+
+
+def data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(defaults.home(), ".local", "share")
+    return base
+
+
+def _content_hash(path: str, content: bytes) -> str:
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape") + b"\n" + content).hexdigest()
+
+
+def direnv_allowed(envrc: str) -> bool:
+    """True when direnv's own allow record for this exact .envrc exists."""
+    try:
+        with open(envrc, "rb") as handle:
+            content = handle.read()
+    except OSError:
+        return False
+    digest = _content_hash(envrc, content)
+    return os.path.isfile(os.path.join(data_dir(), "direnv", "allow", digest))
+
+
+def find_project(cwd: str, conf: UserConfig) -> Project | None:
+    """The innermost project containing cwd (an absolute, real path)."""
+    roots = {os.path.realpath(r) for r in conf.roots}
+    directory = cwd
+    while True:
+        if directory in roots:
+            return Project(directory, "listed in the user config")
+        for marker in conf.markers:
+            if os.path.isfile(os.path.join(directory, marker)):
+                return Project(directory, f"holds {marker}")
+        envrc = os.path.join(directory, ".envrc")
+        if os.path.isfile(envrc) and direnv_allowed(envrc):
+            if conf.direnv:
+                return Project(directory, "direnv allowed its .envrc")
+            if _uses_peninsula(envrc):
+                return Project(directory, "its .envrc says `use peninsula`")
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def _uses_peninsula(envrc: str) -> bool:
+    try:
+        with open(envrc, encoding="utf-8", errors="replace") as handle:
+            return any(line.split() == ["use", "peninsula"] for line in handle)
+    except OSError:
+        return False
+
+
+# -- trust ----------------------------------------------------------------------
+
+
+def trust_dir() -> str:
+    return os.path.join(data_dir(), "peninsula", "trust")
+
+
+def is_trusted(path: str, content: bytes) -> bool:
+    return os.path.isfile(os.path.join(trust_dir(), _content_hash(path, content)))
+
+
+def record_trust(path: str) -> str:
+    """Trust the current content of a project config file; returns the record."""
+    with open(path, "rb") as handle:
+        content = handle.read()
+    os.makedirs(trust_dir(), mode=0o700, exist_ok=True)
+    record = os.path.join(trust_dir(), _content_hash(path, content))
+    with open(record, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(path + "\n")
+    return record
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    path: str
+    options: Options
+    trusted: bool
+
+
+def project_configs(root: str) -> tuple[list[ProjectConfig], list[str]]:
+    """The project's config files, and the errors met reading them."""
+    found, errors = [], []
+    for rel in PROJECT_CONFIGS:
+        path = os.path.join(root, rel)
+        try:
+            with open(path, "rb") as handle:
+                content = handle.read()
+        except OSError:
+            continue
+        real = os.path.realpath(path)
+        try:
+            options = parse_options(content.decode("utf-8"), path)
+        except UnicodeDecodeError:
+            errors.append(f"{path}: not valid UTF-8")
+            continue
+        except ConfigError as err:
+            errors.append(str(err))
+            continue
+        found.append(ProjectConfig(path, options, is_trusted(real, content)))
+    return found, errors
+
+
+def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> tuple[policy.Policy, list[str]]:
+    """The policy for processes confined to project, and notices for the user.
+
+    An untrusted project config contributes only what tightens: its
+    protections apply, its allowances wait for `peninsula trust`.
+    """
+    root = project.root
+    writable = [root, *conf.write, *defaults.temp_roots(), *defaults.allowed_in_home()]
+    protected = [
+        *defaults.protected_paths(),
+        *conf.protect,
+        os.path.join(root, ".git", "hooks", "*"),  # hooks run later, outside
+        "!" + os.path.join(root, ".git", "hooks", "*.sample"),
+        *extra_protected,
+    ]
+    hardlinked = conf.hardlinked_writes
+    configs, notices = project_configs(root)
+    for item in configs:
+        protected.extend(item.options.protect)
+        if item.trusted:
+            writable.extend(item.options.write)
+            hardlinked = hardlinked or item.options.hardlinked_writes
+        elif item.options.write or item.options.hardlinked_writes:
+            notices.append(
+                f"{item.path} is not trusted: its allowances are ignored "
+                f"(run `peninsula trust {root}` from outside the project to apply them)"
+            )
+    from .sandbox import _canonical
+
+    pol = policy.Policy(
+        writable=tuple(dict.fromkeys(_canonical(p) for p in writable)),
+        protected=tuple(_canonical(p) for p in protected),
+        hardlinked_writes=hardlinked,
+    )
+    return pol, notices
+
+
+def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> policy.Policy:
+    """Only the temp dirs: for processes whose line cannot be traced."""
+    from .sandbox import _canonical
+
+    protected = [*defaults.protected_paths(), *conf.protect, *extra_protected]
+    return policy.Policy(
+        writable=tuple(_canonical(p) for p in defaults.temp_roots() + defaults.allowed_in_home()),
+        protected=tuple(_canonical(p) for p in protected),
+    )
