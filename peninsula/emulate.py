@@ -363,7 +363,7 @@ def _mknod(req, dirfd, path, mode, dev):
     mode &= 0xFFFFFFFF
     perms = (mode & 0o7777) & ~req.status.umask
     with req.as_target():
-        os.mknod(name.rstrip(b"/"), (mode & S_IFMT) | perms, dev & 0xFFFFFFFF, dir_fd=parent)
+        os.mknod(name, (mode & S_IFMT) | perms, dev & 0xFFFFFFFF, dir_fd=parent)
     return 0
 
 
