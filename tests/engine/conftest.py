@@ -165,7 +165,7 @@ def snapshot(path: Path) -> dict:
     for rel in [""] + listing(path):
         p = path / rel if rel else path
         st = os.lstat(p)
-        entry = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_nlink)
+        entry = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns)
         if stat.S_ISREG(st.st_mode):
             entry += (p.read_bytes(),)
         elif stat.S_ISLNK(st.st_mode):
