@@ -104,8 +104,10 @@ class Request(Context):
             raise Denied(err, where, decision.reason, op)
 
     def check_fd(self, fd: int, op: str, err: int = errno.EACCES, *, contents: bool = True) -> str:
-        """Check the object behind a pinned fd; writes to its contents also
-        reach every other name of a hard-linked file."""
+        """Check the object behind a pinned fd. A regular file's contents and
+        its metadata (mode, owner, times, xattrs) are shared by all its hard
+        links, and the other names may be outside: refused unless the policy
+        allows hard-linked writes."""
         where = location(fd)
         self.check(where, op, err)
         if contents and not is_anonymous(where):
@@ -493,7 +495,7 @@ def h_truncate(req):
 
 
 def _chmod(req, pinned, mode):
-    req.check_fd(pinned, "chmod", errno.EPERM, contents=False)
+    req.check_fd(pinned, "chmod", errno.EPERM)
     with req.as_target():
         try:
             libc.fchmodat2(pinned, b"", mode & 0o7777, libc.AT_EMPTY_PATH)
@@ -527,7 +529,7 @@ def h_fchmod(req):
 
 
 def _chown(req, pinned, uid, gid):
-    req.check_fd(pinned, "chown", errno.EPERM, contents=False)
+    req.check_fd(pinned, "chown", errno.EPERM)
     with req.as_target():
         libc.fchownat(pinned, b"", uid, gid, libc.AT_EMPTY_PATH)
     return 0
@@ -553,7 +555,7 @@ def h_fchown(req):
 
 
 def _utimens(req, pinned, times):
-    req.check_fd(pinned, "utimes", errno.EPERM, contents=False)
+    req.check_fd(pinned, "utimes", errno.EPERM)
     with req.as_target():
         libc.utimensat(pinned, b"", times, libc.AT_EMPTY_PATH)
     return 0
@@ -609,7 +611,12 @@ def h_utime(req):
 
 
 def _xattr_name(req, index):
-    name = target.read_cstring(req.tid, req.args[index], XATTR_NAME_MAX + 1)
+    try:
+        name = target.read_cstring(req.tid, req.args[index], XATTR_NAME_MAX + 1)
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            raise OSError(errno.ERANGE, "xattr name too long") from None
+        raise
     req.validate()
     if not name:
         raise OSError(errno.ERANGE, "empty xattr name")
@@ -617,7 +624,7 @@ def _xattr_name(req, index):
 
 
 def _setxattr(req, pinned, name, value, flags, op):
-    req.check_fd(pinned, op, errno.EPERM, contents=False)
+    req.check_fd(pinned, op, errno.EPERM)
     if stat.S_ISLNK(os.fstat(pinned).st_mode):
         raise OSError(errno.EPERM, "xattr on a symlink")
     with req.as_target():
