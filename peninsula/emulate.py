@@ -209,7 +209,7 @@ def do_open(req: Request, dirfd: int, path: bytes, flags: int, mode: int, resolv
 def _open_plain(req, dirfd, path, flags, mode, resolve):
     """A read-only openat2: no policy bears on it, but its flags live in
     memory the target can change, so we open it rather than CONTINUE."""
-    base, rest = req.base(dirfd, path) if path else (libc.AT_FDCWD, b"")
+    base, rest = req.base(dirfd, path, resolve=resolve) if path else (libc.AT_FDCWD, b"")
     if rest == b"" and base != libc.AT_FDCWD:
         fd = os.open(f"/proc/self/fd/{base}", (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~os.O_NOFOLLOW)
     else:
@@ -271,7 +271,13 @@ def _open_controlling_tty(req, flags) -> int:
 
 
 def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):
-    parent, name, where = req.entry(dirfd, path, resolve=resolve)
+    scoped = resolve & (libc.RESOLVE_BENEATH | libc.RESOLVE_IN_ROOT)
+    if scoped:
+        # Pin the root once; every hop is resolved from it again.
+        root, _ = req.base(dirfd, b".")
+        parent, name, where = req.entry(root, path, resolve=resolve, ours=True)
+    else:
+        parent, name, where = req.entry(dirfd, path, resolve=resolve)
     if name.endswith(b"/"):
         raise OSError(errno.EISDIR, "trailing slash on a file to create")
     hops = 0
@@ -282,12 +288,21 @@ def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):
             raise OSError(errno.ELOOP, "symlink with O_NOFOLLOW")
         if resolve & libc.RESOLVE_NO_SYMLINKS:
             raise OSError(errno.ELOOP, "symlink with RESOLVE_NO_SYMLINKS")
-        if resolve & (libc.RESOLVE_BENEATH | libc.RESOLVE_IN_ROOT):
-            raise OSError(errno.EXDEV, "dangling symlink under RESOLVE_BENEATH")
         hops += 1
         if hops > MAX_SYMLINKS:
             raise OSError(errno.ELOOP, "too many symlinks")
-        parent, name, where = req.entry(parent, link, resolve=resolve, ours=True)
+        if scoped:
+            # The link's text replaces the last component of the path, which
+            # is then resolved from the root again, under the same flags
+            # (an absolute link: EXDEV under BENEATH, from the root IN_ROOT).
+            head, sep, _ = path.rstrip(b"/").rpartition(b"/")
+            if link.startswith(b"/") or not sep:
+                path = link
+            else:
+                path = head.rstrip(b"/") + b"/" + link if head else b"/" + link
+            parent, name, where = req.entry(root, path, resolve=resolve, ours=True)
+        else:
+            parent, name, where = req.entry(parent, link, resolve=resolve, ours=True)
         link = is_symlink_at(parent, name)
     req.check(where, op)
     create_mode = (mode & 0o7777) & ~req.status.umask

@@ -61,23 +61,37 @@ class Context:
         except FileNotFoundError:
             raise OSError(errno.EBADF, "bad fd") from None
 
-    def base(self, dirfd: int, path: bytes, ours: bool = False) -> tuple[int, bytes]:
+    def base(self, dirfd: int, path: bytes, ours: bool = False, resolve: int = 0) -> tuple[int, bytes]:
         """The fd to resolve path from, and the path relative to it.
 
         /proc/self, /dev/fd and /dev/std* name the target's objects, not
-        ours: they are pinned here from the target's /proc entries.
+        ours: they are pinned here from the target's /proc entries. Under
+        RESOLVE_BENEATH or RESOLVE_IN_ROOT an absolute path is resolved from
+        dirfd (openat2 then refuses it or treats dirfd as the root), so it
+        never names anything in /proc or /dev.
         """
-        if path.startswith((b"/proc/", b"/dev/")):
+        scoped = resolve & (libc.RESOLVE_BENEATH | libc.RESOLVE_IN_ROOT)
+        if not scoped and path.startswith((b"/proc/", b"/dev/")):
             magic = _MAGIC.match(path)
             if magic is not None and self._is_own(magic.group("who")):
+                # /dev/fd, /dev/std* and /proc/self are symlinks and fd, cwd
+                # and root are magic links; /proc and /dev are other mounts.
+                if resolve & (libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_NO_MAGICLINKS):
+                    raise OSError(errno.ELOOP, "magic link refused by RESOLVE flags")
+                if resolve & libc.RESOLVE_NO_XDEV:
+                    raise OSError(errno.EXDEV, "crosses a mount")
                 rest = (magic.group("rest") or b"").lstrip(b"/")
                 anchor = self._magic_anchor(magic)
                 return anchor, rest
             if path.startswith(b"/proc/self/") or path == b"/proc/self":
+                if resolve & libc.RESOLVE_NO_SYMLINKS:
+                    raise OSError(errno.ELOOP, "/proc/self is a symlink")
                 return libc.AT_FDCWD, b"/proc/%d" % self.tgid + path[len(b"/proc/self") :]
             if path.startswith(b"/proc/thread-self"):
+                if resolve & libc.RESOLVE_NO_SYMLINKS:
+                    raise OSError(errno.ELOOP, "/proc/thread-self is a symlink")
                 return libc.AT_FDCWD, b"/proc/%d/task/%d" % (self.tgid, self.tid) + path[len(b"/proc/thread-self") :]
-        if path.startswith(b"/"):
+        if path.startswith(b"/") and not scoped:
             return libc.AT_FDCWD, path
         if ours:
             return dirfd, path  # dirfd is the supervisor's own pinned fd
@@ -107,7 +121,7 @@ class Context:
         """An O_PATH fd on the existing object path names."""
         if path == b"" and not empty_ok:
             raise OSError(errno.ENOENT, "empty path")
-        base, rest = self.base(dirfd, path) if path else (self.fd_object(dirfd), b"")
+        base, rest = self.base(dirfd, path, resolve=resolve) if path else (self.fd_object(dirfd), b"")
         if rest == b"":
             if base == libc.AT_FDCWD:
                 raise OSError(errno.ENOENT, "empty path")
@@ -120,12 +134,14 @@ class Context:
         and the location of the entry. The last component is not followed."""
         if path == b"":
             raise OSError(errno.ENOENT, "empty path")
-        base, rest = self.base(dirfd, path, ours)
+        base, rest = self.base(dirfd, path, ours, resolve)
         if rest == b"":
             # A magic link names an object, not a directory entry.
             raise OSError(errno.EEXIST if base != libc.AT_FDCWD else errno.ENOENT, "not an entry")
         stripped = rest.rstrip(b"/")
         if stripped == b"":
+            if base != libc.AT_FDCWD:  # "/" under RESOLVE_IN_ROOT: the root itself
+                return base, b".", location(base)
             return self.keep(os.open("/", O_PATH_DIR)), b".", "/"
         head, _, name = stripped.rpartition(b"/")
         if stripped.startswith(b"/") and head == b"":

@@ -238,5 +238,7 @@ def run_twin(box: Box, body: str, setup, denied_errno: str = "EACCES", **kw):
     control = box.probe(body, ctl_pair.project, ctl_pair.outside, cwd=ctl_pair.project, confined=False, **kw)
     confined = box.probe(body, conf_pair.project, conf_pair.outside, cwd=conf_pair.project, **kw)
     compare(confined, control, denied_errno)
+    if os.environ.get("PENINSULA_SHOW"):
+        print({k: v for k, v in confined.items() if not k.startswith("_")})
     assert snapshot(conf_pair.outside) == before, "something outside the project changed"
     return confined, control, conf_pair, ctl_pair
