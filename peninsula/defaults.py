@@ -37,6 +37,7 @@ ALLOWED_IN_HOME = (
     # shell history, written by the shell itself (at exit inside a project
     # too): losing it is data loss
     ".bash_history", ".zsh_history", ".histfile",
+    ".local/share/fish/fish_history*",  # fish writes a temp file, then renames
     # REPL and pager histories
     ".python_history", ".node_repl_history", ".lesshst", ".sqlite_history",
     ".psql_history", ".mysql_history", ".irb_history",

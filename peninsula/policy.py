@@ -30,7 +30,8 @@ DEVICE_WRITES: tuple[str, ...] = (
 class Policy:
     """What a confined process may change.
 
-    writable:  roots beneath which writes are allowed (absolute, canonical).
+    writable:  roots beneath which writes are allowed (absolute, canonical);
+               an entry with glob characters allows exactly the paths it matches.
     protected: patterns beneath which writes are denied even inside a writable
                root. A pattern is an absolute path or an fnmatch glob; one
                starting with "!" re-allows what an earlier pattern protected
@@ -63,7 +64,7 @@ def is_beneath(path: str, root: str) -> bool:
 
 def _pattern_matches(pattern: str, path: str) -> bool:
     """A pattern protects a path when it matches the path or any ancestor of it."""
-    if not any(c in pattern for c in "*?["):
+    if not _is_glob(pattern):
         return is_beneath(path, pattern)
     probe = path
     while True:
@@ -111,12 +112,21 @@ def decide_write(policy: Policy, path: str, *, tgid: int | None = None) -> Decis
 
 
 def writable_root(policy: Policy, path: str) -> str | None:
-    """The longest writable root containing path."""
+    """The longest writable root containing path. A root with glob
+    characters matches whole paths only (fish_history.* temp files)."""
     best = None
     for root in policy.writable:
-        if is_beneath(path, root) and (best is None or len(root) > len(best)):
+        if _is_glob(root):
+            hit = fnmatch.fnmatchcase(path, root)
+        else:
+            hit = is_beneath(path, root)
+        if hit and (best is None or len(root) > len(best)):
             best = root
     return best
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
 
 
 def decide_hardlinked_write(policy: Policy, nlink: int) -> Decision:

@@ -37,29 +37,64 @@ def _content_hash(path: str, content: bytes) -> str:
     return hashlib.sha256(path.encode("utf-8", "surrogateescape") + b"\n" + content).hexdigest()
 
 
-def direnv_allowed(envrc: str) -> bool:
-    """True when direnv's own allow record for this exact .envrc exists."""
+_allow_index: dict[str, tuple[object, frozenset[str]]] = {}
+
+
+def _recorded_paths(directory: str) -> frozenset[str]:
+    """The paths named inside every record of an allow/trust directory,
+    re-read only when the directory changes."""
     try:
-        with open(envrc, "rb") as handle:
-            content = handle.read()
+        info = os.stat(directory)
     except OSError:
-        return False
-    digest = _content_hash(envrc, content)
-    return os.path.isfile(os.path.join(data_dir(), "direnv", "allow", digest))
+        return frozenset()
+    stamp = (info.st_mtime_ns, info.st_ino, info.st_nlink)
+    cached = _allow_index.get(directory)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    paths = set()
+    for name in os.listdir(directory):
+        try:
+            with open(os.path.join(directory, name), "rb") as handle:
+                paths.add(handle.read(8192).decode("utf-8", "surrogateescape").strip())
+        except OSError:
+            continue
+    result = frozenset(paths)
+    _allow_index[directory] = (stamp, result)
+    return result
 
 
-def find_project(cwd: str, conf: UserConfig) -> Project | None:
-    """The innermost project containing cwd (an absolute, real path)."""
+def direnv_allowed(envrc: str) -> bool:
+    """True when direnv allowed this .envrc at some time.
+
+    Not only its current content: a confined process may edit or delete
+    .envrc (that is allowed), and that must not make the project stop being
+    one. direnv keeps a record per allowed content, naming the file."""
+    return envrc in _recorded_paths(os.path.join(data_dir(), "direnv", "allow"))
+
+
+def ever_trusted(config_path: str) -> bool:
+    """True when some content of this project config was trusted once."""
+    return config_path in _recorded_paths(trust_dir())
+
+
+def find_project(cwd: str, conf: UserConfig, known: frozenset[str] | set[str] = frozenset()) -> Project | None:
+    """The innermost project containing cwd (an absolute, real path).
+
+    known: roots already seen as projects in this session; they stay
+    projects whatever happens to their markers meanwhile."""
     roots = {os.path.realpath(r) for r in conf.roots}
     directory = cwd
     while True:
         if directory in roots:
             return Project(directory, "listed in the user config")
+        if directory in known:
+            return Project(directory, "recognised earlier in this session")
         for marker in conf.markers:
-            if os.path.isfile(os.path.join(directory, marker)):
+            path = os.path.join(directory, marker)
+            if os.path.isfile(path) or ever_trusted(path):
                 return Project(directory, f"holds {marker}")
         envrc = os.path.join(directory, ".envrc")
-        if os.path.isfile(envrc) and direnv_allowed(envrc):
+        if direnv_allowed(envrc):
             if conf.direnv:
                 return Project(directory, "direnv allowed its .envrc")
             if _uses_peninsula(envrc):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import signal
@@ -59,7 +60,7 @@ def baseline_roots(conf: UserConfig) -> tuple[str, ...]:
     from .policy import DEVICE_WRITES
 
     roots = [defaults.home(), *defaults.temp_roots(), *conf.baseline, *conf.write, *DEVICE_WRITES]
-    return tuple(dict.fromkeys(os.path.realpath(r) for r in roots))
+    return tuple(dict.fromkeys(os.path.realpath(r) for r in roots if not glob.has_magic(r)))
 
 
 def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int, session_dir: str, verbose: bool):
@@ -77,6 +78,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.answers: dict[tuple[int, int], ShellState] = {}
             self.policies: dict[ShellState, object] = {}
             self.told: set[str] = set()
+            self.known_projects: set[str] = set()  # once a project, always, this session
             self.lock = threading.Lock()
             for name in ("chdir", "fchdir"):
                 from .seccomp import syscall_number
@@ -165,7 +167,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
 
         def _enter(self, req, pinned: int) -> None:
             where = location(pinned)
-            project = find_project(where, self.conf) if where.startswith("/") else None
+            project = self.find(where)
             root = project.root if project else None
             if req.tgid == self.shell_pid:
                 self.timeline.record(now_tick(), tighten(self.timeline.current, root))
@@ -201,12 +203,20 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 cwd = os.readlink(f"/proc/{self.shell_pid}/cwd")
             except OSError:
                 return
-            project = find_project(cwd, self.conf) if cwd.startswith("/") else None
+            project = self.find(cwd)
             state = ShellState(project.root) if project else UNCONFINED
             self.timeline.record(now_tick(), state)
             if project is not None:
                 self.policy_for(state)  # says once if its config is untrusted
             self.write_state(project)
+
+        def find(self, where: str) -> Project | None:
+            if not where.startswith("/"):
+                return None
+            project = find_project(where, self.conf, self.known_projects)
+            if project is not None:
+                self.known_projects.add(project.root)
+            return project
 
         def reload_config(self) -> None:
             path = self.conf.source or _user_config_path()

@@ -5,10 +5,17 @@ if status is-interactive
     if not set -q PENINSULA_SESSION
         if set -q PENINSULA_DISABLE
             echo "peninsula: not supervising this shell (PENINSULA_DISABLE=$PENINSULA_DISABLE)" >&2
-        else if status is-login
-            exec @PENINSULA@ shell --hook fish -- (status fish-path) -l -i
         else
-            exec @PENINSULA@ shell --hook fish -- (status fish-path) -i
+            # Not here: this code runs inside `peninsula hook fish | source`,
+            # a pipeline that owns the terminal. Re-exec at the first prompt.
+            function __peninsula_start --on-event fish_prompt
+                functions -e __peninsula_start
+                if status is-login
+                    exec @PENINSULA@ shell --hook fish -- (status fish-path) -l -i
+                else
+                    exec @PENINSULA@ shell --hook fish -- (status fish-path) -i
+                end
+            end
         end
     else if test "$PENINSULA_SHELL_PID" = "$fish_pid"
         function __peninsula_prompt --on-event fish_prompt
