@@ -31,6 +31,9 @@ S_IFMT = 0o170000
 class Denied(Exception):
     def __init__(self, err: int, path: str, reason: str, op: str):
         super().__init__(reason)
+        # Names that are not UTF-8 are shown with \x escapes: the notice, the
+        # log and the JSON result must all be able to carry the path.
+        path = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         self.errno, self.path, self.reason, self.op = err, path, reason, op
 
 

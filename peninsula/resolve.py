@@ -154,7 +154,59 @@ class Context:
 
 def location(fd: int) -> str:
     """Where the kernel says the pinned object lives."""
-    return os.readlink(f"/proc/self/fd/{fd}")
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            raise
+    return _long_location(fd)
+
+
+def _long_location(fd: int) -> str:
+    """The location of a directory deeper than PATH_MAX: climb with ".."
+    until the kernel can name an ancestor, finding each name on the way by
+    its device and inode in the parent."""
+    import stat as _stat
+
+    if not _stat.S_ISDIR(os.fstat(fd).st_mode):
+        raise OSError(errno.ENAMETOOLONG, "cannot locate a file this deep")
+    names: list[str] = []
+    opened: list[int] = []
+    current = fd
+    try:
+        for _ in range(4096):
+            info = os.fstat(current)
+            parent = os.open("..", O_PATH_DIR, dir_fd=current)
+            opened.append(parent)
+            name = None
+            listing = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
+            try:
+                with os.scandir(listing) as entries:
+                    for entry in entries:
+                        try:
+                            found = os.stat(entry.name, dir_fd=parent, follow_symlinks=False)
+                        except OSError:
+                            continue
+                        if (found.st_dev, found.st_ino) == (info.st_dev, info.st_ino):
+                            name = entry.name
+                            break
+            finally:
+                os.close(listing)
+            if name is None:
+                raise OSError(errno.ENOENT, "directory vanished while locating it")
+            names.append(name)
+            try:
+                top = os.readlink(f"/proc/self/fd/{parent}")
+            except OSError as err:
+                if err.errno != errno.ENAMETOOLONG:
+                    raise
+                current = parent
+                continue
+            return top.rstrip("/") + "/" + "/".join(reversed(names))
+        raise OSError(errno.ELOOP, "too deep")
+    finally:
+        for extra in opened:
+            os.close(extra)
 
 
 def join(parent: str, name: bytes) -> str:
