@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 SCOPING_ABI = 6
+NETWORK_ABI = 4
 
 
 class BaselineError(Exception):
@@ -58,23 +59,47 @@ def _rights():
     return read, file_rights
 
 
-def build_ruleset(write_roots: tuple[str, ...], *, scoped: bool):
-    """A landlockpy Ruleset: read/execute everywhere, writes beneath roots."""
-    from landlockpy import AccessFS, Ruleset, Scope, fs_for_abi
+@dataclass(frozen=True)
+class NetRules:
+    """TCP ports a sandboxed process may connect to and bind. When given,
+    every other TCP connect and bind fails with EACCES (UDP, unix sockets
+    and raw sockets are not covered by Landlock)."""
+
+    connect: tuple[int, ...] = ()
+    bind: tuple[int, ...] = ()
+
+
+def build_ruleset(write_roots: tuple[str, ...], *, scoped: bool, net: NetRules | None = None):
+    """A landlockpy Ruleset: read/execute everywhere, writes beneath roots;
+    with net, TCP connect/bind only to the listed ports."""
+    from landlockpy import AccessFS, AccessNet, Ruleset, Scope, fs_for_abi
 
     abi = abi_version()
     if abi <= 0:
         raise BaselineError("Landlock is not available on this kernel")
+    if net is not None and abi < NETWORK_ABI:
+        raise BaselineError(
+            f"TCP port rules need Landlock ABI {NETWORK_ABI}; this kernel has ABI {abi}, "
+            "so --allow-connect/--allow-bind cannot be enforced"
+        )
     # Unix socket path connections are not ours to restrict (ABI 9).
     handled = fs_for_abi(abi) & ~AccessFS.RESOLVE_UNIX
     scopes = Scope.SIGNAL | Scope.ABSTRACT_UNIX_SOCKET if (scoped and abi >= SCOPING_ABI) else Scope.NONE
-    ruleset = Ruleset(handled_fs=handled, scoped=scopes, best_effort=True)
+    # landlockpy handles every network right when handled_net is left out:
+    # say NONE explicitly, or all TCP would be cut off.
+    handled_net = AccessNet.BIND_TCP | AccessNet.CONNECT_TCP if net is not None else AccessNet.NONE
+    ruleset = Ruleset(handled_fs=handled, handled_net=handled_net, scoped=scopes, best_effort=True)
     read, file_rights = _rights()
     ruleset.allow_path("/", read | AccessFS.IOCTL_DEV)
     for root in write_roots:
         if not os.path.exists(root):
             continue  # a root that does not exist yet cannot be written either
         ruleset.allow_path(root, handled if os.path.isdir(root) else file_rights & handled)
+    if net is not None:
+        for port in net.connect:
+            ruleset.allow_port(port, AccessNet.CONNECT_TCP)
+        for port in net.bind:
+            ruleset.allow_port(port, AccessNet.BIND_TCP)
     return ruleset, abi
 
 
@@ -88,9 +113,9 @@ def report_for(write_roots: tuple[str, ...], *, scoped: bool) -> BaselineReport:
     return BaselineReport(abi, write_roots, scoped and abi >= SCOPING_ABI, tuple(missing))
 
 
-def restrict_self(write_roots: tuple[str, ...], *, scoped: bool) -> None:
+def restrict_self(write_roots: tuple[str, ...], *, scoped: bool, net: NetRules | None = None) -> None:
     """Apply the baseline to the calling thread and its future children."""
-    ruleset, _abi = build_ruleset(write_roots, scoped=scoped)
+    ruleset, _abi = build_ruleset(write_roots, scoped=scoped, net=net)
     try:
         ruleset.restrict(no_new_privs=True)
     finally:

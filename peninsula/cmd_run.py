@@ -1,13 +1,16 @@
-"""`peninsula run`: confine one command and everything it starts."""
+"""`peninsula run`: confine one command and everything it starts.
+
+A thin face over peninsula.Sandbox: every flag is a Sandbox keyword.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import signal
 import sys
 
-from .cli import EXIT_USAGE, fail
+from .cli import fail
 
 RUN_EPILOG = """\
 what is writable:
@@ -18,11 +21,17 @@ what is writable:
   files stay protected even beneath a writable root. Reading and executing
   are never restricted.
 
+order of options:
+  profiles first, then --config files, then the flags on the command line;
+  lists add up, later scalars win.
+
 exit status:
   the command's own status; 128+N when it was killed by signal N;
+  124 the --limit-walltime was reached (everything was killed);
   123 the supervisor died (the command's writes were cut off);
   125 peninsula could not set up the sandbox (bad option, bad config,
-      kernel without Landlock or seccomp user-notify, nesting);
+      kernel without Landlock, seccomp user-notify or the namespaces asked
+      for, nesting);
   126 the command could not be executed; 127 the command was not found.
 """
 
@@ -36,21 +45,49 @@ def register(sub) -> None:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--project", metavar="DIR", help="the writable project directory (default: current directory)")
-    run.add_argument("--write", "-w", metavar="PATH", action="append", default=[], help="also allow writes beneath PATH (repeatable)")
-    run.add_argument("--protect", metavar="PATH", action="append", default=[], help="deny writes beneath PATH even inside a writable root (repeatable; globs allowed)")
-    run.add_argument("--read-only", action="store_true", help="no writes except the temp dirs and terminal")
-    run.add_argument("--config", metavar="FILE", action="append", default=[], help="TOML file with the same options (repeatable)")
-    run.add_argument("--log", metavar="FILE", help="append one JSON line per denial here (default: $XDG_STATE_HOME/peninsula/denials.jsonl)")
-    run.add_argument("--report", metavar="FILE", help="write a JSON result (status, exit code, times, denials) to FILE, or - for stderr")
-    run.add_argument("--quiet", "-q", action="store_true", help="do not print denial notices")
-    run.add_argument("--verbose", "-v", action="store_true", help="print supervisor diagnostics")
+    files = run.add_argument_group("files")
+    files.add_argument("--project", metavar="DIR", help="the writable project directory (default: current directory)")
+    files.add_argument("--write", "-w", metavar="PATH", action="append", default=[], help="also allow writes beneath PATH (repeatable)")
+    files.add_argument("--protect", metavar="PATH", action="append", default=[], help="deny writes beneath PATH even inside a writable root (repeatable; globs allowed)")
+    files.add_argument("--read-only", action="store_true", help="no writes except the temp dirs and terminal")
+    files.add_argument("--profile", "-p", metavar="NAME", action="append", default=[], help="apply a named profile (repeatable; see `peninsula profiles`)")
+    files.add_argument("--config", metavar="FILE", action="append", default=[], help="TOML file with the same options (repeatable)")
+
+    limits = run.add_argument_group("resource limits (soft = hard, set in the command before exec)")
+    limits.add_argument("--limit-as", metavar="SIZE", help="address space (virtual memory), e.g. 512M, 2G")
+    limits.add_argument("--limit-cpu", metavar="SECONDS", help="CPU time per process; SIGXCPU when reached")
+    limits.add_argument("--limit-fsize", metavar="SIZE", help="largest file a process may write; SIGXFSZ beyond")
+    limits.add_argument("--limit-nofile", metavar="N", help="open file descriptors per process")
+    limits.add_argument("--limit-nproc", metavar="N", help="processes of this user, all of them counted (not enforced for root)")
+    limits.add_argument("--limit-walltime", metavar="SECONDS", help="kill the command and everything it started after SECONDS; exit 124")
+
+    ns = run.add_argument_group("namespaces (an unprivileged user gets a user namespace mapping only its own ids)")
+    ns.add_argument("--unshare-net", action="store_true", help="no network: a new network namespace with only loopback (up)")
+    ns.add_argument("--unshare-pid", action="store_true", help="a new pid namespace with its own /proc")
+    ns.add_argument("--unshare-ipc", action="store_true", help="new System V IPC and POSIX message queue namespace")
+    ns.add_argument("--unshare-uts", action="store_true", help="a new host name namespace")
+    ns.add_argument("--hostname", metavar="NAME", help="the host name inside (needs --unshare-uts)")
+
+    net = run.add_argument_group("network (Landlock ABI 4; with neither flag, the network is untouched)")
+    net.add_argument("--allow-connect", metavar="PORT", action="append", default=[], help="allow TCP connect to PORT; all other TCP connects and binds are refused (repeatable)")
+    net.add_argument("--allow-bind", metavar="PORT", action="append", default=[], help="allow TCP bind to PORT; all other TCP connects and binds are refused (repeatable)")
+
+    env = run.add_argument_group("environment")
+    env.add_argument("--clear-env", action="store_true", help="start the command with an empty environment")
+    env.add_argument("--keep-env", metavar="NAME", action="append", default=[], help="with --clear-env, keep NAME (repeatable; globs like LC_* allowed)")
+    env.add_argument("--setenv", metavar="NAME=VALUE", action="append", default=[], help="set a variable (repeatable)")
+    env.add_argument("--workdir", metavar="DIR", help="run the command in DIR (default: the current directory)")
+
+    out = run.add_argument_group("output")
+    out.add_argument("--log", metavar="FILE", help="append one JSON line per denial here (default: $XDG_STATE_HOME/peninsula/denials.jsonl)")
+    out.add_argument("--report", metavar="FILE", help="write the JSON result (see docs/run.md) to FILE, or - for stderr")
+    out.add_argument("--quiet", "-q", action="store_true", help="do not print denial notices")
+    out.add_argument("--verbose", "-v", action="store_true", help="print supervisor diagnostics")
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     run.set_defaults(handler=main)
 
 
 def main(args) -> int:
-    from .config import ConfigError, Options, load_options
     from .sandbox import Sandbox, SandboxError
 
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
@@ -58,33 +95,58 @@ def main(args) -> int:
         return fail("run: no command given (usage: peninsula run [OPTIONS] -- CMD [ARGS...])")
     if args.project and not os.path.isdir(args.project):
         return fail(f"run: --project {args.project}: not a directory")
-    options = Options()
+    if args.workdir and not os.path.isdir(args.workdir):
+        return fail(f"run: --workdir {args.workdir}: not a directory")
     try:
-        for name in args.config:
-            options = options.merged(load_options(name))
-    except ConfigError as err:
-        return fail(str(err))
-    box = Sandbox(
-        project=args.project,
-        write=args.write,
-        protect=args.protect,
-        read_only=args.read_only,
-        log=args.log,
-        quiet=args.quiet,
-        verbose=args.verbose,
-    )
-    box.options = options.merged(box.options)
-    try:
-        result = box.run(command)
+        box = Sandbox(
+            project=args.project,
+            write=args.write,
+            protect=args.protect,
+            read_only=args.read_only,
+            log=args.log,
+            quiet=args.quiet,
+            verbose=args.verbose,
+            profiles=args.profile,
+            configs=args.config,
+            limit_as=args.limit_as,
+            limit_cpu=args.limit_cpu,
+            limit_fsize=args.limit_fsize,
+            limit_nofile=args.limit_nofile,
+            limit_nproc=args.limit_nproc,
+            limit_walltime=args.limit_walltime,
+            unshare_net=args.unshare_net,
+            unshare_pid=args.unshare_pid,
+            unshare_ipc=args.unshare_ipc,
+            unshare_uts=args.unshare_uts,
+            hostname=args.hostname,
+            allow_connect=args.allow_connect,
+            allow_bind=args.allow_bind,
+            clear_env=args.clear_env,
+            keep_env=args.keep_env,
+            setenv=args.setenv,
+            workdir=args.workdir,
+        )
+        running = box.spawn(command)
     except SandboxError as err:
         return fail(str(err))
-    if result.message and result.status == "setup failed":
+
+    def stop(_sig, _frame):
+        running.kill()
+
+    # A cancelled job (SIGTERM, SIGHUP to peninsula) takes the whole tree with it.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+    result = running.wait()
+    if result.message and result.status in ("setup failed", "timed out"):
         sys.stderr.write(result.message + "\n")
     if args.report:
-        text = json.dumps(result.__dict__, indent=2) + "\n"
+        text = result.to_json(indent=2) + "\n"
         if args.report == "-":
             sys.stderr.write(text)
         else:
-            with open(args.report, "w") as handle:
-                handle.write(text)
+            try:
+                with open(args.report, "w") as handle:
+                    handle.write(text)
+            except OSError as err:
+                sys.stderr.write(f"peninsula: cannot write the report {args.report}: {err.strerror}\n")
     return result.returncode
