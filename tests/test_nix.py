@@ -572,3 +572,132 @@ def test_launcher_ignores_a_forged_sandbox_variable(nix, who):
                    env={"PENINSULA_SANDBOX": "run", "PENINSULA_SESSION": "forged"})
     assert not (outside / "x").exists(), proc.stderr
     assert f"denied open of {outside}/x".encode() in proc.stderr
+
+
+# --- package.nix and flake.nix, with a stand-in for nixpkgs -----------------------
+
+PKG_STUB = r"""
+let
+  lib = {
+    getLib = p: p;
+    removePrefix = pre: s:
+      if builtins.substring 0 (builtins.stringLength pre) s == pre
+      then builtins.substring (builtins.stringLength pre) (-1) s else s;
+    elem = builtins.elem;
+    hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
+    licenses = { bsd0 = "0BSD"; mit = "MIT"; };
+    platforms = { linux = [ "x86_64-linux" ]; };
+  };
+  python3Packages = {
+    buildPythonApplication = a: a; buildPythonPackage = a: a; fetchPypi = a: a;
+    hatchling = "hatchling"; setuptools = "setuptools"; wheel = "wheel"; tomlkit = "tomlkit";
+  };
+in
+import PACKAGE_NIX { inherit lib python3Packages; libseccomp = "/nix/store/22222222222222222222222222222222-libseccomp"; }
+"""
+
+
+def test_package_expression_shape(nix, tmp_path):
+    stub = tmp_path / "pkg.nix"
+    stub.write_text(PKG_STUB.replace("PACKAGE_NIX", str(NIX_DIR / "package.nix")))
+    got = nix.eval(f"""
+      let p = import {stub}; in {{
+        inherit (p) pname version pyproject build-system pythonImportsCheck;
+        deps = map (d: d.pname or d) p.dependencies;
+        pins = map (d: {{ inherit (d) pname version pyproject; src = d.src; patch = d.postPatch or ""; }})
+                   (builtins.filter builtins.isAttrs p.dependencies);
+        mainProgram = p.meta.mainProgram;
+      }}
+    """)
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert got["pname"] == "peninsula" and got["pyproject"] is True
+    assert got["version"] == pyproject["project"]["version"]
+    assert got["build-system"] == ["setuptools"]
+    assert pyproject["build-system"]["build-backend"] == "setuptools.build_meta"
+    # Every runtime dependency of pyproject.toml, and nothing else.
+    wanted = sorted(d.split(">")[0].split("=")[0].split("<")[0].strip() for d in pyproject["project"]["dependencies"])
+    assert sorted(got["deps"]) == wanted
+    assert got["mainProgram"] == "peninsula"
+    pins = {p["pname"]: p for p in got["pins"]}
+    # The sha256 PyPI publishes for these sdists (pypi.org/simple/<name>/).
+    assert pins["landlockpy"]["src"] == {
+        "pname": "landlockpy", "version": "0.2.0", "hash": "sha256-KpFdtZosGXDRgfnCv/eG1gQNj5EFOA2mQ5D1/mG0FI0="}
+    assert pins["pyseccomp"]["src"] == {
+        "pname": "pyseccomp", "version": "0.1.2", "hash": "sha256-DVTvrPcb2kvf0hIz9URLcwy+z1k9YC95bmQSqGgiWL0="}
+    assert all(p["pyproject"] for p in pins.values())
+    # The library path is pinned, and the text it replaces is really in pyseccomp.
+    patch = pins["pyseccomp"]["patch"]
+    assert "--replace-fail 'ctypes.util.find_library(\"seccomp\")'" in patch
+    assert "/nix/store/22222222222222222222222222222222-libseccomp/lib/libseccomp.so.2" in patch
+    import importlib.metadata
+
+    import pyseccomp
+
+    assert importlib.metadata.version("pyseccomp") == pins["pyseccomp"]["version"], (
+        "the venv's pyseccomp differs from the one nix/package.nix pins: re-check the patch and the hash"
+    )
+    assert 'ctypes.util.find_library("seccomp")' in Path(pyseccomp.__file__).read_text()
+
+
+def test_package_source_holds_only_what_the_build_needs(nix, tmp_path):
+    # A private store in a temp dir, so builtins.path really copies the
+    # filtered tree (dummy:// only computes its name).
+    stub = tmp_path / "pkg.nix"
+    stub.write_text(PKG_STUB.replace("PACKAGE_NIX", str(NIX_DIR / "package.nix")))
+    store_root = tmp_path / "store-root"
+    proc = subprocess.run(
+        [nix.exe, "--read-write-mode", "--store", str(store_root), "--eval", "--strict", "--json",
+         "--expr", f'"${{(import {stub}).src}}"'],
+        cwd=REPO, env=nix.env, capture_output=True, text=True, timeout=300,
+    )
+    try:
+        assert proc.returncode == 0, proc.stderr
+        src = store_root / json.loads(proc.stdout).lstrip("/")
+        names = {str(p.relative_to(src)) for p in src.rglob("*")}
+        assert {"pyproject.toml", "README.md", "peninsula", "peninsula/__init__.py", "peninsula/cli.py"} <= names
+        assert not {n for n in names if n.split("/")[0] not in ("pyproject.toml", "README.md", "peninsula")}
+        assert not {n for n in names if "__pycache__" in n or n.endswith(".pyc")}
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(store_root)], check=False)
+
+
+FLAKE_STUB = r"""
+let
+  flake = import FLAKE_NIX;
+  pkgs = {
+    stdenv.hostPlatform.system = "x86_64-linux";
+    callPackage = f: a: { type = "derivation"; name = "peninsula";
+      outPath = "/nix/store/33333333333333333333333333333333-peninsula"; fn = f; };
+  };
+  nixpkgs = {
+    lib.genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+    legacyPackages.x86_64-linux = pkgs;
+  };
+  self = flake.outputs { inherit self nixpkgs; };
+in { inherit flake self; }
+"""
+
+
+def test_flake_outputs(nix, tmp_path):
+    stub = tmp_path / "flake-stub.nix"
+    stub.write_text(FLAKE_STUB.replace("FLAKE_NIX", str(NIX_DIR / "flake.nix")))
+    got = nix.eval(f"""
+      let s = import {stub}; in {{
+        inputs = builtins.attrNames s.flake.inputs;
+        outputs = builtins.attrNames s.self;
+        packages = builtins.attrNames s.self.packages.x86_64-linux;
+        pkgFn = toString s.self.packages.x86_64-linux.default.fn;
+        app = s.self.apps.x86_64-linux.peninsula;
+        defaultApp = s.self.apps.x86_64-linux.default.program;
+        module = toString s.self.devenvModules.default;
+      }}
+    """)
+    assert got["inputs"] == ["nixpkgs"]
+    assert {"packages", "apps", "devenvModules"} <= set(got["outputs"])
+    assert {"default", "peninsula"} <= set(got["packages"])
+    assert got["pkgFn"] == str(NIX_DIR / "package.nix")
+    assert got["app"] == {"type": "app", "program": "/nix/store/33333333333333333333333333333333-peninsula/bin/peninsula"}
+    assert got["defaultApp"] == got["app"]["program"]
+    assert got["module"] == str(NIX_DIR / "devenv-module.nix")
+    # devenv.yaml `imports: - peninsula/nix` loads nix/devenv.nix: the same module.
+    assert nix.eval(f"map toString (import {NIX_DIR}/devenv.nix).imports") == [str(NIX_DIR / "devenv-module.nix")]
