@@ -47,6 +47,15 @@ def now_tick() -> int:
     return int(time.clock_gettime(time.CLOCK_BOOTTIME) * CLK_TCK)
 
 
+def last_pid() -> int | None:
+    """The newest pid allocated in our pid namespace."""
+    try:
+        with open("/proc/sys/kernel/ns_last_pid", "rb") as handle:
+            return int(handle.read())
+    except (OSError, ValueError):
+        return None
+
+
 def session_root() -> str:
     runtime = defaults.runtime_dir()
     if runtime:
@@ -106,7 +115,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 chain.append(key)
                 parent = target.parent_of(pid)
                 if parent == self.shell_pid:
-                    state = self.timeline.at(key[1])
+                    state = self.timeline.at(key[1], pid)
                     break
                 if parent <= 1:
                     break  # reparented away from its line and never seen: strictest
@@ -170,7 +179,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             project = self.find(where)
             root = project.root if project else None
             if req.tgid == self.shell_pid:
-                self.timeline.record(now_tick(), tighten(self.timeline.current, root))
+                self.timeline.record(now_tick(), tighten(self.timeline.current, root), last_pid())
                 self.write_state()
                 return
             if root is None:
@@ -205,7 +214,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 return
             project = self.find(cwd)
             state = ShellState(project.root) if project else UNCONFINED
-            self.timeline.record(now_tick(), state)
+            self.timeline.record(now_tick(), state, last_pid())
             if project is not None:
                 self.policy_for(state)  # says once if its config is untrusted
             self.write_state(project)
