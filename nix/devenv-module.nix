@@ -28,7 +28,8 @@ let
     })
     table;
 
-  projectRoot = config.devenv.root or "";
+  # devenv declares devenv.root (a string; toString in case it is a path).
+  projectRoot = toString (config.devenv.root or "");
 
   # Pure and content-addressed: the same options give the same store path.
   policyText = import ./render-policy.nix
