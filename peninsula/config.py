@@ -187,7 +187,7 @@ def expand_path(raw: str, base_dir: str) -> str:
 
 
 def _line_of(source: str, key: str) -> int:
-    pattern = re.compile(rf"^\s*(\"{re.escape(key)}\"|'{re.escape(key)}'|{re.escape(key)})\s*=", re.M)
+    pattern = re.compile(rf"^[ \t]*(\"{re.escape(key)}\"|'{re.escape(key)}'|{re.escape(key)})\s*=", re.M)
     match = pattern.search(source)
     if match is None:
         return 1
