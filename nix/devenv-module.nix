@@ -74,14 +74,16 @@ let
   # the shell sandbox confines; processes are confined through `processes`.
   wrapTask = name: t:
     if lib.hasPrefix "devenv:" name then t
+    else if !(t ? command) then
+      throw "peninsula: tasks.${name} has no command (unknown devenv version); refusing to leave it unconfined"
     else
       let
         wrap = what: c: if c == null then null else confined "task-${name}-${what}" c;
-        command = wrap "command" (t.command or null);
+        command = wrap "command" t.command;
         status = wrap "status" (t.statusCommand or null);
       in
       t
-      // lib.optionalAttrs (t ? command) { inherit command; }
+      // { inherit command; }
       // lib.optionalAttrs (t ? statusCommand) { statusCommand = status; }
       // lib.optionalAttrs (t ? config && t.config ? command) {
         config = t.config // { inherit command; }

@@ -13,6 +13,7 @@ needs nixpkgs from the network and is not tested here (docs/devenv.md).
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -701,3 +702,15 @@ def test_flake_outputs(nix, tmp_path):
     assert got["module"] == str(NIX_DIR / "devenv-module.nix")
     # devenv.yaml `imports: - peninsula/nix` loads nix/devenv.nix: the same module.
     assert nix.eval(f"map toString (import {NIX_DIR}/devenv.nix).imports") == [str(NIX_DIR / "devenv-module.nix")]
+
+
+@pytest.mark.parametrize("body, message", [
+    ('(m.options.scripts.apply { s = { exec = "x"; }; }).s', "scripts.s has no scriptPackage"),
+    ('(m.options.tasks.apply { "a:b" = { exec = "x"; }; })."a:b"', "tasks.a:b has no command"),
+])
+def test_module_refuses_what_it_cannot_wrap(nix, module_eval, body, message):
+    # An unknown devenv layout is an evaluation error, never an unconfined command.
+    with pytest.raises(AssertionError, match="refusing to leave it unconfined"):
+        module_eval(ALL_DEFAULTS, body)
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        module_eval(ALL_DEFAULTS, body)
