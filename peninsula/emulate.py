@@ -211,19 +211,41 @@ def do_open(req: Request, dirfd: int, path: bytes, flags: int, mode: int, resolv
 
 def _open_plain(req, dirfd, path, flags, mode, resolve):
     """A read-only openat2: no policy bears on it, but its flags live in
-    memory the target can change, so we open it rather than CONTINUE."""
-    base, rest = req.base(dirfd, path, resolve=resolve) if path else (libc.AT_FDCWD, b"")
-    if rest == b"" and base != libc.AT_FDCWD:
-        fd = os.open(f"/proc/self/fd/{base}", (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~os.O_NOFOLLOW)
-    else:
-        fd = libc.openat2(base, rest, flags | os.O_CLOEXEC | os.O_NOCTTY, mode, resolve | libc.RESOLVE_NO_MAGICLINKS)
-    return Fd(fd, bool(flags & os.O_CLOEXEC))
+    memory the target can change, so we open it rather than CONTINUE. It is
+    pinned first, so a path resolved through our own /proc/self is mapped
+    to the target's (never an fd on the supervisor's memory)."""
+    cloexec = bool(flags & os.O_CLOEXEC)
+    pinned = req.pin(dirfd, path, follow=not flags & os.O_NOFOLLOW, resolve=resolve)
+    info = os.fstat(pinned)
+    if flags & os.O_PATH:
+        return Fd(os.dup(pinned), cloexec)
+    if stat.S_ISLNK(info.st_mode):
+        raise OSError(errno.ELOOP, "symlink with O_NOFOLLOW")
+    if stat.S_ISCHR(info.st_mode) and info.st_rdev == os.makedev(5, 0):
+        return Fd(_open_controlling_tty(req, flags), cloexec)
+    return _reopen(req, pinned, info, (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~os.O_NOFOLLOW, cloexec)
+
+
+def _reopen(req, pinned, info, reopen, cloexec):
+    """Open the pinned object as the target would, with reopen's flags."""
+    source = f"/proc/self/fd/{pinned}"
+    if stat.S_ISFIFO(info.st_mode) and not reopen & os.O_NONBLOCK and reopen & os.O_ACCMODE != os.O_RDWR:
+        # The open waits for the other end, so the supervisor finishes it in
+        # a thread of its own (with its own identity): check here, as the
+        # target, that the target may open the FIFO this way.
+        want = os.W_OK if reopen & os.O_ACCMODE == os.O_WRONLY else os.R_OK
+        with req.as_target():
+            if not os.access(source, want, effective_ids=True):
+                raise OSError(errno.EACCES, "FIFO not accessible")
+        return ("blocking-open", source, reopen, cloexec)
+    with req.as_target():
+        return Fd(os.open(source, reopen), cloexec)
 
 
 def _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec):
     exclusive = flags & os.O_CREAT and flags & os.O_EXCL
     follow = not (flags & os.O_NOFOLLOW or exclusive)
-    pinned = req.pin(dirfd, path, follow=follow, resolve=resolve)
+    pinned = req.pin(dirfd, path, follow=follow, resolve=resolve, creating=bool(flags & os.O_CREAT))
     info = os.fstat(pinned)
     if exclusive:
         raise OSError(errno.EEXIST, "exists")
@@ -245,32 +267,27 @@ def _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec):
     if stat.S_ISCHR(info.st_mode) and info.st_rdev == os.makedev(5, 0):
         return Fd(_open_controlling_tty(req, flags), cloexec)
     reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
-    if stat.S_ISFIFO(info.st_mode) and not flags & os.O_NONBLOCK:
-        # The open waits for the other end, so the supervisor finishes it in
-        # a thread of its own (with its own identity): check here, as the
-        # target, that the target may open the FIFO this way.
-        want = {os.O_RDONLY: os.R_OK, os.O_WRONLY: os.W_OK}.get(flags & os.O_ACCMODE, os.R_OK | os.W_OK)
-        with req.as_target():
-            if not os.access(source, want, effective_ids=True):
-                raise OSError(errno.EACCES, "FIFO not accessible")
-        return ("blocking-open", source, reopen, cloexec)
-    with req.as_target():
-        return Fd(os.open(source, reopen), cloexec)
+    return _reopen(req, pinned, info, reopen, cloexec)
 
 
 def _open_controlling_tty(req, flags) -> int:
-    """/dev/tty means the target's terminal, not the supervisor's."""
+    """/dev/tty means the target's terminal, not the supervisor's. Like the
+    kernel, it asks no permission on the terminal's own node: when the
+    supervisor shares the target's controlling terminal it opens /dev/tty
+    itself, else the node of the target's terminal with its own rights."""
     number = target.tty_nr(req.tid)
     if number == 0:
         raise OSError(errno.ENXIO, "no controlling terminal")
+    reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_NOFOLLOW)
+    reopen &= ~0o20000000 & ~os.O_DIRECTORY  # O_TMPFILE / O_DIRECTORY make no sense here
+    if target.tty_nr(os.getpid()) == number:
+        return os.open("/dev/tty", reopen)
     major, minor = os.major(number), os.minor(number)
     if 136 <= major <= 143:
         node = f"/dev/pts/{(major - 136) * 256 + minor}"
     else:
         node = f"/dev/char/{major}:{minor}"
-    reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
-    with req.as_target():
-        return os.open(node, reopen)
+    return os.open(node, reopen)
 
 
 def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):

@@ -13,6 +13,7 @@ import errno
 import os
 import posixpath
 import re
+import stat
 
 from . import libc
 
@@ -25,6 +26,7 @@ _MAGIC = re.compile(
     rb"|dev/(?:fd/(?P<devfd>\d+)|(?P<std>stdin|stdout|stderr)))(?P<rest>/.*)?$"
 )
 _STD = {b"stdin": 0, b"stdout": 1, b"stderr": 2}
+_OWN_PROC = re.compile(rb"^/proc/(?P<pid>\d+)(?:/task/(?P<tid>\d+))?(?P<fd>/fd)?$")
 
 
 class Context:
@@ -117,17 +119,123 @@ class Context:
 
     # -- resolution -----------------------------------------------------------
 
-    def pin(self, dirfd: int, path: bytes, *, follow: bool, resolve: int = 0, empty_ok: bool = False) -> int:
-        """An O_PATH fd on the existing object path names."""
+    def pin(self, dirfd: int, path: bytes, *, follow: bool, resolve: int = 0, empty_ok: bool = False,
+            creating: bool = False, ours: bool = False, _depth: int = 0) -> int:
+        """An O_PATH fd on the existing object path names.
+
+        A last component that is a symlink to /proc/self/..., /dev/fd/N or
+        /dev/std* (log -> /dev/stdout) names the target's object: the kernel
+        would resolve it in the target. Our own fast resolution refuses
+        magic links (ELOOP) or finds nothing in our own fd table (ENOENT),
+        so on those errors the link is read and resolved for the target.
+        """
         if path == b"" and not empty_ok:
             raise OSError(errno.ENOENT, "empty path")
-        base, rest = self.base(dirfd, path, resolve=resolve) if path else (self.fd_object(dirfd), b"")
+        if path:
+            base, rest = self.base(dirfd, path, ours, resolve)
+        else:
+            base, rest = (dirfd if ours else self.fd_object(dirfd)), b""
         if rest == b"":
             if base == libc.AT_FDCWD:
                 raise OSError(errno.ENOENT, "empty path")
             return base
         flags = os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
-        return self.keep(libc.openat2(base, rest, flags, 0, resolve | libc.RESOLVE_NO_MAGICLINKS))
+        try:
+            fd = self.keep(libc.openat2(base, rest, flags, 0, resolve | libc.RESOLVE_NO_MAGICLINKS))
+        except OSError as err:
+            if (
+                not follow
+                or _depth >= MAX_SYMLINKS
+                or resolve & (libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_NO_MAGICLINKS)
+                or not (err.errno == errno.ELOOP or (err.errno == errno.ENOENT and not creating))
+            ):
+                raise
+            return self._pin_slow(base, rest, resolve, err, _depth)
+        return self.retarget(fd, flags, resolve)
+
+    def _pin_slow(self, base: int, rest: bytes, resolve: int, err: OSError, depth: int) -> int:
+        """Resolve the last component ourselves: its parent may have been
+        reached through our /proc/self (mapped to the target's), and the
+        component may be a symlink to, or be, one of the target's magic
+        links."""
+        stripped = rest.rstrip(b"/")
+        head, sep, name = stripped.rpartition(b"/")
+        if sep and head == b"":
+            head = b"/"
+        try:
+            parent, moved = self._directory(base, head or b".", resolve, depth)
+        except OSError:
+            raise err from None
+        if name in (b"", b".", b".."):
+            if not moved:
+                raise err
+            return self.pin(parent, name or b".", follow=True, resolve=resolve, ours=True, _depth=depth + 1)
+        magic = self._own_magic(parent, name)
+        if magic is not None:
+            return magic
+        text = is_symlink_at(parent, name)
+        if text is not None and text.startswith((b"/proc/", b"/dev/")):
+            return self.pin(parent, text, follow=True, resolve=resolve, ours=True, _depth=depth + 1)
+        if not moved:
+            raise err
+        return self.pin(parent, name, follow=True, resolve=resolve, ours=True, _depth=depth + 1)
+
+    def _directory(self, base: int, path: bytes, resolve: int, depth: int = 0) -> tuple[int, bool]:
+        """An O_PATH fd on the directory path names, and whether it had to
+        be found another way than a plain kernel resolution."""
+        try:
+            fd = self.keep(libc.openat2(base, path, O_PATH_DIR, 0, resolve | libc.RESOLVE_NO_MAGICLINKS))
+        except OSError as err:
+            if err.errno not in (errno.ELOOP, errno.ENOENT) or depth >= MAX_SYMLINKS or path in (b".", b"/"):
+                raise
+            if resolve & (libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_NO_MAGICLINKS):
+                raise
+            fd = self._pin_slow(base, path, resolve, err, depth + 1)
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise OSError(errno.ENOTDIR, "not a directory") from None
+            return fd, True
+        mapped = self.retarget(fd, O_PATH_DIR, resolve)
+        return mapped, mapped != fd
+
+    def _own_magic(self, parent: int, name: bytes) -> int | None:
+        """Follow name when it is one of the target's own magic links
+        (/proc/TGID[/task/TID]/{cwd,root} or .../fd/N): those name the
+        target's objects, which is what the kernel would give the target."""
+        if os.fstat(parent).st_dev != _proc_dev():
+            return None
+        own = _OWN_PROC.match(os.fsencode(location(parent)))
+        if own is None or not self._is_own(own.group("pid")):
+            return None
+        if own.group("tid") and not self._is_own(own.group("tid")):
+            return None
+        if own.group("fd"):
+            if not name.isdigit():
+                return None
+        elif name not in (b"cwd", b"root"):
+            return None
+        try:
+            return self.keep(os.open(name, os.O_PATH | os.O_CLOEXEC, dir_fd=parent))
+        except FileNotFoundError:
+            raise OSError(errno.ENOENT, "no such fd") from None
+
+    def retarget(self, fd: int, flags: int, resolve: int) -> int:
+        """A path that went through /proc/self or /proc/thread-self by a way
+        base() did not see (/proc/./self, a relative path from /proc, a
+        symlink) was resolved in the supervisor, not the target: map the
+        result to the target's own /proc entry, never ours."""
+        if os.fstat(fd).st_dev != _proc_dev():
+            return fd
+        where = location(fd)
+        me = f"/proc/{os.getpid()}"
+        if where != me and not where.startswith(me + "/"):
+            return fd
+        tail = where[len(me):]
+        if tail.startswith("/task/"):
+            _, _, after = tail[len("/task/"):].partition("/")
+            mapped = f"/proc/{self.tgid}/task/{self.tid}" + ("/" + after if after else "")
+        else:
+            mapped = f"/proc/{self.tgid}" + tail
+        return self.keep(libc.openat2(libc.AT_FDCWD, os.fsencode(mapped), flags, 0, resolve | libc.RESOLVE_NO_MAGICLINKS))
 
     def entry(self, dirfd: int, path: bytes, *, resolve: int = 0, ours: bool = False) -> tuple[int, bytes, str]:
         """The pinned parent directory of path's last component, that name,
@@ -146,10 +254,20 @@ class Context:
         head, _, name = stripped.rpartition(b"/")
         if stripped.startswith(b"/") and head == b"":
             head = b"/"
-        parent = self.keep(libc.openat2(base, head or b".", O_PATH_DIR, 0, resolve | libc.RESOLVE_NO_MAGICLINKS))
+        # (a directory may be reached through a symlink to /proc/self/cwd or /dev/fd/N)
+        parent, _ = self._directory(base, head or b".", resolve)
         if rest.endswith(b"/"):
             name += b"/"
         return parent, name, join(location(parent), name)
+
+
+_PROC_DEV: list[int] = []
+
+
+def _proc_dev() -> int:
+    if not _PROC_DEV:
+        _PROC_DEV.append(os.stat("/proc").st_dev)
+    return _PROC_DEV[0]
 
 
 def location(fd: int) -> str:

@@ -1,0 +1,150 @@
+"""Paths that name the target's own objects: /proc/self/..., /dev/fd/N,
+/dev/stdout, /dev/tty; FIFOs that block; and magic links through symlinks.
+They must mean the target's objects (never the supervisor's), and a FIFO
+open must not stall the supervisor."""
+
+import os
+import subprocess
+import time
+
+from conftest import SYSTEM_PYTHON, run_twin
+
+BODY = r'''
+import threading, time
+P, O = sys.argv[1], sys.argv[2]
+C = os.O_CREAT | os.O_WRONLY
+f = os.open(P + "/file", os.O_RDWR)
+os.dup2(f, 40)
+# relative paths that go through /proc and /dev
+os.chdir("/proc")
+attempt("in_rel_proc_self_fd", sc, "open", "self/fd/40", os.O_WRONLY)
+os.chdir("/dev")
+attempt("in_rel_dev_fd", sc, "open", "fd/40", os.O_WRONLY)
+os.chdir(P)
+# symlinks inside the project to /dev/stdout and /proc/self/fd/N (log -> /dev/stdout)
+attempt("in_symlink_to_dev_fd", sc, "open", P + "/to_fd40", os.O_WRONLY | os.O_APPEND)
+attempt("in_symlink_to_proc_cwd", sc, "open", P + "/to_cwd/via_link_cwd", C, 0o644)
+ro = os.open(O + "/existing", os.O_RDONLY)
+os.dup2(ro, 41)
+attempt("out_symlink_to_dev_fd_outside", sc, "open", P + "/to_fd41", os.O_WRONLY)
+# odd spellings of the same magic paths
+attempt("in_double_slash_dev_fd", sc, "open", "//dev/fd/40", os.O_WRONLY)
+attempt("in_dot_proc_self", sc, "open", "/proc/./self/fd/40", os.O_WRONLY)
+attempt("out_double_slash_outside", sc, "open", "/dev//fd/41", os.O_WRONLY)
+# another process's fd table is not ours to use: its fd 40 is not our fd 40
+attempt("in_task_fd", sc, "open", "/proc/self/task/%d/fd/40" % os.getpid(), os.O_WRONLY)
+
+# a FIFO open waits for the other end without stalling the supervisor
+os.mkfifo(P + "/fifo", 0o600)
+got = {}
+def writer():
+    t0 = time.monotonic()
+    try:
+        fd = os.open(P + "/fifo", os.O_WRONLY)
+        os.write(fd, b"through the fifo")
+        os.close(fd)
+        got["writer"] = "OK"
+    except OSError as e:
+        got["writer"] = errno.errorcode[e.errno]
+th = threading.Thread(target=writer)
+th.start()
+time.sleep(0.3)
+t0 = time.monotonic()
+for i in range(50):
+    os.mkdir(P + "/while_blocked_%d" % i)
+RESULTS["x_mkdirs_while_fifo_blocked"] = time.monotonic() - t0
+RESULTS["x_writer_still_blocked"] = th.is_alive()
+rfd = os.open(P + "/fifo", os.O_RDONLY)
+th.join(10)
+RESULTS["x_fifo_data"] = os.read(rfd, 100).decode()
+RESULTS["x_writer"] = got.get("writer")
+attempt("in_fifo_nonblock_no_reader", sc, "open", P + "/fifo", os.O_WRONLY | os.O_NONBLOCK)
+attempt("in_fifo_rdwr", sc, "open", P + "/fifo", os.O_RDWR)
+done()
+'''
+
+
+def setup(box, project, outside):
+    box.file(project / "file", "")
+    box.file(outside / "existing", "outside")
+    for link, to in [("to_fd40", "/dev/fd/40"), ("to_cwd", "/proc/self/cwd"), ("to_fd41", "/proc/self/fd/41")]:
+        os.symlink(to, project / link)
+        box.own(project / link)
+
+
+def test_magic_paths_and_fifos(box):
+    conf, ctl, pair, _ = run_twin(box, BODY, setup)
+    assert conf["x_writer"] == "OK" and conf["x_fifo_data"] == "through the fifo"
+    assert conf["x_writer_still_blocked"] is True
+    assert conf["x_mkdirs_while_fifo_blocked"] < 5
+    assert (pair.project / "via_link_cwd").exists()
+
+
+TTY_BODY = r'''
+fd = os.open("/dev/tty", os.O_WRONLY)
+os.write(fd, b"written to /dev/tty\n")
+st = os.fstat(fd)
+RESULTS["x_rdev"] = st.st_rdev
+RESULTS["x_same_as_stdin"] = os.fstat(0).st_rdev == st.st_rdev
+os.close(fd)
+attempt("tty_rdwr", sc, "openat2", AT_FDCWD, "/dev/tty", how(os.O_RDWR), 24)
+attempt("tty_rdonly_openat2", sc, "openat2", AT_FDCWD, "/dev/tty", how(os.O_RDONLY), 24)
+RESULTS["x_rdonly_same"] = os.fstat(os.open("/dev/tty", os.O_RDONLY)).st_rdev == st.st_rdev
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    os.setsid()  # a new session has no controlling terminal
+    try:
+        os.open("/dev/tty", os.O_WRONLY)
+        os.write(w, b"OK")
+    except OSError as e:
+        os.write(w, errno.errorcode[e.errno].encode())
+    os._exit(0)
+os.waitpid(child, 0)
+RESULTS["tty_after_setsid"] = os.read(r, 100).decode()
+done()
+'''
+
+
+def _on_pty(box, argv):
+    """Run argv as the identity with a fresh pty as its controlling terminal;
+    returns (exit status, everything written to the terminal)."""
+    master, slave = os.openpty()
+    cmd = box.who.prefix() + ["setsid", "--ctty", *[str(a) for a in argv]]
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, cwd=box.project,
+                            env=box.who.env(), start_new_session=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(30)
+    os.close(master)
+    return proc.returncode, out
+
+
+def test_dev_tty_is_the_targets_terminal(box):
+    """/dev/tty opened for writing is the sandboxed process's own terminal
+    (here a pty the test made), not the supervisor's; a process without
+    one gets ENXIO, as without peninsula."""
+    script = box.script(TTY_BODY)
+    results = []
+    for confined in (False, True):
+        argv = [SYSTEM_PYTHON, "-m", "peninsula", "run", "--project", box.project, "--log", box.log, "--"] if confined else []
+        code, out = _on_pty(box, argv + [SYSTEM_PYTHON, script])
+        assert code == 0, out
+        assert b"written to /dev/tty" in out, out
+        line = [l for l in out.decode(errors="replace").splitlines() if l.startswith("RESULT ")]
+        assert line, out
+        import json
+        results.append(json.loads(line[-1][7:]))
+    control, confined = results
+    for key in ("x_rdev", "x_same_as_stdin", "tty_rdwr", "tty_rdonly_openat2", "x_rdonly_same", "tty_after_setsid"):
+        assert confined[key] == control[key], (key, control, confined)
+    assert control["tty_after_setsid"] == "ENXIO"
