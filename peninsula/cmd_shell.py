@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from importlib import resources
 
 from .cli import fail
 
@@ -60,6 +59,8 @@ def peninsula_command() -> str:
 
 
 def hook_text(shell: str) -> str:
+    from importlib import resources
+
     text = resources.files("peninsula").joinpath("hooks", HOOK_FILES[shell]).read_text()
     return text.replace("@PENINSULA@", peninsula_command())
 
