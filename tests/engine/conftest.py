@@ -109,10 +109,10 @@ class Box:
             cwd=cwd or self.project, env=env, timeout=timeout,
         )
 
-    def probe(self, body: str, *args, cwd=None, options=(), env=None, timeout=120, confined=True) -> dict:
+    def probe(self, body: str, *args, cwd=None, options=(), env=None, timeout=120, confined=True, prefix=()) -> dict:
         """Run a probe script (confined unless told) and return its results."""
         path = self.script(body)
-        argv = [SYSTEM_PYTHON, path, *[str(a) for a in args]]
+        argv = [*prefix, SYSTEM_PYTHON, path, *[str(a) for a in args]]
         if confined:
             proc = self.run(*argv, cwd=cwd, options=options, env=env, timeout=timeout)
         else:
@@ -141,6 +141,17 @@ def parse(proc: subprocess.CompletedProcess) -> dict:
             result["_proc"] = proc
             return result
     raise AssertionError(f"probe printed no result: rc={proc.returncode}\nstdout={proc.stdout[-3000:]!r}\nstderr={proc.stderr[-3000:]!r}")
+
+
+def make_box(who) -> Box:
+    project = who.mkdir(who.base / "proj")
+    outside = who.mkdir(who.base / "outside")
+    return Box(who, project, outside, who.base / "denials.jsonl")
+
+
+@pytest.fixture
+def root_box(root) -> Box:
+    return make_box(root)
 
 
 @pytest.fixture
