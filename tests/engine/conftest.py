@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,3 +255,35 @@ def run_twin(box: Box, body: str, setup, denied_errno: str = "EACCES", **kw):
         print({k: v for k, v in confined.items() if not k.startswith("_")})
     assert snapshot(conf_pair.outside) == before, "something outside the project changed"
     return confined, control, conf_pair, ctl_pair
+
+
+def on_pty(box, argv, timeout=60):
+    """Run argv as the identity with a fresh pty as its controlling terminal;
+    returns (exit status, everything written to the terminal)."""
+    master, slave = os.openpty()
+    cmd = box.who.prefix() + ["setsid", "--ctty", *[str(a) for a in argv]]
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, cwd=box.project,
+                            env=box.who.env(), start_new_session=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    os.close(master)
+    return proc.returncode, out
+
+

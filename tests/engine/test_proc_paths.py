@@ -4,10 +4,8 @@ They must mean the target's objects (never the supervisor's), and a FIFO
 open must not stall the supervisor."""
 
 import os
-import subprocess
-import time
 
-from conftest import SYSTEM_PYTHON, run_twin
+from conftest import SYSTEM_PYTHON, on_pty, run_twin
 
 BODY = r'''
 import threading, time
@@ -106,29 +104,6 @@ done()
 '''
 
 
-def _on_pty(box, argv):
-    """Run argv as the identity with a fresh pty as its controlling terminal;
-    returns (exit status, everything written to the terminal)."""
-    master, slave = os.openpty()
-    cmd = box.who.prefix() + ["setsid", "--ctty", *[str(a) for a in argv]]
-    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, cwd=box.project,
-                            env=box.who.env(), start_new_session=True)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    proc.wait(30)
-    os.close(master)
-    return proc.returncode, out
-
-
 def test_dev_tty_is_the_targets_terminal(box):
     """/dev/tty opened for writing is the sandboxed process's own terminal
     (here a pty the test made), not the supervisor's; a process without
@@ -137,7 +112,7 @@ def test_dev_tty_is_the_targets_terminal(box):
     results = []
     for confined in (False, True):
         argv = [SYSTEM_PYTHON, "-m", "peninsula", "run", "--project", box.project, "--log", box.log, "--"] if confined else []
-        code, out = _on_pty(box, argv + [SYSTEM_PYTHON, script])
+        code, out = on_pty(box, argv + [SYSTEM_PYTHON, script])
         assert code == 0, out
         assert b"written to /dev/tty" in out, out
         line = [l for l in out.decode(errors="replace").splitlines() if l.startswith("RESULT ")]
