@@ -99,3 +99,27 @@ def test_prompt_hook_forks_nothing(term_factory, home):
     tracer.terminate()
     tracer.wait(10)
     assert "clone" in trace.read_text()
+
+
+def test_history_is_saved_at_exit_inside_a_project(term_factory, home):
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    term.run("echo history-marker-42")
+    term.keys("-l", "exit")
+    term.keys("Enter")
+    history = home / ".bash_history"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (history.exists() and "history-marker-42" in history.read_text()):
+        time.sleep(0.2)
+    assert "history-marker-42" in history.read_text()
+    assert "denied" not in term.screen()
+
+
+def test_terminal_size_follows_the_window(term_factory):
+    term = term_factory("bash")
+    supervised(term)
+    term.tmux("resize-window", "-x", "123", "-y", "45")
+    time.sleep(0.5)
+    text = term.run("stty size")
+    assert "45 123" in text
