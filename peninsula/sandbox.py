@@ -942,9 +942,17 @@ def _exec_command(plan: _Plan, exec_w: int) -> None:
     """Set the resource limits and exec; never returns."""
     code = EXIT_SETUP
     try:
+        # Python ignores SIGPIPE and SIGXFSZ at start-up and exec keeps
+        # ignored signals ignored: give the command the defaults back.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
+                    signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_DFL)
         for name, which, value in plan.limits:
+            # CPU: SIGXCPU at the soft limit, SIGKILL a second later if it is
+            # caught or ignored (soft = hard would be SIGKILL at once).
+            hard = value + 1 if which == resource.RLIMIT_CPU else value
             try:
-                resource.setrlimit(which, (value, value))
+                resource.setrlimit(which, (value, hard))
             except (OSError, ValueError) as err:
                 os.write(exec_w, f"rlimit {name} {getattr(err, 'errno', None) or errno.EINVAL}".encode())
                 return
