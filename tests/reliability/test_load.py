@@ -146,3 +146,120 @@ def test_two_builds_and_git_add_at_once(lay_root, lay_user, stress):
         early, late = started.sampler.early_late()
         assert started.sampler.max < 200_000, started.sampler.samples[-20:]
         assert late - early < 30_000, (early, late)
+
+
+STORM_C = r'''
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void body(char *buf, size_t size, int i) {
+    snprintf(buf, size, "storm %d %08x\n", i, (unsigned)(i * 2654435761u));
+}
+
+int main(int argc, char **argv) {
+    const char *proj = argv[1], *out = argv[2];
+    int n = atoi(argv[3]), every = atoi(argv[4]);
+    pid_t *kids = calloc(n, sizeof(pid_t));
+    int status_count[256] = {0}, victims = 0, retries = 0, signaled = 0;
+    setvbuf(stdout, NULL, _IONBF, 0);
+    for (int i = 0; i < n; i++) {
+        pid_t p = fork();
+        if (p < 0) {            /* out of processes: reap one, try again */
+            int st;
+            if (errno != EAGAIN || wait(&st) < 0) { perror("fork"); return 99; }
+            for (int k = 0; k < i; k++) if (kids[k] > 0 && waitpid(kids[k], &st, WNOHANG) > 0) { kids[k] = -1; break; }
+            retries++; i--; continue;
+        }
+        if (p == 0) {
+            char path[4096], buf[128];
+            if (every && i % every == every - 1) {
+                /* a victim: trapped opens until it is killed mid-request */
+                for (unsigned j = 0;; j++) {
+                    snprintf(path, sizeof path, "%s/victim/%d-%u", proj, i, j % 4);
+                    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+                    if (fd >= 0) close(fd);
+                }
+            }
+            body(buf, sizeof buf, i);
+            snprintf(path, sizeof path, "%s/storm/%d", proj, i);
+            int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+            if (fd < 0) _exit(10);
+            if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf)) _exit(11);
+            if (close(fd)) _exit(12);
+            snprintf(path, sizeof path, "%s/%d", out, i);
+            fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+            if (fd >= 0) _exit(20);
+            if (errno != EACCES) _exit(21);
+            _exit(0);
+        }
+        kids[i] = p;
+    }
+    for (int i = 0; i < n; i++) {
+        if (kids[i] <= 0) continue;
+        if (every && i % every == every - 1) { kill(kids[i], SIGKILL); victims++; }
+    }
+    for (int i = 0; i < n; i++) {
+        int st;
+        if (kids[i] <= 0) continue;
+        if (waitpid(kids[i], &st, 0) < 0) { perror("waitpid"); return 98; }
+        if (every && i % every == every - 1) continue;
+        if (WIFEXITED(st)) status_count[WEXITSTATUS(st)]++; else signaled++;
+    }
+    /* the supervisor still serves: a last write */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/final", proj);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    int final_ok = fd >= 0 && write(fd, "final\n", 6) == 6 && close(fd) == 0;
+    printf("RESULT {\"ok\": %d, \"in_failed\": %d, \"short\": %d, \"leaked\": %d, \"wrong_errno\": %d, "
+           "\"signaled\": %d, \"victims\": %d, \"retries\": %d, \"final\": %d}\n",
+           status_count[0], status_count[10] + status_count[12], status_count[11], status_count[20],
+           status_count[21], signaled, victims, retries, final_ok);
+    return 0;
+}
+'''
+
+
+def test_fork_storm(lay, stress):
+    """1,000 short-lived processes in one sandbox, each writing a file in the
+    project and trying one outside; every fiftieth process loops on
+    trapped opens and is killed mid-request."""
+    n, every = (5000, 25) if stress else (1000, 50)
+    storm = compile_c(STORM_C, "storm")
+    lay.dir(lay.project / "storm")
+    lay.dir(lay.project / "victim")
+    before = snapshot(lay.outside)
+    started = lay.start([storm, lay.project, lay.outside, n, every])
+    started.sample_rss()
+    proc = started.wait(timeout=600 if stress else 120)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(l for l in proc.stdout.decode().splitlines() if l.startswith("RESULT "))
+    result = json.loads(line[7:])
+    victims = len(range(every - 1, n, every))
+    assert result == {"ok": n - victims, "in_failed": 0, "short": 0, "leaked": 0, "wrong_errno": 0,
+                      "signaled": 0, "victims": victims, "retries": result["retries"], "final": 1}, result
+    for i in range(n):
+        if i % every == every - 1:
+            continue
+        assert (lay.project / "storm" / str(i)).read_text() == "storm %d %08x\n" % (i, (i * 2654435761) & 0xFFFFFFFF)
+    assert (lay.project / "final").read_text() == "final\n"
+    figure("writes_checked", n - victims + 1)
+    assert set(os.listdir(lay.project / "victim")) <= {f"{i}-{j}" for i in range(every - 1, n, every) for j in range(4)}
+    after = snapshot(lay.outside)
+    if after != before:
+        figure("escapes", 1)
+    assert after == before
+    assert len([d for d in denials(lay.log) if d["path"].startswith(str(lay.outside))]) == n - victims
+    figure("denials_checked", n - victims)
+    # the control: the same program unconfined writes outside as well
+    control = lay.plain([storm, lay.project, lay.outside, 20, 0])
+    assert b'"leaked": 20' in control.stdout, control.stdout
+    early, late = started.sampler.early_late()
+    assert started.sampler.max < 200_000 and late - early < 30_000, (early, late, started.sampler.max)
