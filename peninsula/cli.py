@@ -13,7 +13,7 @@ import sys
 EXIT_USAGE = 125
 
 # Subcommand modules, in the order `peninsula --help` lists them.
-COMMANDS = ("cmd_run", "cmd_shell", "cmd_status", "cmd_log", "cmd_trust", "cmd_doctor", "cmd_profiles")
+COMMANDS = ("cmd_run", "cmd_shell", "cmd_status", "cmd_log", "cmd_trust", "cmd_join", "cmd_profiles", "cmd_doctor")
 
 
 def fail(message: str) -> int:

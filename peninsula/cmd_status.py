@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from .cli import fail
 
@@ -22,7 +21,8 @@ def register(sub) -> None:
 
 
 def cmd_status(args) -> int:
-    from .session import ENV_SESSION, ask
+    from .control import ask
+    from .session import ENV_SESSION
 
     if not os.environ.get(ENV_SESSION):
         print("not in a peninsula session (start one with `peninsula shell` or the shell hook)")
@@ -52,7 +52,8 @@ def resolve_for_check(path: str) -> str:
 
 
 def cmd_check(args) -> int:
-    from .session import ENV_SESSION, ask
+    from .control import ask
+    from .session import ENV_SESSION
 
     where = resolve_for_check(args.path)
     if os.environ.get(ENV_SESSION):

@@ -35,7 +35,8 @@ def register(sub) -> None:
 
 
 def refuse_if_confined() -> str | None:
-    from .session import ENV_SESSION, ask
+    from .control import ask
+    from .session import ENV_SESSION
 
     if os.environ.get(ENV_SESSION):
         reply = ask({"op": "status"})

@@ -72,12 +72,19 @@ def baseline_roots(conf: UserConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys(os.path.realpath(r) for r in roots if not glob.has_magic(r)))
 
 
-def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int, session_dir: str, verbose: bool):
+def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int, session_dir: str, verbose: bool,
+                          broker=None, wake_r: int | None = None):
+    import select
+
     from .supervisor import Supervisor
 
     class _ShellSupervisor(Supervisor):
         def __init__(self):
             super().__init__(listener_fd, None, notices, verbose)
+            self.broker = broker
+            self.wake_r = wake_r
+            if wake_r is not None:
+                self.poller.register(wake_r, select.POLLIN)
             self.conf = conf
             self.conf_mtime = _mtime(conf.source)
             self.shell_pid = shell_pid
@@ -94,6 +101,15 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
 
                 self.handlers[syscall_number(name)] = getattr(self, f"h_{name}")
             self.prompt_ping()
+
+        def on_event(self, fd: int, mask: int) -> None:
+            if fd == self.wake_r:
+                # A command joined the session (join.py): serve its listener too.
+                os.read(fd, 4096)
+                while not self.broker.pending.empty():
+                    self.add_listener(self.broker.pending.get())
+                return
+            super().on_event(fd, mask)
 
         # -- judgement -------------------------------------------------------
 
@@ -263,13 +279,16 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
         # -- control channel -------------------------------------------------------
 
         def describe(self, pid: int | None) -> dict:
+            from .join import caller_state
+
+            state = self.timeline.current if pid is None else caller_state(self, pid)
             with self.lock:
-                state = self.timeline.current if pid is None else self.state_of(pid)
                 pol = self.policy_for(state)
             return {
                 "session": os.path.basename(self.session_dir),
                 "shell_pid": self.shell_pid,
                 "shell_state": self.timeline.current.describe(),
+                "shell_project": self.timeline.current.project,
                 "caller_state": state.describe(),
                 "confined": state.confined,
                 "project": state.project,
@@ -281,8 +300,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
         def check(self, pid: int | None, path: str) -> dict:
             from . import policy as engine
 
+            from .join import caller_state
+
+            state = self.timeline.current if pid is None else caller_state(self, pid)
             with self.lock:
-                state = self.timeline.current if pid is None else self.state_of(pid)
                 pol = self.policy_for(state)
             if pol is None:
                 return {"allow": True, "reason": "not confined: " + state.describe()}
@@ -306,78 +327,6 @@ def _user_config_path() -> str:
     from .userconfig import config_path
 
     return config_path()
-
-
-def serve_control(sup, sock_path: str) -> None:
-    """Answer status/check questions on a unix socket, one JSON line each.
-
-    The caller's pid comes from SO_PEERCRED, never from the request."""
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(sock_path)
-    server.bind(sock_path)
-    os.chmod(sock_path, 0o600)
-    server.listen(8)
-
-    def loop():
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=_answer_control, args=(sup, conn), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-
-
-def _answer_control(sup, conn) -> None:
-    import struct
-
-    with conn:
-        conn.settimeout(2.0)
-        try:
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            pid = struct.unpack("3i", creds)[0]
-            data = b""
-            while not data.endswith(b"\n") and len(data) < 65536:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            request = json.loads(data or b"{}")
-            op = request.get("op")
-            if op == "status":
-                reply = sup.describe(pid)
-            elif op == "check":
-                reply = sup.check(pid, str(request.get("path", "")))
-            else:
-                reply = {"error": f"unknown request {op!r}"}
-        except (OSError, ValueError) as err:
-            reply = {"error": str(err)}
-        with contextlib.suppress(OSError):
-            conn.sendall(json.dumps(reply).encode() + b"\n")
-
-
-def ask(request: dict, session_dir: str | None = None, timeout: float = 3.0) -> dict | None:
-    """Ask the session's supervisor (None when not in a session)."""
-    session_dir = session_dir or os.environ.get(ENV_SESSION_DIR)
-    if not session_dir:
-        return None
-    path = os.path.join(session_dir, "control.sock")
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(timeout)
-            conn.connect(path)
-            conn.sendall(json.dumps(request).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-    except OSError:
-        return None
-    return json.loads(data) if data else None
 
 
 # -- launching ------------------------------------------------------------------------
@@ -468,6 +417,17 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -
     except Exception as err:
         return setup_failed(f"cannot apply the Landlock baseline: {err}")
     program = FilterProgram(build_filter_bpf(trap_chdir=True))
+    from .join import Broker, zygote_main
+
+    zygote_sock, our_zygote_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if os.fork() == 0:
+        # The zygote: forked now so that joining commands nest in our domain.
+        our_zygote_sock.close()
+        for fd in (result_w, log_fd):
+            if fd is not None:
+                os.close(fd)
+        zygote_main(zygote_sock, roots, program)
+    zygote_sock.close()
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     child = os.fork()
     if child == 0:
@@ -481,7 +441,11 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -
         return setup_failed(msg.decode("utf-8", "replace").removeprefix("error "))
     stream = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
     notices = DenialNotices(stream, log_fd, quiet=False, hint_flag="peninsula allow")
-    sup = make_shell_supervisor(fds[0], notices, conf, child, session_dir, verbose)
+    wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    broker = Broker(our_zygote_sock, wake_w)
+    sup = make_shell_supervisor(fds[0], notices, conf, child, session_dir, verbose, broker, wake_r)
+    from .control import serve_control
+
     serve_control(sup, os.path.join(session_dir, "control.sock"))
     sup.serve()
     _, status, _ = os.wait4(child, 0)

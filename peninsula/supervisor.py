@@ -13,12 +13,11 @@ import errno
 import json
 import os
 import select
-import sys
 import threading
 import time
 import traceback
 
-from . import emulate, libc, target
+from . import emulate, target
 from .seccomp import Listener
 
 NOTICE_BURST = 10  # lines shown at once before rate limiting
@@ -106,6 +105,8 @@ class Supervisor:
         # The policy the current request is judged by (emulate.Request.check
         # reads it); for `peninsula run` it never changes.
         self.policy = policy
+        self.poller = select.poll()
+        self.listeners: dict[int, Listener] = {}
         self.notices = notices
         self.verbose = verbose
         self.handlers = emulate.handlers()
@@ -141,21 +142,32 @@ class Supervisor:
             _raw(NR_SETGROUPS, len(self.groups), mine)
 
     def serve(self) -> None:
-        fd = self.listener.fd
-        self.listener.set_sync_wakeup()
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while True:
+        """Answer requests until no process is left under any listener."""
+        self.add_listener(self.listener)
+        while self.listeners:
             try:
-                events = poller.poll()
+                events = self.poller.poll()
             except InterruptedError:
                 continue
-            for _, mask in events:
-                if mask & select.POLLIN:
-                    self.handle_one()
-                elif mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
-                    self.notices.finish()
-                    return
+            for fd, mask in events:
+                self.on_event(fd, mask)
+        self.notices.finish()
+
+    def add_listener(self, listener: Listener) -> None:
+        listener.set_sync_wakeup()
+        self.listeners[listener.fd] = listener
+        self.poller.register(listener.fd, select.POLLIN)
+
+    def on_event(self, fd: int, mask: int) -> None:
+        listener = self.listeners.get(fd)
+        if listener is None:
+            return
+        if mask & select.POLLIN:
+            self.listener = listener  # the one the current request came from
+            self.handle_one()
+        elif mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+            self.poller.unregister(fd)
+            del self.listeners[fd]
 
     def handle_one(self) -> None:
         notif = self.listener.recv()
