@@ -9,6 +9,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 
 from .cli import fail
 
@@ -88,7 +89,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from .sandbox import Sandbox, SandboxError
+    from .sandbox import EXIT_SETUP, Result, Sandbox, SandboxError
 
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not command:
@@ -128,6 +129,9 @@ def main(args) -> int:
         )
         running = box.spawn(command)
     except SandboxError as err:
+        if args.report:  # a report is written for every run, refused ones too
+            now = time.time()
+            _write_report(args.report, Result("setup failed", EXIT_SETUP, None, now, 0.0, 0.0, 0.0, 0, 0, [], f"peninsula: {err}"))
         return fail(str(err))
 
     def stop(_sig, _frame):
@@ -140,13 +144,17 @@ def main(args) -> int:
     if result.message and result.status in ("setup failed", "timed out"):
         sys.stderr.write(result.message + "\n")
     if args.report:
-        text = result.to_json(indent=2) + "\n"
-        if args.report == "-":
-            sys.stderr.write(text)
-        else:
-            try:
-                with open(args.report, "w") as handle:
-                    handle.write(text)
-            except OSError as err:
-                sys.stderr.write(f"peninsula: cannot write the report {args.report}: {err.strerror}\n")
+        _write_report(args.report, result)
     return result.returncode
+
+
+def _write_report(target: str, result) -> None:
+    text = result.to_json(indent=2) + "\n"
+    if target == "-":
+        sys.stderr.write(text)
+        return
+    try:
+        with open(target, "w") as handle:
+            handle.write(text)
+    except OSError as err:
+        sys.stderr.write(f"peninsula: cannot write the report {target}: {err.strerror}\n")

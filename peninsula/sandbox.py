@@ -878,19 +878,25 @@ def _notices(stream, log_fd, quiet):
     return Notices(stream, log_fd, quiet)
 
 
+_profile_roots: list[tuple[str, tuple[str, ...]]] | None = None
+
+
 def profile_for(path: str) -> str | None:
-    """The first shipped or user profile whose writable roots hold path."""
+    """The most specific profile (fewest writable roots) that would allow
+    writing path, or None. Profiles are read once, at the first denial."""
+    global _profile_roots
     from .config import ConfigError, list_profiles, load_options
 
-    for name, source, _ in list_profiles():
-        try:
-            options = load_options(source)
-        except ConfigError:
-            continue
-        for root in options.write:
-            if policy.is_beneath(path, _canonical(root)):
-                return name
-    return None
+    if _profile_roots is None:
+        _profile_roots = []
+        for name, source, _ in list_profiles():
+            try:
+                options = load_options(source)
+            except ConfigError:
+                continue
+            _profile_roots.append((name, tuple(_canonical(r) for r in options.write)))
+    matches = [(len(roots), name) for name, roots in _profile_roots if any(policy.is_beneath(path, r) for r in roots)]
+    return min(matches)[1] if matches else None
 
 
 # -- the command process --------------------------------------------------------------
