@@ -9,7 +9,7 @@ import signal
 
 from .helpers import PY, processes_with, run_with_report, wait_gone
 
-FORKS = 60
+FORKS = 200
 # Forks up to FORKS children that wait for the parent; prints how many it got.
 FORKER = f"""
 import os
@@ -35,8 +35,8 @@ def test_nproc_stops_forks_for_a_user_not_for_root(who):
     assert free.returncode == 0, free.stderr
     assert f"forked {FORKS}".encode() in free.stdout
     # The kernel counts every task (thread) of the user: the caller, the
-    # supervisor and whatever else the user runs. Leave room for 20 more.
-    limit = _tasks_of(who.uid) + 20
+    # supervisor and whatever else the user runs (other test suites too). Leave room for 60 more.
+    limit = _tasks_of(who.uid) + 60
     limited = who.peninsula("run", "--limit-nproc", str(limit), "--", PY, "-c", FORKER, cwd=project)
     assert limited.returncode == 0, limited.stderr
     got = int(limited.stdout.split()[-1])
@@ -44,7 +44,7 @@ def test_nproc_stops_forks_for_a_user_not_for_root(who):
         # RLIMIT_NPROC does not bind uid 0 (nor CAP_SYS_RESOURCE/CAP_SYS_ADMIN): documented.
         assert got == FORKS
     else:
-        assert 0 < got < 20
+        assert 0 < got < 60 + 5
 
 
 def _tasks_of(uid: int) -> int:
