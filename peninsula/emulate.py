@@ -728,6 +728,50 @@ def h_removexattrat(req):
     return _setxattr(req, pinned, _xattr_name(req, 3), None, 0, "removexattr")
 
 
+# -- inode flags through ioctl --------------------------------------------------
+
+# The size of what each trapped ioctl reads from its argument.
+_IOCTL_ARG = {
+    0x40086602: 4,  # FS_IOC_SETFLAGS: the kernel reads an int
+    0x40046602: 4,  # FS_IOC32_SETFLAGS
+    0x401C5820: 28,  # FS_IOC_FSSETXATTR: struct fsxattr
+    0x40087602: 4,  # FS_IOC_SETVERSION
+    0x40047602: 4,  # FS_IOC32_SETVERSION
+}
+
+
+def h_ioctl(req):
+    """chattr and friends: they change the inode behind an fd that may have
+    been opened read-only on a file outside. The call is made on a duplicate
+    of the target's own open file (pidfd_getfd), so it behaves exactly as
+    it would for the target, once the file's location is allowed."""
+    cmd = req.args[1] & 0xFFFFFFFF
+    size = _IOCTL_ARG.get(cmd)
+    if size is None:
+        raise OSError(errno.ENOSYS, "not an emulated ioctl")
+    fd = req.dirfd(0)
+    if fd < 0:
+        raise OSError(errno.EBADF, "bad fd")
+    theirs = _their_file(req, fd)
+    req.check_fd(theirs, "chattr", errno.EPERM)
+    data = req.memory(req.args[2], size)
+    buf = ctypes.create_string_buffer(data, size)
+    with req.as_target():
+        libc.ioctl(theirs, cmd, ctypes.addressof(buf))
+    return 0
+
+
+def _their_file(req, fd: int) -> int:
+    """A duplicate of the target's open file fd (EBADF when there is none)."""
+    pidfd = req.keep(os.pidfd_open(req.tgid))
+    try:
+        return req.keep(libc.pidfd_getfd(pidfd, fd))
+    except OSError as err:
+        if err.errno == errno.ESRCH:
+            raise Vanished() from None
+        raise
+
+
 # -- other processes -----------------------------------------------------------
 
 

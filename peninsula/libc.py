@@ -19,6 +19,7 @@ NR_OPENAT2 = 437
 NR_RENAMEAT2 = 316
 NR_FCHMODAT2 = 452
 NR_PIDFD_OPEN = 434
+NR_PIDFD_GETFD = 438
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -87,6 +88,11 @@ _linkat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
 
 def linkat(olddirfd: int, old: bytes, newdirfd: int, new: bytes, flags: int) -> None:
     _check(_linkat(olddirfd, old, newdirfd, new, flags))
+
+
+def pidfd_getfd(pidfd: int, targetfd: int) -> int:
+    """A duplicate (O_CLOEXEC) of another process's open file."""
+    return _check(_syscall(NR_PIDFD_GETFD, pidfd, targetfd, 0))
 
 
 class IoVec(ctypes.Structure):

@@ -34,6 +34,21 @@ SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1
 TIOCSTI = 0x5412
 TIOCLINUX = 0x541C
 
+# ioctls that change an inode's flags or attributes. They work on an fd
+# opened read-only, so a file outside the sandbox could be made immutable
+# or append-only (or have those flags lifted): sent to the supervisor.
+FS_IOC_SETFLAGS = 0x40086602
+FS_IOC32_SETFLAGS = 0x40046602
+FS_IOC_FSSETXATTR = 0x401C5820
+FS_IOC_SETVERSION = 0x40087602
+FS_IOC32_SETVERSION = 0x40047602
+# ...and ones that are refused outright (file-system wide, or irreversible).
+FS_IOC_SETFSLABEL = 0x41009432
+FS_IOC_SET_ENCRYPTION_POLICY = 0x800C6613
+FS_IOC_ENABLE_VERITY = 0x40806685
+INODE_IOCTLS = (FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR, FS_IOC_SETVERSION, FS_IOC32_SETVERSION)
+REFUSED_IOCTLS = (FS_IOC_SETFSLABEL, FS_IOC_SET_ENCRYPTION_POLICY, FS_IOC_ENABLE_VERITY)
+
 O_ACCMODE_WRITE_BITS = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC)
 
 # Path-based mutators: always sent to the supervisor.
@@ -99,9 +114,11 @@ def build_filter_bpf(trap_chdir: bool = False) -> bytes:
     for name, index in FLAGGED_OPENS:
         for bit in O_ACCMODE_WRITE_BITS:
             _add(flt, sc.NOTIFY, name, sc.Arg(index, sc.MASKED_EQ, bit, bit))
-    for request in (TIOCSTI, TIOCLINUX):
+    for request in (TIOCSTI, TIOCLINUX) + REFUSED_IOCTLS:
         # The kernel compares only the low 32 bits of an ioctl request.
         _add(flt, sc.ERRNO(errno.EPERM), "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+    for request in INODE_IOCTLS:
+        _add(flt, sc.NOTIFY, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
     for name, err in REFUSED:
         _add(flt, sc.ERRNO(err), name)
     if trap_chdir:
