@@ -54,7 +54,7 @@ def register(sub) -> None:
     files.add_argument("--profile", "-p", metavar="NAME", action="append", default=[], help="apply a named profile (repeatable; see `peninsula profiles`)")
     files.add_argument("--config", metavar="FILE", action="append", default=[], help="TOML file with the same options (repeatable)")
 
-    limits = run.add_argument_group("resource limits (soft = hard, set in the command before exec)")
+    limits = run.add_argument_group("resource limits (set in the command before exec, soft and hard; only root can raise them again)")
     limits.add_argument("--limit-as", metavar="SIZE", help="address space (virtual memory), e.g. 512M, 2G")
     limits.add_argument("--limit-cpu", metavar="SECONDS", help="CPU time per process; SIGXCPU when reached")
     limits.add_argument("--limit-fsize", metavar="SIZE", help="largest file a process may write; SIGXFSZ beyond")

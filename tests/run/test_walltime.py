@@ -61,3 +61,25 @@ def test_walltime_reported_even_when_the_command_ignores_sigterm(who):
     assert proc.returncode == 124
     assert report["status"] == "timed out"
     assert report["exit_code"] is None
+
+
+def test_sigterm_to_peninsula_kills_the_tree(who):
+    """A cancelled CI job: SIGTERM to `peninsula run` takes everything with it."""
+    import signal
+    import subprocess
+
+    project = who.mkdir(who.base / "p")
+    marker = f"pterm{time.monotonic_ns()}"
+    proc = subprocess.Popen(
+        who.prefix() + [PY, "-m", "peninsula", "run", "--", "bash", "-c", SPAWNER.replace("{t}", "300"), "spawner", marker],
+        cwd=project, env=who.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"started\n"
+        time.sleep(0.3)
+        assert len(processes_with(marker)) >= 3
+        proc.send_signal(signal.SIGTERM)  # setpriv execs, so this is peninsula itself
+        assert proc.wait(timeout=30) == 128 + signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+    assert wait_gone(marker) == []
