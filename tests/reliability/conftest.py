@@ -194,10 +194,13 @@ class Started:
         """The supervisor: the caller's child that is itself `peninsula`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # (ctypes.util.find_library vforks ldconfig: a child that
+            # briefly has the caller's cmdline; the supervisor is the child
+            # that has children of its own, the command among them.)
             for child in children_of(self.pid):
                 try:
                     with open(f"/proc/{child}/cmdline", "rb") as handle:
-                        if b"peninsula" in handle.read():
+                        if b"peninsula" in handle.read() and children_of(child):
                             return child
                 except OSError:
                     pass
