@@ -119,6 +119,10 @@ class Request(Context):
                 decision = policy.decide_hardlinked_write(self.sup.policy, info.st_nlink)
                 if not decision.allow:
                     raise Denied(err, where, decision.reason, op)
+            elif not _safe_device(info):
+                # A device node is a door to the device, wherever the node is:
+                # a disk's node made in /tmp or the project writes the disk.
+                raise Denied(err, where, f"device {os.major(info.st_rdev)}:{os.minor(info.st_rdev)} is not a terminal or null device", op)
         return where
 
     def dirfd(self, index: int) -> int:
@@ -394,9 +398,26 @@ def h_mkdirat(req):
     return _mkdir(req, req.dirfd(0), req.path(1), req.args[2])
 
 
+def _safe_device(info) -> bool:
+    """True unless info is a block device or a character device other than
+    the terminals and the null-like devices (1:3 null, 1:5 zero, 1:7 full,
+    1:8 random, 1:9 urandom, 5:0 tty, 5:2 ptmx, 136-143 pts)."""
+    if stat.S_ISBLK(info.st_mode):
+        return False
+    if not stat.S_ISCHR(info.st_mode):
+        return True
+    major, minor = os.major(info.st_rdev), os.minor(info.st_rdev)
+    return (major == 1 and minor in (3, 5, 7, 8, 9)) or (major == 5 and minor in (0, 2)) or 136 <= major <= 143
+
+
 def _mknod(req, dirfd, path, mode, dev):
     parent, name, where = req.entry(dirfd, path)
     req.check(where, "mknod")
+    kind = mode & S_IFMT
+    if kind in (stat.S_IFBLK, stat.S_IFCHR) and not (kind == stat.S_IFCHR and dev & 0xFFFFFFFF == 0):
+        # Even in the project or /tmp: a disk's node left there lets anyone,
+        # later and outside the sandbox, write the disk. (0:0 is a whiteout.)
+        raise Denied(errno.EPERM, where, "device nodes cannot be created in the sandbox", "mknod")
     mode &= 0xFFFFFFFF
     perms = (mode & 0o7777) & ~req.status.umask
     with req.as_target():
