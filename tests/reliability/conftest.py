@@ -43,7 +43,8 @@ def compile_c(source: str, name: str, flags: tuple[str, ...] = ()) -> Path:
             src = Path(tmp) / f"{name}.c"
             src.write_text(source)
             built = Path(tmp) / name
-            subprocess.run(["gcc", "-O1", "-Wall", "-Werror", "-o", built, src, *flags], check=True, capture_output=True)
+            done = subprocess.run(["gcc", "-O1", "-Wall", "-Werror", "-o", built, src, *flags], capture_output=True)
+            assert done.returncode == 0, done.stderr.decode()
             os.chmod(built, 0o755)
             shutil.move(built, out)
     return out

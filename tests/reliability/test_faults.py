@@ -241,3 +241,303 @@ def test_supervisor_stopped_and_continued_often(lay, stress):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert cycles > 20
     assert check_journal(lay, journal(lay.project)) == 2 * n
+
+
+FIFO_VICTIMS = r'''
+import errno, os, signal, sys, time
+proj, k = sys.argv[1], int(sys.argv[2])
+journal = os.open(proj + "/journal", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+def say(text):
+    os.write(journal, (text + "\n").encode())
+kids = []
+for i in range(k):
+    path = "%s/fifo%d" % (proj, i)
+    os.mkfifo(path)
+    pid = os.fork()
+    if pid == 0:
+        os.open(path, os.O_WRONLY)   # no reader, ever: blocks until killed
+        os._exit(3)
+    kids.append(pid)
+say("forked")
+while not os.path.exists(proj + "/go"):
+    time.sleep(0.01)
+for pid in kids:
+    os.kill(pid, signal.SIGKILL)
+for pid in kids:
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+say("killed")
+# the supervisor still serves: a FIFO with a reader opens, a file is written
+r = os.open(proj + "/fifo0", os.O_RDONLY | os.O_NONBLOCK)
+w = os.open(proj + "/fifo0", os.O_WRONLY)
+os.write(w, b"through")
+assert os.read(r, 100) == b"through"
+with open(proj + "/after", "w") as f:
+    f.write("after\n")
+say("served")
+while not os.path.exists(proj + "/end"):
+    time.sleep(0.01)
+'''
+
+
+def test_targets_killed_in_a_blocking_fifo_open(lay):
+    """Targets SIGKILLed while the supervisor opens a FIFO for them (no
+    reader, so the open would wait forever): the supervisor keeps serving
+    and does not keep a thread (and an fd) per dead request."""
+    k = 12
+    script = lay.script(FIFO_VICTIMS, "fifo_victims.py")
+    started = lay.start([SYSTEM_PYTHON, script, lay.project, k])
+    try:
+        sup = started.supervisor()
+        wait_for(lambda: "forked" in journal(lay.project), 30, "the FIFO openers")
+        wait_for(lambda: len(fifo_threads(sup)) >= k, 30, "every FIFO open to reach the supervisor")
+        lay.file(lay.project / "go")
+        wait_for(lambda: "served" in journal(lay.project), 30, "the supervisor to serve after the kills")
+        assert (lay.project / "after").read_text() == "after\n"
+        figure("writes_checked", 1)
+        deadline = time.monotonic() + 5
+        while fifo_threads(sup) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leaked = fifo_threads(sup)
+        lay.file(lay.project / "end")
+    finally:
+        proc = started.wait(timeout=60)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not leaked, f"{len(leaked)} supervisor threads still blocked opening FIFOs for dead processes"
+
+
+NOFILE_C = r'''
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *name(int e) { return e == EMFILE ? "EMFILE" : e == 0 ? "OK" : strerror(e); }
+
+int main(int argc, char **argv) {
+    const char *proj = argv[1];
+    char path[4096];
+    struct rlimit rl = {16, 16};
+    if (setrlimit(RLIMIT_NOFILE, &rl)) { perror("setrlimit"); return 2; }
+    int open_fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while ((e = readdir(d))) if (e->d_name[0] != '.') open_fds++;
+    closedir(d);
+    open_fds--;  /* the directory stream's own fd */
+    int count = 0, last = -1, err = 0;
+    for (int i = 0; i < 64; i++) {
+        snprintf(path, sizeof path, "%s/nf/%d", proj, i);
+        int fd = open(path, O_CREAT | O_WRONLY, 0644);
+        if (fd < 0) { err = errno; break; }
+        last = fd;
+        count++;
+    }
+    /* at the limit: an existing file opened with O_TRUNC must fail and stay whole */
+    snprintf(path, sizeof path, "%s/keep", proj);
+    errno = 0;
+    int t = open(path, O_WRONLY | O_TRUNC);
+    int trunc_err = t < 0 ? errno : 0;
+    snprintf(path, sizeof path, "%s/nf/mkdir-ok", proj);
+    int mk = mkdir(path, 0755) == 0;       /* other trapped calls still work */
+    close(last);
+    snprintf(path, sizeof path, "%s/nf/after-close", proj);
+    int again = open(path, O_CREAT | O_WRONLY, 0644);
+    printf("RESULT {\"opened\": %d, \"room\": %d, \"errno\": \"%s\", \"trunc\": \"%s\", \"mkdir\": %d, \"again\": %d}\n",
+           count, 16 - open_fds, name(err), name(trunc_err), mk, again >= 0);
+    return 0;
+}
+'''
+
+
+def test_open_at_rlimit_nofile(lay):
+    """A target at RLIMIT_NOFILE: an emulated open fails with EMFILE like
+    the kernel's, has no side effect the kernel's would not have (no file
+    created, nothing truncated), and the supervisor keeps serving."""
+    prog = compile_c(NOFILE_C, "nofile")
+    results = {}
+    for kind in ("control", "confined"):
+        proj = lay.dir(lay.base / f"nofile-{kind}")
+        lay.dir(proj / "nf")
+        lay.file(proj / "keep", "keep me\n")
+        if kind == "control":
+            proc = lay.plain([prog, proj], cwd=proj)
+        else:
+            proc = lay.run([prog, proj], project=proj)
+            no_traceback(proc)
+        assert proc.returncode == 0, proc.stderr
+        line = next(l for l in proc.stdout.decode().splitlines() if l.startswith("RESULT "))
+        result = json.loads(line[7:])
+        result["tree"] = sorted(os.listdir(proj / "nf"))
+        result["keep"] = (proj / "keep").read_text()
+        results[kind] = result
+    control, confined = results["control"], results["confined"]
+    assert control["opened"] == control["room"] and control["errno"] == "EMFILE" and control["trunc"] == "EMFILE"
+    assert confined["opened"] == confined["room"] and confined["errno"] == "EMFILE", confined
+    assert confined["mkdir"] == 1 and confined["again"] == 1
+    problems = []
+    if confined["trunc"] != "EMFILE":
+        problems.append(f"O_TRUNC open at the limit gave {confined['trunc']}")
+    if confined["keep"] != "keep me\n":
+        problems.append(f"an O_TRUNC open that failed with EMFILE truncated the file (now {confined['keep']!r})")
+    expected = sorted([str(i) for i in range(confined["opened"])] + ["mkdir-ok", "after-close"])
+    if confined["tree"] != expected:
+        problems.append(f"files left by opens that failed with EMFILE: {sorted(set(confined['tree']) - set(expected))}")
+    assert not problems, problems
+
+
+TIMER_C = r'''
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t ticks;
+static void on_alarm(int sig) { (void)sig; ticks++; }
+
+int main(int argc, char **argv) {
+    const char *proj = argv[1];
+    int n = atoi(argv[2]), restart = atoi(argv[3]);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = restart ? SA_RESTART : 0;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 1000}, {0, 1000}};   /* every 1 ms */
+    setitimer(ITIMER_REAL, &it, NULL);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long eintr = 0, bad = 0;
+    char path[4096], buf[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/t/%d", proj, i % 64);
+        int fd;
+        while ((fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644)) < 0) {
+            if (errno != EINTR) { bad++; break; }
+            eintr++;
+        }
+        if (fd < 0) continue;
+        int len = snprintf(buf, sizeof buf, "%d\n", i);
+        ssize_t w;
+        while ((w = write(fd, buf, len)) < 0 && errno == EINTR) ;
+        if (w != len) bad++;
+        close(fd);
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("RESULT {\"n\": %d, \"eintr\": %ld, \"bad\": %ld, \"ticks\": %ld, \"secs\": %.3f}\n", n, eintr, bad, (long)ticks, secs);
+    return 0;
+}
+'''
+
+
+@pytest.mark.parametrize("restart", [0, 1], ids=["no-SA_RESTART", "SA_RESTART"])
+def test_target_with_1ms_timer_signal(lay, restart, stress):
+    """A target interrupted every millisecond while it loops over trapped
+    opens: no livelock, every open completes (retried on EINTR) in bounded
+    time, the last write to each file is there."""
+    n = 20000 if stress else 2000
+    prog = compile_c(TIMER_C, "timer")
+    lay.dir(lay.project / "t")
+    started = lay.start([prog, lay.project, n, restart])
+    started.sample_rss()
+    proc = started.wait(timeout=120)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(next(l for l in proc.stdout.decode().splitlines() if l.startswith("RESULT "))[7:])
+    assert result["bad"] == 0 and result["n"] == n, result
+    assert result["ticks"] > 50, result  # the timer really ran during the opens
+    if restart:
+        assert result["eintr"] == 0, result  # SA_RESTART: the kernel restarts, nobody sees EINTR
+    for j in range(64):
+        last = max(i for i in range(n) if i % 64 == j)
+        assert (lay.project / "t" / str(j)).read_text() == f"{last}\n"
+    figure("writes_checked", n)
+
+
+DISKFULL = r'''
+import errno, json, os, sys
+d = sys.argv[1]
+res = {}
+def attempt(key, fn):
+    try:
+        fn()
+        res[key] = "OK"
+    except OSError as e:
+        res[key] = errno.errorcode[e.errno]
+def big():
+    fd = os.open(d + "/big", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    try:
+        chunk = b"x" * 65536
+        for _ in range(64):          # 4 MiB into 1 MiB
+            os.write(fd, chunk)
+    finally:
+        os.close(fd)
+attempt("big_write", big)
+count = 0
+while True:
+    try:
+        os.close(os.open("%s/f%d" % (d, count), os.O_CREAT | os.O_WRONLY, 0o644))
+        count += 1
+    except OSError as e:
+        res["create_errno"] = errno.errorcode[e.errno]
+        break
+    if count > 10000:
+        break
+res["created"] = count
+attempt("mkdir", lambda: os.mkdir(d + "/dir"))
+attempt("symlink", lambda: os.symlink("x", d + "/sym"))
+os.unlink(d + "/big")
+os.unlink("%s/f%d" % (d, count - 1))
+attempt("create_after_freeing", lambda: os.close(os.open(d + "/again", os.O_CREAT | os.O_WRONLY, 0o644)))
+def refill():
+    with open(d + "/again", "wb") as f:
+        f.write(b"y" * 100000)
+attempt("write_after_freeing", refill)
+print("RESULT " + json.dumps(res), flush=True)
+'''
+
+
+def test_disk_full(lay):
+    """A 1 MiB tmpfs with few inodes mounted in the project: writes fail
+    with ENOSPC exactly as without peninsula (data writes and emulated
+    creates alike), and the supervisor keeps serving once room is made."""
+    script = lay.script(DISKFULL, "diskfull.py")
+    results = {}
+    mounts = []
+    try:
+        for kind in ("control", "confined"):
+            small = lay.dir(lay.project / f"small-{kind}")
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M,nr_inodes=40,mode=0755", "tmpfs", small], check=True)
+            mounts.append(small)
+            os.chown(small, lay.who.uid, lay.who.gid)
+            if kind == "control":
+                proc = lay.plain([SYSTEM_PYTHON, script, small])
+            else:
+                proc = lay.run([SYSTEM_PYTHON, script, small])
+                no_traceback(proc)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            line = next(l for l in proc.stdout.decode().splitlines() if l.startswith("RESULT "))
+            results[kind] = json.loads(line[7:])
+            results[kind]["again_size"] = (small / "again").stat().st_size
+    finally:
+        for small in mounts:
+            subprocess.run(["umount", "-l", small])
+    control, confined = results["control"], results["confined"]
+    assert control["big_write"] == "ENOSPC" and control["create_errno"] == "ENOSPC"
+    assert confined == control, (confined, control)
+    figure("writes_checked", control["created"] + 2)
