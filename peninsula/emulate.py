@@ -196,8 +196,23 @@ def _int(value: int) -> int:
 # -- opens -------------------------------------------------------------------
 
 
-def do_open(req: Request, dirfd: int, path: bytes, flags: int, mode: int, resolve: int, op: str):
+O_PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def do_open(req: Request, dirfd: int, path: bytes, flags: int, mode: int, resolve: int, op: str, strict: bool = False):
     flags &= 0xFFFFFFFF
+    if flags & os.O_PATH:
+        if strict:  # openat2
+            if flags & ~O_PATH_FLAGS:
+                raise OSError(errno.EINVAL, "O_PATH with other flags")
+            # An O_PATH fd cannot be installed with ADDFD (the kernel's fget
+            # skips O_PATH files), and the flags live in memory the target
+            # may change, so CONTINUE is no answer either: say openat2 is
+            # not there, and callers fall back to openat (systemd, libpathrs).
+            raise OSError(errno.ENOSYS, "openat2 with O_PATH is not emulated")
+        # open/openat: the flags are a register value, and the kernel
+        # ignores every flag but these with O_PATH, so nothing is written.
+        return CONTINUE
     if not flags & O_WRITE_INTENT and (flags & O_TMPFILE) != O_TMPFILE:
         return _open_plain(req, dirfd, path, flags, mode, resolve)
     cloexec = bool(flags & os.O_CLOEXEC)
@@ -221,8 +236,6 @@ def _open_plain(req, dirfd, path, flags, mode, resolve):
     cloexec = bool(flags & os.O_CLOEXEC)
     pinned = req.pin(dirfd, path, follow=not flags & os.O_NOFOLLOW, resolve=resolve)
     info = os.fstat(pinned)
-    if flags & os.O_PATH:
-        return Fd(os.dup(pinned), cloexec)
     if stat.S_ISLNK(info.st_mode):
         raise OSError(errno.ELOOP, "symlink with O_NOFOLLOW")
     if stat.S_ISCHR(info.st_mode) and info.st_rdev == os.makedev(5, 0):
@@ -256,6 +269,8 @@ def _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec):
     if stat.S_ISLNK(info.st_mode):
         raise OSError(errno.ELOOP, "symlink with O_NOFOLLOW")
     source = f"/proc/self/fd/{pinned}"
+    if flags & os.O_CREAT and stat.S_ISDIR(info.st_mode):
+        raise OSError(errno.EISDIR, "O_CREAT on a directory")
     if (flags & O_TMPFILE) == O_TMPFILE:
         if not stat.S_ISDIR(info.st_mode):
             raise OSError(errno.ENOTDIR, "not a directory")
@@ -368,7 +383,7 @@ def h_openat2(req):
     if mode and not flags & (os.O_CREAT | 0o20000000):
         raise OSError(errno.EINVAL, "mode without O_CREAT")
     path = req.path(1)
-    return do_open(req, req.dirfd(0), path, flags, mode, resolve, "open")
+    return do_open(req, req.dirfd(0), path, flags, mode, resolve, "open", strict=True)
 
 
 def h_file_setattr(req):

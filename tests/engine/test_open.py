@@ -96,6 +96,16 @@ attempt("in_tmpfile_link_proc", tmpfile_link_proc, P, P + "/tmp_linked")
 attempt("out_tmpfile_link_proc", tmpfile_link_proc, P, O + "/tmp_linked")
 if os.getuid() == 0:
     attempt("in_tmpfile_link_empty", tmpfile_link_empty, P, "tmp_linked2")
+attempt("in_opath_creat", sc, "open", P + "/opath_new", os.O_PATH | os.O_CREAT | os.O_WRONLY, 0o644)
+attempt("in_opath_outside_wronly", sc, "open", O + "/existing", os.O_PATH | os.O_WRONLY)
+attempt("in_opath_openat2_creat", sc, "openat2", AT_FDCWD, P + "/opath_new2", how(os.O_PATH | os.O_CREAT, 0o644), 24)
+attempt("x_opath_openat2", sc, "openat2", AT_FDCWD, P + "/existing", how(os.O_PATH), 24)
+attempt("in_creat_on_dir", sc, "open", P + "/sub", os.O_RDONLY | os.O_CREAT, 0o644)
+attempt("in_creat_on_dir_outside", sc, "open", O + "/sub", os.O_RDONLY | os.O_CREAT, 0o644)
+attempt("in_symlink_loop", sc, "open", P + "/loop1", C, 0o644)
+attempt("in_symlink_loop_nocreat", sc, "open", P + "/loop1", W)
+attempt("in_tmpfile_link_empty_any", tmpfile_link_empty, P, "tmp_linked3")
+attempt("out_tmpfile_link_empty_any", lambda: (lambda fd: sc("linkat", fd, "", od, "tmp_out", 0x1000))(os.open(P, os.O_TMPFILE | os.O_RDWR, 0o600)))
 attempt("in_tmpfile_excl_link", lambda: (lambda fd: sc("linkat", AT_FDCWD, "/proc/self/fd/%d" % fd, AT_FDCWD, P + "/never", 0x400))(os.open(P, os.O_TMPFILE | os.O_WRONLY | os.O_EXCL, 0o600)))
 
 # /proc/self/cwd, /dev/fd/N, /dev/stdout, /proc/self/fd/N name the target's objects
@@ -173,6 +183,7 @@ def setup(box, project, outside):
         ("dangling_rel", f"../{outside.name}/created_rel"), ("chain1", project / "chain2"),
         ("chain2", outside / "created_chain"), ("dangling2", outside / "created2"),
         ("dangling3", outside / "created3"), ("dangling_in", project / "made_via_link"),
+        ("loop1", "loop2"), ("loop2", "loop1"),
     ]:
         os.symlink(to, project / link)
         box.own(project / link)
@@ -207,6 +218,8 @@ def test_open_family(box):
     assert conf["x_read_data"] == "outside data"
     assert conf["efault_unterminated"] == "EFAULT" and conf["enametoolong"] == "ENAMETOOLONG"
     assert conf["rd_creat_existing_outside"] == "OK"
+    # an O_PATH fd cannot be installed by the supervisor: openat2 says ENOSYS
+    assert ctl["x_opath_openat2"] == "OK" and conf["x_opath_openat2"] == "ENOSYS"
     # nothing was created outside (run_twin compared the whole tree) and the
     # denials were reported
     assert b"denied open of " + str(o / "a").encode() in conf["_proc"].stderr
