@@ -541,3 +541,107 @@ def test_disk_full(lay):
     assert control["big_write"] == "ENOSPC" and control["create_errno"] == "ENOSPC"
     assert confined == control, (confined, control)
     figure("writes_checked", control["created"] + 2)
+
+
+FIFO_ALARM_C = r'''
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void on_alarm(int sig) { (void)sig; }
+
+int main(int argc, char **argv) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fifo", argv[1]);
+    unlink(path);
+    if (mkfifo(path, 0644)) { perror("mkfifo"); return 2; }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;          /* no SA_RESTART: the open gives up */
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(1);
+    int fd = open(path, O_WRONLY);     /* nobody will ever read */
+    printf("RESULT %s\n", fd >= 0 ? "OK" : errno == EINTR ? "EINTR" : strerror(errno));
+    return 0;
+}
+'''
+
+
+def test_signal_interrupts_a_blocking_fifo_open(lay):
+    """The classic alarm() timeout around a blocking open: without
+    peninsula the open of a FIFO nobody reads fails with EINTR after a
+    second; under peninsula it must not hang forever."""
+    prog = compile_c(FIFO_ALARM_C, "fifo_alarm")
+    control = lay.plain([prog, lay.project], timeout=30)
+    assert control.stdout.strip() == b"RESULT EINTR", control
+    started = lay.start([prog, lay.project])
+    proc = started.wait(timeout=6)
+    no_traceback(proc)
+    assert proc.stdout.strip() == b"RESULT EINTR", proc
+
+
+BAD_CONFIGS = {
+    "unknown.toml": ('write = ["/var/tmp"]\n# a comment\nunknown_key = 1\n', 3),
+    "syntax.toml": ('write = ["/var/tmp"]\nread_only = \n', 2),
+    "type.toml": ('\nwrite = "not a list"\n', 2),
+    "bool.toml": ('write = ["/var/tmp"]\n\nread_only = "yes"\n', 3),
+    "nonutf8.toml": (b'write = ["\xff\xfe"]\n', 1),
+    "duplicate.toml": ('write = ["/var/tmp"]\n[write]\nx = 1\n', 3),
+    "negative.toml": ('\n\n\nlimit_nofile = -5\n', 4),
+}
+
+
+def test_bad_config_is_one_clear_message(lay):
+    """`peninsula run --config BAD`: exit 125, one line on stderr naming
+    the file and the line, and the command is never started."""
+    cfg = lay.dir(lay.base / "cfg")
+    good = lay.file(cfg / "good.toml", f'write = ["{lay.outside}"]\n')
+    ok = lay.run(["sh", "-c", f"echo good > {lay.outside}/via-config"], options=["--config", good], verbose=False)
+    assert ok.returncode == 0 and (lay.outside / "via-config").read_text() == "good\n", ok.stderr
+    for name, (text, line) in BAD_CONFIGS.items():
+        path = lay.file(cfg / name, text)
+        marker = lay.project / f"started-{name}"
+        proc = lay.run(["sh", "-c", f"touch {marker}"], options=["--config", path], verbose=False, timeout=60)
+        lines = [l for l in proc.stderr.decode("utf-8", "replace").splitlines() if l.strip()]
+        assert proc.returncode == 125, (name, proc.returncode, lines)
+        assert len(lines) == 1, (name, lines)
+        assert f"{name}:{line}:" in lines[0], (name, lines)
+        assert "Traceback" not in lines[0]
+        assert not marker.exists(), name
+
+
+CONFIG_CHANGER = r'''
+import os, sys, time
+proj, target = sys.argv[1], sys.argv[2]
+open(proj + "/ready", "w").close()
+while not os.path.exists(proj + "/go"):
+    time.sleep(0.01)
+with open(target, "w") as f:       # allowed by the config as it was at start
+    f.write("still allowed\n")
+print("WROTE", flush=True)
+'''
+
+
+def test_config_broken_while_running_changes_nothing(lay):
+    """`peninsula run` reads its config once: breaking the file while the
+    command runs neither stops it nor changes what it may write."""
+    extra = lay.dir(lay.base / "extra")
+    cfg = lay.file(lay.base / "run.toml", f'write = ["{extra}"]\n')
+    script = lay.script(CONFIG_CHANGER, "changer.py")
+    # the control: without the config the same write is refused
+    denied = lay.run([SYSTEM_PYTHON, "-c", f"open('{extra}/x', 'w')"], verbose=False)
+    assert denied.returncode != 0 and b"PermissionError" in denied.stderr and not (extra / "x").exists()
+    started = lay.start([SYSTEM_PYTHON, script, lay.project, extra / "x"], options=["--config", cfg])
+    wait_for(lambda: (lay.project / "ready").exists(), 30, "the command")
+    cfg.write_text("write = [\nthis is not toml\n")
+    lay.file(lay.project / "go")
+    proc = started.wait(timeout=60)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert (extra / "x").read_text() == "still allowed\n"
+    assert b"toml" not in proc.stderr.lower(), proc.stderr
