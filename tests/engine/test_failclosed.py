@@ -82,3 +82,83 @@ def test_supervisor_death_fails_closed(box):
     assert os.stat(box.project / "before").st_mode & 0o777 == 0o644
     assert proc.returncode == 123, (proc.returncode, err)
     assert b"the supervisor died" in err and b"ENOSYS" in err
+
+
+CHURN = r'''
+import random, signal, time
+P, O = sys.argv[1], sys.argv[2]
+C = os.O_CREAT | os.O_WRONLY
+
+def child_loop(n):
+    if n % 3 == 0:
+        # a fast timer: syscalls get interrupted mid-request
+        signal.signal(signal.SIGALRM, lambda *a: None)
+        signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+    i = 0
+    while True:
+        name = "%s/c%d_%d" % (P, os.getpid(), i % 50)
+        for fn in (lambda: os.close(sc("open", name, C, 0o644)), lambda: sc("unlink", name),
+                   lambda: sc("mkdir", name, 0o755), lambda: sc("rmdir", name),
+                   lambda: sc("open", O + "/never%d" % i, C, 0o644), lambda: sc("open", ctypes.c_void_p(8), C, 0),
+                   lambda: sc("rename", P + "/nope", O + "/nope")):
+            try:
+                fn()
+            except OSError:
+                pass
+        i += 1
+
+def spawn(n):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child_loop(n)
+        finally:
+            os._exit(0)
+    return pid
+
+# a writer blocked on a FIFO open (served by a supervisor thread), then killed
+os.mkfifo(P + "/fifo")
+fifo_writer = os.fork()
+if fifo_writer == 0:
+    os.open(P + "/fifo", os.O_WRONLY)
+    os._exit(0)
+children = [spawn(n) for n in range(8)]
+time.sleep(0.2)
+os.kill(fifo_writer, signal.SIGKILL)
+os.waitpid(fifo_writer, 0)
+deadline = time.monotonic() + 4
+kills = 0
+while time.monotonic() < deadline:
+    time.sleep(random.uniform(0.001, 0.02))
+    k = random.randrange(len(children))
+    os.kill(children[k], signal.SIGKILL)
+    os.waitpid(children[k], 0)
+    kills += 1
+    children[k] = spawn(k)
+for pid in children:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+RESULTS["x_kills"] = kills
+fd = os.open(P + "/fifo", os.O_RDONLY | os.O_NONBLOCK)  # releases the blocked supervisor thread
+os.close(fd)
+attempt("final_create", sc, "open", P + "/final", C, 0o644)
+attempt("final_mkdir", sc, "mkdir", P + "/final_dir", 0o755)
+attempt("final_outside", sc, "open", O + "/final", C, 0o644)
+done()
+'''
+
+
+def test_dying_and_interrupted_targets_do_not_hurt_the_supervisor(box):
+    """Targets killed mid-request, interrupted by a 0.5 ms timer, passing
+    bad pointers, or killed while their FIFO open waits in a supervisor
+    thread: the supervisor keeps serving, and nothing lands outside."""
+    from conftest import snapshot
+    before = snapshot(box.outside)
+    result = box.probe(CHURN, box.project, box.outside, options=("--verbose", "--quiet"), timeout=120)
+    proc = result["_proc"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert result["x_kills"] > 50
+    assert result["final_create"] == result["final_mkdir"] == "OK"
+    assert result["final_outside"] == "EACCES"
+    assert b"Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert snapshot(box.outside) == before
