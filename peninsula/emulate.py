@@ -831,7 +831,22 @@ def h_process_vm_writev(req):
 
 
 def h_pidfd_getfd(req):
-    return _descendant(req, target.pidfd_target(req.tid, _int(req.args[0])), "pidfd_getfd")
+    """Done here, on a duplicate of the target's pidfd: answering CONTINUE
+    after reading which process its fd number names would let another
+    thread put a different pidfd under that number in between."""
+    if req.args[2] & 0xFFFFFFFF:
+        raise OSError(errno.EINVAL, "flags must be 0")
+    number, wanted = _int(req.args[0]), _int(req.args[1])
+    if number < 0:
+        raise OSError(errno.EBADF, "bad pidfd")
+    pidfd = _their_file(req, number)
+    pid = target.pidfd_target(os.getpid(), pidfd)
+    if pid <= 0:
+        raise OSError(errno.ESRCH, "the process has exited")
+    decision = policy.decide_trace(req.tgid, target.ancestry(pid))
+    if not decision.allow:
+        raise Denied(errno.EPERM, f"pid {pid} ({target.comm(pid)})", decision.reason, "pidfd_getfd")
+    return Fd(libc.pidfd_getfd(pidfd, wanted), True)
 
 
 def handlers() -> dict[int, object]:

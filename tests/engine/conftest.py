@@ -33,7 +33,7 @@ NR = dict(
     fchownat=260, unlinkat=263, renameat=264, linkat=265, symlinkat=266, fchmodat=268,
     utimensat=280, renameat2=316, openat2=437, fchmodat2=452, setxattr=188,
     lsetxattr=189, fsetxattr=190, removexattr=197, lremovexattr=198, fremovexattr=199,
-    setxattrat=463, removexattrat=466, io_uring_setup=425, ptrace=101, kill=62,
+    setxattrat=463, removexattrat=466, io_uring_setup=425, ptrace=101, kill=62, pidfd_getfd=438,
 )
 
 PRELUDE = r'''

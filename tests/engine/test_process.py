@@ -82,6 +82,21 @@ if child == 0:
     except OSError:
         os._exit(3)
 RESULTS["in_traceme"] = "OK" if os.waitpid(child, 0)[1] == 0 else "EPERM"
+# pidfd_getfd: our child's fds are ours to take, an outside process's are not
+def getfd(pid, fd):
+    pidfd = os.pidfd_open(pid)
+    got = sc("pidfd_getfd", pidfd, fd, 0)
+    os.close(got)
+    os.close(pidfd)
+child = os.fork()
+if child == 0:
+    time.sleep(30)
+    os._exit(0)
+attempt("in_pidfd_getfd_child", getfd, child, 1)
+os.kill(child, signal.SIGKILL)
+os.waitpid(child, 0)
+attempt("out_pidfd_getfd_outside", getfd, OUTSIDE_PID, 1)
+attempt("x_pidfd_getfd_parent", getfd, parent, 1)
 # io_uring would bypass the filter
 params = ctypes.create_string_buffer(120)
 attempt("x_io_uring_setup", sc, "io_uring_setup", 4, params)
@@ -96,7 +111,8 @@ def test_cannot_reach_processes_outside(box):
         for confined in (False, True):
             results[confined] = box.probe(BODY, box.project, box.outside, outside.pid, confined=confined)
         control, conf = results[False], results[True]
-        for key in ("out_kill0_outside", "out_kill_outside", "out_ptrace_attach_outside", "out_ptrace_seize_outside"):
+        for key in ("out_kill0_outside", "out_kill_outside", "out_ptrace_attach_outside", "out_ptrace_seize_outside",
+                    "out_pidfd_getfd_outside"):
             assert control[key] == "OK", (key, control[key])
             assert conf[key] == "EPERM", (key, conf[key])
         assert control["x_vm_write_outside"] == "EFAULT" and conf["x_vm_write_outside"] == "EPERM"
@@ -105,8 +121,9 @@ def test_cannot_reach_processes_outside(box):
             for op in ("kill0", "kill", "ptrace_attach", "ptrace_seize", "vm_write", "pidfd_signal"):
                 assert conf[f"x_{op}_{who}"] == "EPERM", (op, who, conf[f"x_{op}_{who}"])
         for key in ("in_ptrace_seize_child", "in_ptrace_interrupt_child", "in_ptrace_detach_child",
-                    "in_ptrace_attach_child", "in_kill_child", "in_traceme"):
+                    "in_ptrace_attach_child", "in_kill_child", "in_traceme", "in_pidfd_getfd_child"):
             assert conf[key] == control[key] == "OK", (key, control[key], conf[key])
+        assert conf["x_pidfd_getfd_parent"] == "EPERM"
         assert control["x_io_uring_setup"] == "OK" and conf["x_io_uring_setup"] == "ENOSYS"
         assert outside.poll() is None  # still alive, never stopped
         assert conf["_proc"].returncode == 0
