@@ -140,6 +140,10 @@ def main(args) -> int:
     # A cancelled job (SIGTERM, SIGHUP to peninsula) takes the whole tree with it.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
+    # Ctrl-C and Ctrl-\ reach the command from the terminal; like a shell
+    # waiting for its job, we return with its status.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
     result = running.wait()
     if result.message and result.status in ("setup failed", "timed out"):
         sys.stderr.write(result.message + "\n")

@@ -563,11 +563,10 @@ def _holder_main(kinds: tuple[str, ...], hostname: str | None, ready_w: int, go_
     namespace, its first child mounts the new /proc and stays as pid 1."""
     code = 1
     try:
-        null = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
+        # Hold nothing of the caller's: a pipe held open here would keep a
+        # reader of the command's output waiting after the command is done.
         keep = {ready_w, go_r}
-        for fd in range(3, 1024):
+        for fd in range(0, 1024):
             if fd not in keep:
                 try:
                     os.close(fd)

@@ -3,6 +3,7 @@ setsid'd and double-forked daemons included, are killed; exit 124."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -83,3 +84,26 @@ def test_sigterm_to_peninsula_kills_the_tree(who):
         proc.kill()
         proc.wait()
     assert wait_gone(marker) == []
+
+
+@pytest.mark.parametrize("pidns", [False, True], ids=["plain", "unshare-pid"])
+def test_ctrl_c_reaches_the_command_and_peninsula_reports_it(who, pidns):
+    """SIGINT to the foreground process group (what Ctrl-C does): the
+    command dies of it, peninsula returns 130 without a traceback."""
+    import signal
+    import subprocess
+
+    project = who.mkdir(who.base / "p")
+    extra = ["--unshare-pid"] if pidns else []
+    proc = subprocess.Popen(who.prefix() + [PY, "-m", "peninsula", "run", *extra, "--", "sh", "-c", "echo up; exec sleep 30"],
+                            cwd=project, env=who.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline() == b"up\n"
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 128 + signal.SIGINT
+    finally:
+        proc.kill()
+        proc.wait()
+    assert b"Traceback" not in proc.stderr.read()
