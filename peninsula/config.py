@@ -233,7 +233,10 @@ def list_profiles() -> list[tuple[str, str, str | None]]:
 
 def _include_target(raw: str, base_dir: str, where: str) -> str:
     if "/" in raw or raw.endswith(".toml"):
-        return expand_path(raw, base_dir)
+        path = expand_path(raw, base_dir)
+        if not os.path.isfile(path):
+            raise ConfigError(f"{where}: cannot include {raw}: no such file ({path})")
+        return path
     path = find_profile(raw)
     if path is None:
         known = ", ".join(name for name, _, _ in list_profiles()) or "none"

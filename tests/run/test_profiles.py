@@ -113,6 +113,10 @@ def test_unknown_key_and_profile_are_errors(who):
     proc = who.peninsula("run", "--profile", "no-such-profile", "--", "true", cwd=project, env=env)
     assert proc.returncode == 125
     assert b"no profile named 'no-such-profile'" in proc.stderr and b"npm" in proc.stderr
+    (who.base / "incfile.toml").write_text('description = "x"\ninclude = ["./missing.toml"]\n')
+    proc = who.peninsula("run", "--config", str(who.base / "incfile.toml"), "--", "true", cwd=project, env=env)
+    assert proc.returncode == 125
+    assert f"{who.base}/incfile.toml:2: cannot include ./missing.toml: no such file".encode() in proc.stderr
     (who.base / "inc.toml").write_text('\ninclude = ["nope"]\n')
     proc = who.peninsula("run", "--config", str(who.base / "inc.toml"), "--", "true", cwd=project, env=env)
     assert proc.returncode == 125 and f"{who.base}/inc.toml:2: no profile named 'nope'".encode() in proc.stderr
