@@ -301,11 +301,30 @@ class Layout:
         return self.who.run([str(a) for a in command], cwd=cwd or self.project, env=env, timeout=timeout)
 
 
+def exceptions(text: str) -> dict[str, int]:
+    """Unique tracebacks in text: 'innermost frame: exception' -> count."""
+    found: dict[str, int] = {}
+    frame = None
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            inside, frame = True, None
+        elif inside and line.startswith("  File "):
+            frame = line.strip()
+        elif inside and line and not line.startswith(" "):
+            key = f"{frame}: {line.strip()}"
+            found[key] = found.get(key, 0) + 1
+            inside = False
+    return found
+
+
 def no_traceback(proc) -> None:
     err = proc.stderr.decode("utf-8", "replace")
     if "Traceback" in err:
         FIGURES["supervisor_crashes"] += 1
-        raise AssertionError("an exception reached the supervisor's loop:\n" + err[-5000:])
+        unique = exceptions(err)
+        raise AssertionError("exceptions reached the supervisor's loop (innermost frame: exception x count):\n"
+                             + "\n".join(f"  {k} x{v}" for k, v in unique.items()) + "\n--- stderr tail:\n" + err[-3000:])
 
 
 @pytest.fixture

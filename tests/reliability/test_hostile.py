@@ -1,0 +1,111 @@
+"""Hostile input: every trapped syscall with random and adversarial
+arguments, from a confined C program (fuzz.c, compiled at test time).
+
+No exception may reach the supervisor's loop (run with -v, so one would
+print a traceback), every answer must be an errno, the supervisor must
+still serve afterwards, and nothing outside the project may change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .conftest import SYSTEM_PYTHON, compile_c, diff, figure, no_traceback, snapshot
+
+FUZZ_C = (Path(__file__).parent / "fuzz.c").read_text()
+
+
+def fixture(lay, project: Path, outside: Path) -> None:
+    lay.file(outside / "f1", "outside file\n")
+    lay.dir(outside / "d1")
+    lay.file(outside / "d1" / "f2", "deeper\n")
+    os.symlink("f1", outside / "g")
+    os.lchown(outside / "g", lay.who.uid, lay.who.gid)
+    lay.file(project / "f1", "inside file\n")
+
+
+def summary(proc) -> dict:
+    out = proc.stdout.decode("utf-8", "replace")
+    line = next((l for l in out.splitlines() if l.startswith("SUMMARY ")), None)
+    assert line, (out[-3000:], proc.stderr.decode("utf-8", "replace")[-3000:])
+    return json.loads(line[8:])
+
+
+def test_fuzz_every_trapped_syscall(lay, stress):
+    fuzz = compile_c(FUZZ_C, "fuzz")
+    iterations = 200_000 if stress else 12_000
+    seeds = (1, 2, 3) if stress else (int.from_bytes(os.urandom(4), "little") | 1,)
+    fixture(lay, lay.project, lay.outside)
+    lay.log.touch()
+    os.chown(lay.log, lay.who.uid, lay.who.gid)
+    skip = ("proj", "denials.jsonl")
+    for seed in seeds:
+        before = snapshot(lay.base, skip)
+        started = lay.start([fuzz, lay.project, lay.outside, seed, iterations])
+        started.sample_rss()
+        proc = started.wait(timeout=900 if stress else 150)
+        assert proc.returncode == 0, (seed, proc.returncode, proc.stderr[-3000:])
+        result = summary(proc)
+        changes = diff(before, snapshot(lay.base, skip))
+        if changes:
+            figure("escapes", len(changes))
+        assert not changes, (seed, changes[:20])
+        assert result["anomalies"] == 0 and result["supervisor_touched"] == 0, (seed, result)
+        assert b"FINAL ok out-denied" in proc.stdout, (seed, proc.stdout[-500:])
+        assert (lay.project / "final").read_text() == "final\n"
+        figure("fuzz_calls", iterations)
+        figure("writes_checked", 1)
+        calls = result["calls"]
+        # the fuzz really reached the supervisor: many calls of every kind,
+        # and inside the project a good share succeeded
+        assert sum(c["ok"] for c in calls.values()) > iterations // 20, calls
+        assert all(sum(v for v in c.values()) > iterations // 200 for c in calls.values()), calls
+        no_traceback(proc)
+    # the control: the same program without peninsula does change things
+    # outside (so the comparison above could fail)
+    ctl = lay.dir(lay.base / "ctl")
+    ctl_proj, ctl_out = lay.dir(ctl / "proj"), lay.dir(ctl / "outside")
+    fixture(lay, ctl_proj, ctl_out)
+    before = snapshot(ctl, ("proj",))
+    proc = lay.plain([fuzz, ctl_proj, ctl_out, seeds[0], 3000], cwd=ctl_proj, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert diff(before, snapshot(ctl, ("proj",))), "the fuzz never reaches outside even unconfined"
+    assert b"out-open" in proc.stdout
+
+
+def test_device_inode_metadata_is_not_writable(lay_root):
+    """/dev/null and friends are writable for their contents, but their
+    inodes (mode, owner, times) are the host's: a confined root process
+    must not chmod, chown or touch them. Each call here sets the value the
+    node already has, so a failing run changes nothing that matters."""
+    lay = lay_root
+    body = (
+        "import os, json\n"
+        "res = {}\n"
+        "for dev in ('/dev/null', '/dev/zero'):\n"
+        "    st = os.stat(dev)\n"
+        "    for name, fn in (('chmod', lambda: os.chmod(dev, st.st_mode & 0o7777)),\n"
+        "                     ('chown', lambda: os.chown(dev, st.st_uid, st.st_gid)),\n"
+        "                     ('utime', lambda: os.utime(dev, ns=(st.st_atime_ns, st.st_mtime_ns)))):\n"
+        "        try:\n"
+        "            fn(); res[dev + ' ' + name] = 'OK'\n"
+        "        except OSError as e:\n"
+        "            res[dev + ' ' + name] = e.strerror\n"
+        "    with open(dev, 'w') as f:\n"
+        "        f.write('')\n"
+        "    res[dev + ' write'] = 'OK'\n"
+        "print('RESULT ' + json.dumps(res))\n"
+    )
+    script = lay.script(body, "devmeta.py")
+    control = lay.plain([SYSTEM_PYTHON, script])
+    assert b'"/dev/null chmod": "OK"' in control.stdout, control  # root may, unconfined
+    proc = lay.run([SYSTEM_PYTHON, script])
+    no_traceback(proc)
+    result = json.loads(next(l for l in proc.stdout.decode().splitlines() if l.startswith("RESULT "))[7:])
+    assert result["/dev/null write"] == "OK" and result["/dev/zero write"] == "OK"  # contents: allowed
+    allowed = {k: v for k, v in result.items() if not k.endswith("write") and v == "OK"}
+    if allowed:
+        figure("escapes", len(allowed))
+    assert not allowed, f"a confined process changed host device inodes: {sorted(allowed)}"
