@@ -278,6 +278,7 @@ def _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec):
         # O_EXCL stays: it makes the file impossible to link in later.
         reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_NOFOLLOW)
         create_mode = (mode & 0o7777) & ~req.status.umask
+        _refuse_privileged(req, location(pinned) + "/", create_mode, False, op)
         with req.as_target():
             return Fd(os.open(source, reopen, create_mode), cloexec)
     if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
@@ -345,6 +346,7 @@ def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):
         link = is_symlink_at(parent, name)
     req.check(where, op)
     create_mode = (mode & 0o7777) & ~req.status.umask
+    _refuse_privileged(req, where, create_mode, False, op)
     try:
         with req.as_target():
             fd = os.open(name, (flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY), create_mode, dir_fd=parent)
@@ -435,6 +437,7 @@ def _mknod(req, dirfd, path, mode, dev):
         raise Denied(errno.EPERM, where, "device nodes cannot be created in the sandbox", "mknod")
     mode &= 0xFFFFFFFF
     perms = (mode & 0o7777) & ~req.status.umask
+    _refuse_privileged(req, where, perms, False, "mknod")
     with req.as_target():
         os.mknod(name, (mode & S_IFMT) | perms, dev & 0xFFFFFFFF, dir_fd=parent)
     return 0
@@ -565,8 +568,22 @@ def h_truncate(req):
     return _truncate(req, pinned, ctypes.c_int64(req.args[1]).value)
 
 
+def _privileged_mode(mode: int, is_dir: bool) -> bool:
+    """Set-user-ID, or set-group-ID with group execute, on a non-directory:
+    a program that runs later, outside the sandbox, as its owner."""
+    if is_dir:
+        return False
+    return bool(mode & stat.S_ISUID) or (mode & stat.S_ISGID and mode & stat.S_IXGRP)
+
+
+def _refuse_privileged(req, where: str, mode: int, is_dir: bool, op: str) -> None:
+    if _privileged_mode(mode, is_dir):
+        raise Denied(errno.EPERM, where, "set-user-ID and set-group-ID programs cannot be made in the sandbox", op)
+
+
 def _chmod(req, pinned, mode):
-    req.check_fd(pinned, "chmod", errno.EPERM)
+    where = req.check_fd(pinned, "chmod", errno.EPERM)
+    _refuse_privileged(req, where, mode, stat.S_ISDIR(os.fstat(pinned).st_mode), "chmod")
     with req.as_target():
         try:
             libc.fchmodat2(pinned, b"", mode & 0o7777, libc.AT_EMPTY_PATH)
@@ -695,7 +712,10 @@ def _xattr_name(req, index):
 
 
 def _setxattr(req, pinned, name, value, flags, op):
-    req.check_fd(pinned, op, errno.EPERM)
+    where = req.check_fd(pinned, op, errno.EPERM)
+    if value is not None and name == b"security.capability":
+        # file capabilities make a program privileged for whoever runs it later
+        raise Denied(errno.EPERM, where, "file capabilities cannot be set in the sandbox", op)
     if stat.S_ISLNK(os.fstat(pinned).st_mode):
         raise OSError(errno.EPERM, "xattr on a symlink")
     with req.as_target():
