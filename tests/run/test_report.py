@@ -49,11 +49,16 @@ def test_resource_usage(who):
     assert report["user_time"] + report["system_time"] >= 0.3
 
 
-def test_signaled(who):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
+@pytest.mark.parametrize("pidns", [False, True], ids=["plain", "unshare-pid"])
+def test_signaled(who, sig, pidns):
+    """Also through the pid namespace, where the process outside it passes
+    the command's death on (SIGKILL cannot be re-armed, only re-sent)."""
     project = who.mkdir(who.base / "p")
-    proc, report = run_with_report(who, "--", "sh", "-c", "kill -TERM $$", cwd=project)
-    assert proc.returncode == 128 + signal.SIGTERM
-    _check(report, status="signaled", signal=signal.SIGTERM, exit_code=None, returncode=143)
+    extra = ["--unshare-pid"] if pidns else []
+    proc, report = run_with_report(who, *extra, "--", "sh", "-c", f"kill -{sig.name[3:]} $$", cwd=project)
+    assert proc.returncode == 128 + sig
+    _check(report, status="signaled", signal=sig, exit_code=None, returncode=128 + sig)
 
 
 def test_timed_out(who):
