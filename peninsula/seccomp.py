@@ -245,14 +245,27 @@ class Listener:
         self._send(req_id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)
 
     def reply_fd(self, req_id: int, srcfd: int, cloexec: bool) -> None:
-        """Install srcfd in the target and make it the syscall's result."""
+        """Install srcfd in the target and make it the syscall's result.
+
+        Two steps, ADDFD then SEND with the new number, not one ADDFD with
+        SECCOMP_ADDFD_FLAG_SEND: when the supervisor's ADDFD+SEND ioctl is
+        interrupted (SIGSTOP, Ctrl-Z of the job) before the target took the
+        fd, the kernel has already marked the request answered and the
+        target's open() returns 0, with no fd installed (seen here, 6.18).
+        An interrupted plain ADDFD is withdrawn and restarted cleanly. The
+        gap between the two steps is safe because the filter is loaded with
+        WAIT_KILLABLE_RECV: once we hold the request, only a fatal signal
+        takes the target out of it (and then its fd table goes too).
+        """
         add = self._addfd
-        add.id, add.flags, add.srcfd, add.newfd = req_id, SECCOMP_ADDFD_FLAG_SEND, srcfd, 0
+        add.id, add.flags, add.srcfd, add.newfd = req_id, 0, srcfd, 0
         add.newfd_flags = os.O_CLOEXEC if cloexec else 0
         try:
-            libc.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd_addr)
+            newfd = libc.ioctl(self.fd, SECCOMP_IOCTL_NOTIF_ADDFD, self._addfd_addr)
         except OSError as err:
             if err.errno in (errno.ENOENT, errno.EINPROGRESS):
                 return
             # EMFILE and friends: the target could not take the fd; tell it.
             self.fail(req_id, err.errno)
+            return
+        self.reply(req_id, newfd)

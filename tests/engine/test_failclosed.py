@@ -162,3 +162,56 @@ def test_dying_and_interrupted_targets_do_not_hurt_the_supervisor(box):
     assert result["final_outside"] == "EACCES"
     assert b"Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert snapshot(box.outside) == before
+
+
+ZERO = r'''
+import time
+P = sys.argv[1]
+print("PPID", os.getppid(), flush=True)
+sys.stdin.readline()
+bad = n = 0
+t = time.monotonic()
+while time.monotonic() - t < 2.5:
+    fd = os.open(P + "/f%d" % (n % 20), os.O_CREAT | os.O_WRONLY, 0o644)
+    if fd in (0, 1, 2):
+        bad += 1   # an open answered with a number the target already had
+    else:
+        os.close(fd)
+    n += 1
+RESULTS.update(n=n, bad=bad)
+done()
+'''
+
+
+def test_supervisor_stopped_and_continued(box):
+    """SIGSTOP/SIGCONT of the supervisor (job control) while opens are being
+    answered: every open must get a new fd. With ADDFD+SEND the kernel
+    answered some with 0 (stdin) and installed nothing."""
+    script = box.script(ZERO)
+    cmd = box.who.prefix() + [SYSTEM_PYTHON, "-m", "peninsula", "run", "--project", str(box.project),
+                              "--log", str(box.log), "--", SYSTEM_PYTHON, str(script), str(box.project)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=box.project, env=box.who.env())
+    cycles = 0
+    try:
+        sup = int(proc.stdout.readline().split()[1])
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:
+            os.kill(sup, signal.SIGSTOP)
+            time.sleep(0.0005)
+            os.kill(sup, signal.SIGCONT)
+            time.sleep(0.001)
+            cycles += 1
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    line = [l for l in out.decode().splitlines() if l.startswith("RESULT ")]
+    assert line, (out, err)
+    result = json.loads(line[-1][7:])
+    assert cycles > 200 and result["n"] > 1000
+    assert result["bad"] == 0, result
+    assert proc.returncode == 0
