@@ -9,7 +9,7 @@ kernel would really write, after every symlink was followed.
 from __future__ import annotations
 
 import fnmatch
-import posixpath
+import re
 from dataclasses import dataclass, field
 
 # Devices that every confined process may open for writing: the terminal and
@@ -46,7 +46,26 @@ class Policy:
     hardlinked_writes: bool = False
     # Where each writable root or protection came from, for messages.
     origins: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # Lookup tables derived from the fields above: every trapped write asks.
+    _plain_writable: frozenset = field(init=False, repr=False, compare=False, hash=False)
+    _glob_writable: tuple = field(init=False, repr=False, compare=False, hash=False)
+    _plain_protect: dict = field(init=False, repr=False, compare=False, hash=False)
+    _glob_protect: tuple = field(init=False, repr=False, compare=False, hash=False)
 
+    def __post_init__(self):
+        plain = frozenset(r for r in self.writable if not _is_glob(r))
+        object.__setattr__(self, "_plain_writable", plain)
+        object.__setattr__(self, "_glob_writable", tuple(r for r in self.writable if _is_glob(r)))
+        plain, globs = {}, []
+        for position, pattern in enumerate(self.protected):
+            text = pattern[1:] if pattern.startswith("!") else pattern
+            if _is_glob(text):
+                cut = min(text.find(c) for c in "*?[" if c in text)
+                globs.append((position, text[:cut], re.compile(fnmatch.translate(text)).match))
+            else:
+                plain[text] = position  # a later duplicate wins
+        object.__setattr__(self, "_plain_protect", plain)
+        object.__setattr__(self, "_glob_protect", tuple(reversed(globs)))
 
 @dataclass(frozen=True)
 class Decision:
@@ -62,30 +81,35 @@ def is_beneath(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
-def _pattern_matches(pattern: str, path: str) -> bool:
-    """A pattern protects a path when it matches the path or any ancestor of it."""
-    if not _is_glob(pattern):
-        return is_beneath(path, pattern)
-    probe = path
-    while True:
-        if fnmatch.fnmatchcase(probe, pattern):
-            return True
-        parent = posixpath.dirname(probe)
-        if parent == probe:
-            return False
-        probe = parent
+def ancestors(path: str) -> list[str]:
+    """path, its parent, ... up to "/" (path is absolute and normalised)."""
+    out = [path]
+    while path != "/":
+        path = path.rsplit("/", 1)[0] or "/"
+        out.append(path)
+    return out
 
 
-def protection_for(policy: Policy, path: str) -> str | None:
-    """The protecting pattern that decides path, or None when it is unprotected."""
-    verdict: str | None = None
-    for pattern in policy.protected:
-        if pattern.startswith("!"):
-            if verdict is not None and _pattern_matches(pattern[1:], path):
-                verdict = None
-        elif _pattern_matches(pattern, path):
-            verdict = pattern
-    return verdict
+def protection_for(policy: Policy, path: str, chain: list[str] | None = None) -> str | None:
+    """The protecting pattern that decides path, or None when it is unprotected.
+
+    The last pattern that matches the path or one of its ancestors decides:
+    a plain one protects, a "!" one re-allows."""
+    best = -1
+    index = policy._plain_protect
+    for probe in chain or ancestors(path):
+        hit = index.get(probe, -1)
+        if hit > best:
+            best = hit
+    for position, prefix, match in policy._glob_protect:  # newest first
+        if position <= best:
+            break
+        if any(probe.startswith(prefix) and match(probe) for probe in chain or ancestors(path)):
+            best = position
+            break
+    if best < 0 or policy.protected[best].startswith("!"):
+        return None
+    return policy.protected[best]
 
 
 def own_proc_entry(path: str, tgid: int) -> bool:
@@ -102,25 +126,27 @@ def decide_write(policy: Policy, path: str, *, tgid: int | None = None) -> Decis
     for dev in DEVICE_WRITES:
         if is_beneath(path, dev):
             return Decision(True, "terminal or null device", dev)
-    root = writable_root(policy, path)
+    chain = ancestors(path)
+    root = writable_root(policy, path, chain)
     if root is None:
         return Decision(False, "outside every writable root")
-    pattern = protection_for(policy, path)
+    pattern = protection_for(policy, path, chain)
     if pattern is not None:
         return Decision(False, f"protected by {pattern}", pattern)
     return Decision(True, f"beneath writable root {root}", root)
 
 
-def writable_root(policy: Policy, path: str) -> str | None:
+def writable_root(policy: Policy, path: str, chain: list[str] | None = None) -> str | None:
     """The longest writable root containing path. A root with glob
     characters matches whole paths only (fish_history.* temp files)."""
     best = None
-    for root in policy.writable:
-        if _is_glob(root):
-            hit = fnmatch.fnmatchcase(path, root)
-        else:
-            hit = is_beneath(path, root)
-        if hit and (best is None or len(root) > len(best)):
+    plain = policy._plain_writable
+    for probe in chain or ancestors(path):  # deepest first: the first hit is the longest
+        if probe in plain:
+            best = probe
+            break
+    for root in policy._glob_writable:
+        if fnmatch.fnmatchcase(path, root) and (best is None or len(root) > len(best)):
             best = root
     return best
 

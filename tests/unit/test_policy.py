@@ -51,3 +51,45 @@ def test_hardlinks_and_trace():
     assert not policy.decide_hardlinked_write(POL, 2).allow
     assert policy.decide_trace(10, [11, 10, 1]).allow
     assert not policy.decide_trace(10, [1]).allow
+
+
+# A reference for protection_for, written the slow, obvious way: walk the
+# patterns in order; the last one matching the path or an ancestor decides.
+def _reference(protected, path):
+    import fnmatch
+    import posixpath
+
+    def matches(pattern):
+        probe = path
+        while True:
+            if fnmatch.fnmatchcase(probe, pattern) if any(c in pattern for c in "*?[") else probe == pattern:
+                return True
+            if probe == "/":
+                return False
+            probe = posixpath.dirname(probe)
+
+    verdict = None
+    for pattern in protected:
+        if pattern.startswith("!"):
+            if verdict is not None and matches(pattern[1:]):
+                verdict = None
+        elif matches(pattern):
+            verdict = pattern
+    return verdict
+
+
+def test_protection_matches_reference():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    part = st.sampled_from(["a", "b", "c", "*", "a*", "?", ".git", "hooks", "x.sample", "*.sample"])
+    pattern = st.builds(lambda neg, parts: ("!" if neg else "") + "/" + "/".join(parts), st.booleans(), st.lists(part, min_size=1, max_size=4))
+    path = st.builds(lambda parts: "/" + "/".join(parts), st.lists(st.sampled_from(["a", "b", "c", ".git", "hooks", "x.sample", "ab"]), min_size=1, max_size=5))
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(pattern, max_size=6), path)
+    def check(protected, target):
+        pol = policy.Policy(writable=("/",), protected=tuple(protected))
+        assert policy.protection_for(pol, target) == _reference(protected, target)
+
+    check()
