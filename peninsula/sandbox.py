@@ -834,8 +834,8 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     status = reaper.status if reaper.status is not None else 0
     real = time.monotonic() - t0
     if exec_error.startswith(b"rlimit "):
-        _, name, err = exec_error.decode().split()
-        return setup_failed(f"peninsula: cannot set --{name.replace('_', '-')}: {os.strerror(int(err))}")
+        _, name, value, why = exec_error.decode("utf-8", "replace").split(" ", 3)
+        return setup_failed(f"peninsula: the kernel refused --{name.replace('_', '-')} {value}: {why}")
     if exec_error and not killed:
         err = int(exec_error.split(b" ", 1)[0])
         code = EXIT_NOTFOUND if err == errno.ENOENT else EXIT_NOEXEC
@@ -959,7 +959,9 @@ def _exec_command(plan: _Plan, exec_w: int) -> None:
             try:
                 resource.setrlimit(which, (value, hard))
             except (OSError, ValueError) as err:
-                os.write(exec_w, f"rlimit {name} {getattr(err, 'errno', None) or errno.EINVAL}".encode())
+                # Python reports the kernel's EPERM as ValueError("not allowed to raise maximum limit").
+                why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+                os.write(exec_w, f"rlimit {name} {value} {why}".encode("utf-8", "replace"))
                 return
         try:
             os.execvpe(plan.argv[0], plan.argv, plan.env)
