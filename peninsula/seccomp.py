@@ -80,6 +80,27 @@ REFUSED = (
     ("userfaultfd", errno.ENOSYS),  # could stall the supervisor's memory reads
     ("chroot", errno.EPERM),  # paths must mean the same to us and the target
     ("setns", errno.EPERM),
+    # Root-only ways around a file-system sandbox: kernel code, raw I/O
+    # ports, BPF (bpf_probe_write_user writes any process's memory), and
+    # changes to the whole machine that outlive the sandbox. A plain user
+    # gets EPERM from these anyway. (sethostname stays: with --unshare-uts it
+    # is the sandbox's own business.)
+    ("init_module", errno.EPERM),
+    ("finit_module", errno.EPERM),
+    ("delete_module", errno.EPERM),
+    ("kexec_load", errno.EPERM),
+    ("kexec_file_load", errno.EPERM),
+    ("iopl", errno.EPERM),
+    ("ioperm", errno.EPERM),
+    ("bpf", errno.EPERM),
+    ("acct", errno.EPERM),  # the kernel would append to any file named
+    ("swapon", errno.EPERM),
+    ("swapoff", errno.EPERM),
+    ("reboot", errno.EPERM),
+    ("settimeofday", errno.EPERM),
+    ("clock_settime", errno.EPERM),
+    ("quotactl", errno.EPERM),
+    ("quotactl_fd", errno.EPERM),
 )
 # Extra traps the shell sandbox needs to see the shell change directory.
 CHDIR_TRAPS = ("chdir", "fchdir")

@@ -170,3 +170,39 @@ def test_no_keystroke_injection(box):
     assert control["x_injected"] == "ZY"
     assert conf["tiocsti"] == conf["tiocsti_high_bits"] == "EPERM"
     assert conf["x_injected"] == ""
+
+
+ROOT_ONLY = r'''
+# each of these is a way for root around a file-system sandbox; the calls
+# are made so that they change nothing even where they succeed
+attempt("init_module", sc_nr, 175, 0, 0, ctypes.c_char_p(b""))
+attempt("finit_module", sc_nr, 313, -1, ctypes.c_char_p(b""), 0)
+attempt("delete_module", sc_nr, 176, ctypes.c_char_p(b"peninsula_no_such_module"), 0x800)
+attempt("kexec_load", sc_nr, 246, 0, 0, 0, 0x7FFF0000)  # bad flags: nothing unloaded
+attempt("kexec_file_load", sc_nr, 320, -1, -1, 0, 0, 0)
+attempt("iopl", sc_nr, 172, 0)
+attempt("ioperm", sc_nr, 173, 0x80, 1, 0)
+attempt("bpf", sc_nr, 321, 5, 0, 0)            # BPF_PROG_LOAD with no attr
+attempt("acct", sc_nr, 163, 0)                 # switch accounting off (it is off)
+attempt("swapoff", sc_nr, 168, ctypes.c_char_p(b"/nonexistent-swap"))
+attempt("settimeofday", sc_nr, 164, 0, 0)      # no time, no zone: a no-op
+attempt("reboot", sc_nr, 169, 0, 0, 0, 0)      # bad magic: EINVAL at most
+attempt("quotactl", sc_nr, 179, 0, 0, 0, 0)
+done()
+'''
+
+
+def test_root_cannot_reach_around_the_sandbox(box):
+    """Kernel modules, kexec, raw I/O ports, BPF, accounting files, swap,
+    the clock, reboot and quotas: refused with EPERM inside (a plain user
+    gets EPERM anyway), while root without peninsula gets past the
+    permission check (another errno, or success)."""
+    body = ROOT_ONLY.replace("sc_nr", "raw")
+    body = "def raw(nr, *args):\n    NR['_'] = nr\n    return sc('_', *args)\n" + body
+    control = box.probe(body, confined=False)
+    conf = box.probe(body)
+    for key in ("init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "iopl",
+                "ioperm", "bpf", "acct", "swapoff", "settimeofday", "reboot", "quotactl"):
+        assert conf[key] == "EPERM", (key, conf[key])
+        if box.who.is_root:
+            assert control[key] != "EPERM", (key, control[key])
