@@ -1,0 +1,72 @@
+"""The exported seccomp BPF, cached on disk.
+
+Building the filter means importing pyseccomp, which loads libseccomp
+through ctypes.util.find_library: two `ldconfig -p` processes, some 20 ms
+on every shell start. The program depends only on the filter's source and
+the libseccomp that exported it, so it is cached under a key made of both.
+The cache lives in $XDG_CACHE_HOME/peninsula, which confined processes may
+not write (defaults.PROTECTED_IN_HOME); a missing or unreadable cache is
+simply rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+
+LIBSECCOMP_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/libseccomp.so.2",
+    "/lib/x86_64-linux-gnu/libseccomp.so.2",
+    "/usr/lib64/libseccomp.so.2",
+    "/usr/lib/libseccomp.so.2",
+)
+
+
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "peninsula")
+
+
+def _key(trap_chdir: bool) -> str | None:
+    digest = hashlib.sha256()
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp.py")
+    try:
+        with open(source, "rb") as handle:
+            digest.update(handle.read())
+    except OSError:
+        return None
+    for lib in LIBSECCOMP_CANDIDATES:
+        try:
+            info = os.stat(lib)
+        except OSError:
+            continue
+        digest.update(f"{lib}:{info.st_size}:{info.st_mtime_ns}:{info.st_ino}".encode())
+        break
+    else:
+        return None  # an unknown libseccomp location: do not cache
+    digest.update(b"chdir" if trap_chdir else b"plain")
+    return digest.hexdigest()[:32]
+
+
+def filter_bpf(trap_chdir: bool = False) -> bytes:
+    """The filter program, from the cache when it is there."""
+    key = _key(trap_chdir)
+    path = os.path.join(cache_dir(), f"filter-{key}.bpf") if key else None
+    if path:
+        with contextlib.suppress(OSError):
+            with open(path, "rb") as handle:
+                data = handle.read()
+            if data and len(data) % 8 == 0:
+                return data
+    from .seccomp import build_filter_bpf
+
+    data = build_filter_bpf(trap_chdir=trap_chdir)
+    if path:
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+    return data
