@@ -159,6 +159,7 @@ def zygote_main(sock: socket.socket, roots, program) -> None:
 def _command_main(request, fds, roots, program) -> None:
     """The joining command: take the caller's stdio and cwd, confine, exec."""
     from . import baseline, libc
+    from .handoff import load_and_hand_over
     from .sandbox import _setup_message
 
     stdin, stdout, stderr, cwd, handoff = fds
@@ -175,14 +176,7 @@ def _command_main(request, fds, roots, program) -> None:
         env.pop("PENINSULA_SHELL_PID", None)
         libc.prctl_set_no_new_privs()
         baseline.restrict_self(roots, scoped=True)
-        try:
-            listener = program.load(killable=True)
-        except OSError as err:
-            if err.errno != errno.EINVAL:
-                raise
-            listener = program.load(killable=False)
-        socket.send_fds(sock, [b"ok"], [listener])
-        os.close(listener)
+        load_and_hand_over(program, sock)
         if sock.recv(16) != b"go":
             os._exit(125)
         argv = request["argv"]

@@ -199,6 +199,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -
 
 def _shell_main(shell_argv, roots, program, sock, session_dir) -> None:
     from . import libc
+    from .handoff import load_and_hand_over
 
     code = 125
     try:
@@ -210,15 +211,7 @@ def _shell_main(shell_argv, roots, program, sock, session_dir) -> None:
         env[ENV_SHELL_PID] = str(os.getpid())
         libc.prctl_set_no_new_privs()
         baseline.restrict_self(roots, scoped=True)
-        try:
-            listener = program.load(killable=True)
-        except OSError as err:
-            if err.errno != errno.EINVAL:
-                raise
-            listener = program.load(killable=False)
-        # No trapped syscall until the supervisor holds the listener.
-        socket.send_fds(sock, [b"ok"], [listener])
-        os.close(listener)
+        load_and_hand_over(program, sock)
         sock.close()
         os.execvpe(shell_argv[0], shell_argv, env)
     except OSError as err:
