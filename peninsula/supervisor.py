@@ -22,6 +22,7 @@ from .seccomp import Listener
 
 NOTICE_BURST = 10  # lines shown at once before rate limiting
 NOTICE_PER_SECOND = 2.0
+SEEN_LIMIT = 4096  # (process, path) pairs remembered for "one line each"
 
 
 class DenialNotices:
@@ -33,7 +34,9 @@ class DenialNotices:
         self.log_fd = log_fd
         self.quiet = quiet
         self.hint_flag = hint_flag
-        self.seen: set[tuple[int, str]] = set()
+        # Insertion-ordered and bounded: a process refused millions of
+        # different paths must not grow the supervisor without end.
+        self.seen: dict[tuple[int, str], None] = {}
         self.tokens = float(NOTICE_BURST)
         self.last = time.monotonic()
         self.suppressed = 0
@@ -62,7 +65,9 @@ class DenialNotices:
         key = (tgid, denied.path)
         if self.quiet or key in self.seen:
             return
-        self.seen.add(key)
+        self.seen[key] = None
+        if len(self.seen) > SEEN_LIMIT:
+            del self.seen[next(iter(self.seen))]  # forget the oldest
         now = time.monotonic()
         self.tokens = min(NOTICE_BURST, self.tokens + (now - self.last) * NOTICE_PER_SECOND)
         self.last = now

@@ -263,3 +263,61 @@ def test_fork_storm(lay, stress):
     assert b'"leaked": 20' in control.stdout, control.stdout
     early, late = started.sampler.early_late()
     assert started.sampler.max < 200_000 and late - early < 30_000, (early, late, started.sampler.max)
+
+
+FLOOD_C = r'''
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static long rss(pid_t pid) {
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f)) if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+    fclose(f);
+    return kb;
+}
+
+int main(int argc, char **argv) {
+    int n = atoi(argv[2]), denied = 0, wrong = 0;
+    long early = -1;
+    char path[4096];
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/denied-%d-with-a-name-long-enough-to-count", argv[1], i);
+        int fd = open(path, O_CREAT | O_WRONLY, 0644);
+        if (fd >= 0) close(fd);
+        else if (errno == EACCES) denied++;
+        else wrong++;
+        if (i == 2000) early = rss(getppid());
+    }
+    printf("RESULT %d %d %ld %ld\n", denied, wrong, early, rss(getppid()));
+    return 0;
+}
+'''
+
+
+def test_denial_flood_keeps_supervisor_memory_bounded(lay, stress):
+    """A confined process that is refused tens of thousands of different
+    paths: every one is refused, and the supervisor's memory does not grow
+    with their number (what it remembers per path must be bounded)."""
+    n = 200_000 if stress else 30_000
+    flood = compile_c(FLOOD_C, "flood")
+    before = snapshot(lay.outside)
+    started = lay.start([flood, lay.outside, n])
+    proc = started.wait(timeout=600 if stress else 120)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _, denied, wrong, early, late = proc.stdout.decode().split()
+    denied, wrong, early, late = int(denied), int(wrong), int(early), int(late)
+    assert denied == n and wrong == 0
+    figure("denials_checked", n)
+    figure("max_supervisor_rss_kb", late, "max")
+    assert snapshot(lay.outside) == before
+    assert late - early < 4_000, f"supervisor RSS grew from {early} kB to {late} kB over {n} denials"
