@@ -13,8 +13,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import signal
 import stat
 import struct
+import threading
+import time
 
 from . import libc, policy, target
 from .resolve import MAX_SYMLINKS, Context, is_anonymous, is_deleted, is_symlink_at, location
@@ -39,6 +42,11 @@ class Denied(Exception):
 
 class Vanished(Exception):
     """The request is no longer valid (the target died or was interrupted)."""
+
+
+class Deferred(Vanished):
+    """The request will be answered later, from another thread: the main
+    loop must not answer it (it treats this like a vanished request)."""
 
 
 class Fd:
@@ -247,14 +255,13 @@ def _reopen(req, pinned, info, reopen, cloexec):
     """Open the pinned object as the target would, with reopen's flags."""
     source = f"/proc/self/fd/{pinned}"
     if stat.S_ISFIFO(info.st_mode) and not reopen & os.O_NONBLOCK and reopen & os.O_ACCMODE != os.O_RDWR:
-        # The open waits for the other end, so the supervisor finishes it in
-        # a thread of its own (with its own identity): check here, as the
-        # target, that the target may open the FIFO this way.
+        # The open waits for the other end: finish it in a thread of ours.
         want = os.W_OK if reopen & os.O_ACCMODE == os.O_WRONLY else os.R_OK
         with req.as_target():
             if not os.access(source, want, effective_ids=True):
                 raise OSError(errno.EACCES, "FIFO not accessible")
-        return ("blocking-open", source, reopen, cloexec)
+        _FifoOpener.start(req, pinned, reopen, cloexec)
+        raise Deferred()
     with req.as_target():
         return Fd(os.open(source, reopen), cloexec)
 
@@ -288,6 +295,144 @@ def _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec):
         return Fd(_open_controlling_tty(req, flags), cloexec)
     reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
     return _reopen(req, pinned, info, reopen, cloexec)
+
+
+class _FifoOpener:
+    """A FIFO open that waits for the other end, done in a thread with the
+    target's identity. It is interrupted (a signal to that thread only)
+    every WATCH seconds to see whether the request is still alive, so a
+    target killed or interrupted while it waits costs no thread and no fd
+    for ever."""
+
+    WATCH = 0.25
+    _lock = threading.Lock()
+    _waiting: set[int] = set()  # native thread ids of openers in their open
+    _watchdog: "threading.Thread | None" = None
+    _signal = signal.SIGURG
+
+    @classmethod
+    def start(cls, req, pinned: int, flags: int, cloexec: bool) -> None:
+        cls._install()
+        fd = os.dup(pinned)  # outlives the request's own fds
+        st = req.status
+        identity = (st.fsuid, st.fsgid, st.groups)
+        worker = threading.Thread(target=cls._work, args=(req.sup.listener.fd, req.id, req.tid, req.tgid, fd, flags, cloexec, identity),
+                                  name="peninsula-fifo", daemon=True)
+        worker.start()
+
+    @classmethod
+    def _install(cls) -> None:
+        if cls._watchdog is not None:
+            return
+        # A handler (not SIG_IGN) without SA_RESTART, so a blocked open in
+        # the thread the signal is sent to returns EINTR. Set from the main
+        # thread, where handlers run.
+        signal.signal(cls._signal, lambda *_: None)
+        signal.siginterrupt(cls._signal, True)
+        cls._watchdog = threading.Thread(target=cls._watch, name="peninsula-fifo-watch", daemon=True)
+        cls._watchdog.start()
+
+    @classmethod
+    def _watch(cls) -> None:
+        while True:
+            time.sleep(cls.WATCH)
+            with cls._lock:
+                waiting = list(cls._waiting)
+            for tid in waiting:
+                try:
+                    signal.pthread_kill(tid, cls._signal)
+                except (ProcessLookupError, OSError):
+                    pass
+
+    @classmethod
+    def _work(cls, listener_fd, req_id, tid_target, tgid_target, fd, flags, cloexec, identity) -> None:
+        from .seccomp import Listener
+
+        listener = Listener(listener_fd)  # its own request buffers
+        tid = threading.get_ident()
+        opened = -1
+        try:
+            if identity != _mine():
+                _set_identity(*identity)  # this thread only
+            path = f"/proc/self/fd/{fd}".encode()
+            with cls._lock:
+                cls._waiting.add(tid)
+            try:
+                while True:
+                    opened = _libc.open(path, flags)  # EINTR comes back to us
+                    if opened >= 0:
+                        break
+                    err = ctypes.get_errno()
+                    if err != errno.EINTR:
+                        listener.fail(req_id, err)
+                        return
+                    if not listener.id_valid(req_id):
+                        return  # the target died
+                    answer = _interrupting_signal(tid_target, tgid_target)
+                    if answer:
+                        # The target waits killably for us, so a signal
+                        # that would have interrupted its open natively
+                        # stays pending: end the open as the kernel would.
+                        listener.fail(req_id, answer)
+                        return
+            finally:
+                with cls._lock:
+                    cls._waiting.discard(tid)
+            listener.reply_fd(req_id, opened, cloexec)
+        except OSError as err:
+            listener.fail(req_id, err.errno or errno.EIO)
+        finally:
+            os.close(fd)
+            if opened >= 0:
+                os.close(opened)
+
+
+ERESTARTSYS = 512  # kernel-internal: restarted with SA_RESTART, else EINTR
+
+
+def _signal_state(tid: int) -> tuple[int, int, int] | None:
+    """(own pending, process-wide pending, blocked) of a thread."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    fields = {}
+    for line in text.split(b"\n"):
+        key, _, value = line.partition(b":")
+        fields[key] = value.strip()
+    try:
+        return int(fields[b"SigPnd"], 16), int(fields[b"ShdPnd"], 16), int(fields[b"SigBlk"], 16)
+    except (KeyError, ValueError):
+        return None
+
+
+def _interrupting_signal(tid: int, tgid: int) -> int:
+    """0 when no pending signal would have interrupted the target thread's
+    blocking open; else the error the open should end with.
+
+    ERESTARTSYS makes the kernel restart the call (SA_RESTART) or give
+    EINTR, as for a native FIFO open. It is only given when the signal is
+    surely this thread's to take (sent to the thread, or sent to the process
+    and this is its main thread, which the kernel picks first); a signal
+    for the process that the main thread can take leaves this thread
+    waiting, as natively; otherwise EINTR (ERESTARTSYS must not reach user
+    space without a signal)."""
+    state = _signal_state(tid)
+    if state is None:
+        return 0
+    own, shared, blocked = state
+    if own & ~blocked:
+        return ERESTARTSYS
+    shared &= ~blocked
+    if not shared:
+        return 0
+    if tid == tgid:
+        return ERESTARTSYS
+    main = _signal_state(tgid)
+    if main is not None and shared & ~main[2]:
+        return 0  # the main thread takes it
+    return errno.EINTR
 
 
 def _open_controlling_tty(req, flags) -> int:

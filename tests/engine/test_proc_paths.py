@@ -57,6 +57,26 @@ th.join(10)
 RESULTS["x_fifo_data"] = os.read(rfd, 100).decode()
 RESULTS["x_writer"] = got.get("writer")
 attempt("in_fifo_nonblock_no_reader", sc, "open", P + "/fifo", os.O_WRONLY | os.O_NONBLOCK)
+
+# a signal during a blocking FIFO open: SA_RESTART restarts it, else EINTR
+os.close(rfd)
+import signal
+fired = []
+signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+signal.siginterrupt(signal.SIGALRM, False)      # SA_RESTART
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+def late_reader():
+    time.sleep(1.5)
+    got["late"] = os.open(P + "/fifo", os.O_RDONLY)
+th = threading.Thread(target=late_reader)
+th.start()
+attempt("in_fifo_restarted_after_signal", sc, "open", P + "/fifo", os.O_WRONLY)
+th.join()
+os.close(got["late"])
+RESULTS["x_alarm_fired"] = len(fired)
+signal.siginterrupt(signal.SIGALRM, True)       # no SA_RESTART
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+attempt("in_fifo_interrupted", sc, "open", P + "/fifo", os.O_WRONLY)
 attempt("in_fifo_rdwr", sc, "open", P + "/fifo", os.O_RDWR)
 done()
 '''
@@ -75,6 +95,8 @@ def test_magic_paths_and_fifos(box):
     assert conf["x_writer"] == "OK" and conf["x_fifo_data"] == "through the fifo"
     assert conf["x_writer_still_blocked"] is True
     assert conf["x_mkdirs_while_fifo_blocked"] < 5
+    assert conf["in_fifo_interrupted"] == "EINTR" and conf["in_fifo_restarted_after_signal"] == "OK"
+    assert conf["x_alarm_fired"] == ctl["x_alarm_fired"] == 1
     assert (pair.project / "via_link_cwd").exists()
 
 
