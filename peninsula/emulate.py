@@ -327,8 +327,12 @@ class _FifoOpener:
         # A handler (not SIG_IGN) without SA_RESTART, so a blocked open in
         # the thread the signal is sent to returns EINTR. Set from the main
         # thread, where handlers run.
-        signal.signal(cls._signal, lambda *_: None)
-        signal.siginterrupt(cls._signal, True)
+        try:
+            signal.signal(cls._signal, lambda *_: None)
+            signal.siginterrupt(cls._signal, True)
+        except ValueError:  # not the main thread: openers then wait unwatched
+            cls._watchdog = threading.current_thread()
+            return
         cls._watchdog = threading.Thread(target=cls._watch, name="peninsula-fifo-watch", daemon=True)
         cls._watchdog.start()
 

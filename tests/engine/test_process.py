@@ -188,6 +188,12 @@ attempt("swapoff", sc_nr, 168, ctypes.c_char_p(b"/nonexistent-swap"))
 attempt("settimeofday", sc_nr, 164, 0, 0)      # no time, no zone: a no-op
 attempt("reboot", sc_nr, 169, 0, 0, 0, 0)      # bad magic: EINVAL at most
 attempt("quotactl", sc_nr, 179, 0, 0, 0, 0)
+# mounting over a directory would change what every path means
+os.makedirs("/tmp/peninsula-mnt-%d" % os.getpid(), exist_ok=True)
+target_dir = ("/tmp/peninsula-mnt-%d" % os.getpid()).encode()
+if attempt("mount", sc_nr, 165, ctypes.c_char_p(b"none"), ctypes.c_char_p(target_dir), ctypes.c_char_p(b"tmpfs"), 0, 0) == "OK":
+    sc_nr(166, ctypes.c_char_p(target_dir), 0)
+os.rmdir(target_dir)
 done()
 '''
 
@@ -202,7 +208,7 @@ def test_root_cannot_reach_around_the_sandbox(box):
     control = box.probe(body, confined=False)
     conf = box.probe(body)
     for key in ("init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "iopl",
-                "ioperm", "bpf", "acct", "swapoff", "settimeofday", "reboot", "quotactl"):
+                "ioperm", "bpf", "acct", "swapoff", "settimeofday", "reboot", "quotactl", "mount"):
         assert conf[key] == "EPERM", (key, conf[key])
         if box.who.is_root:
             assert control[key] != "EPERM", (key, control[key])
