@@ -215,6 +215,8 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (chdir(proj)) { perror("chdir"); return 2; }
     /* fd 0 may be /dev/null, and random fds hit 0: make it a project file */
+    chmod(proj, 0755);           /* an earlier run may have left it (or the file) unusable */
+    unlink("stdin-file");
     int zero = open("stdin-file", O_RDONLY | O_CREAT, 0644);
     if (zero < 0 || dup2(zero, 0) != 0) { perror("stdin"); return 2; }
     close(zero);
