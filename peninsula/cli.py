@@ -14,6 +14,14 @@ EXIT_USAGE = 125
 
 # Subcommand modules, in the order `peninsula --help` lists them.
 COMMANDS = ("cmd_run", "cmd_shell", "cmd_status", "cmd_log", "cmd_trust", "cmd_join", "cmd_profiles", "cmd_doctor")
+# Which module registers each subcommand: a command line naming one imports
+# only that module (start-up time is felt on every shell start).
+MODULE_OF = {
+    "run": "cmd_run", "shell": "cmd_shell", "hook": "cmd_shell", "prompt": "cmd_shell",
+    "status": "cmd_status", "check": "cmd_status", "log": "cmd_log", "trust": "cmd_trust",
+    "allow": "cmd_trust", "ps": "cmd_join", "exec": "cmd_join", "profiles": "cmd_profiles",
+    "doctor": "cmd_doctor",
+}
 
 
 def fail(message: str) -> int:
@@ -21,17 +29,27 @@ def fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules=COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="peninsula", description="A transparent write sandbox for your shell and commands.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in modules:
         importlib.import_module(f"peninsula.{name}").register(sub)
     return parser
 
 
+def _modules_for(argv: list[str]) -> tuple[str, ...]:
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first in MODULE_OF and "-h" not in argv[: argv.index(first)] and "--help" not in argv[: argv.index(first)]:
+        return (MODULE_OF[first],)
+    if first is None and argv == ["--version"]:
+        return ()
+    return COMMANDS
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_modules_for(argv))
     args = parser.parse_args(argv)
     if args.version:
         from . import __version__
