@@ -165,8 +165,10 @@ class RssSampler:
 
 # Figures every test adds to; printed at the end of the session (pytest -s
 # or the terminal summary) so a run states what it checked.
+# (supervisor_crashes: a supervisor that died when it should not have;
+# handler_exceptions: tracebacks the loop caught, answering EPERM.)
 FIGURES = {"writes_checked": 0, "denials_checked": 0, "escapes": 0, "supervisor_crashes": 0,
-           "hangs": 0, "max_supervisor_rss_kb": 0, "fuzz_calls": 0}
+           "handler_exceptions": 0, "hangs": 0, "max_supervisor_rss_kb": 0, "fuzz_calls": 0}
 
 
 def figure(name: str, value: int, how: str = "add") -> None:
@@ -318,11 +320,18 @@ def exceptions(text: str) -> dict[str, int]:
     return found
 
 
-def no_traceback(proc) -> None:
+def no_traceback(proc, known: tuple[str, ...] = ()) -> None:
+    """No traceback on stderr (the run had -v). Tracebacks whose exception
+    line contains one of the known strings make the test an expected
+    failure (a reported bug), as long as there is no other kind."""
     err = proc.stderr.decode("utf-8", "replace")
-    if "Traceback" in err:
+    if proc.returncode == 123 or "the supervisor died" in err:
         FIGURES["supervisor_crashes"] += 1
+    if "Traceback" in err:
         unique = exceptions(err)
+        FIGURES["handler_exceptions"] += sum(unique.values())
+        if known and all(any(k in key for k in known) for key in unique):
+            pytest.xfail("known bug: " + "; ".join(unique))
         raise AssertionError("exceptions reached the supervisor's loop (innermost frame: exception x count):\n"
                              + "\n".join(f"  {k} x{v}" for k, v in unique.items()) + "\n--- stderr tail:\n" + err[-3000:])
 
