@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import resource
 import signal
 import stat
 import struct
@@ -114,7 +115,7 @@ class Request(Context):
         if not decision.allow:
             raise Denied(err, where, decision.reason, op)
 
-    def check_fd(self, fd: int, op: str, err: int = errno.EACCES, *, contents: bool = True) -> str:
+    def check_fd(self, fd: int, op: str, err: int = errno.EACCES, *, contents: bool = True, metadata: bool = False) -> str:
         """Check the object behind a pinned fd. A regular file's contents and
         its metadata (mode, owner, times, xattrs) are shared by all its hard
         links, and the other names may be outside: refused unless the policy
@@ -131,6 +132,15 @@ class Request(Context):
                 # A device node is a door to the device, wherever the node is:
                 # a disk's node made in /tmp or the project writes the disk.
                 raise Denied(err, where, f"device {os.major(info.st_rdev)}:{os.minor(info.st_rdev)} is not a terminal or null device", op)
+            elif (
+                metadata
+                and (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode))
+                and policy.writable_root(self.sup.policy, where) is None
+                and not where.startswith("/dev/pts/")
+            ):
+                # /dev/null and friends are writable for their contents
+                # only: their mode, owner and times are the host's.
+                raise Denied(err, where, "a host device: only its contents may be written", op)
         return where
 
     def dirfd(self, index: int) -> int:
@@ -207,8 +217,21 @@ def _int(value: int) -> int:
 O_PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+# Every flag open() knows (VALID_OPEN_FLAGS): open and openat ignore the
+# others, openat2 refuses them.
+VALID_OPEN_FLAGS = (
+    os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND | os.O_NONBLOCK
+    | os.O_SYNC | os.O_DSYNC | 0o20000 | os.O_DIRECT | 0o100000 | os.O_DIRECTORY | os.O_NOFOLLOW
+    | os.O_NOATIME | os.O_CLOEXEC | os.O_PATH | 0o20000000
+)
+
+
 def do_open(req: Request, dirfd: int, path: bytes, flags: int, mode: int, resolve: int, op: str, strict: bool = False):
     flags &= 0xFFFFFFFF
+    if flags & ~VALID_OPEN_FLAGS:
+        if strict:  # openat2
+            raise OSError(errno.EINVAL, "unknown open flags")
+        flags &= VALID_OPEN_FLAGS
     if flags & os.O_PATH:
         if strict:  # openat2
             if flags & ~O_PATH_FLAGS:
@@ -294,6 +317,8 @@ def _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec):
     if stat.S_ISCHR(info.st_mode) and info.st_rdev == os.makedev(5, 0):
         return Fd(_open_controlling_tty(req, flags), cloexec)
     reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
+    if flags & os.O_TRUNC:
+        _room_for_fd(req)
     return _reopen(req, pinned, info, reopen, cloexec)
 
 
@@ -459,6 +484,26 @@ def _open_controlling_tty(req, flags) -> int:
     return os.open(node, reopen)
 
 
+def _room_for_fd(req) -> None:
+    """EMFILE now, before a create or truncate, when the target could not
+    take the fd: ADDFD would fail after the file was made or emptied."""
+    try:
+        soft = resource.prlimit(req.tid, resource.RLIMIT_NOFILE)[0]
+    except OSError:
+        return
+    if soft == resource.RLIM_INFINITY or req.status.fdsize < soft:
+        return  # the lowest free fd is at most the table's size
+    try:
+        used = {int(name) for name in os.listdir(f"/proc/{req.tid}/fd")}
+    except OSError:
+        return
+    lowest = 0
+    while lowest in used:
+        lowest += 1
+    if lowest >= soft:
+        raise OSError(errno.EMFILE, "the target has no free fd")
+
+
 def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):
     scoped = resolve & (libc.RESOLVE_BENEATH | libc.RESOLVE_IN_ROOT)
     if scoped:
@@ -496,6 +541,7 @@ def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):
     req.check(where, op)
     create_mode = (mode & 0o7777) & ~req.status.umask
     _refuse_privileged(req, where, create_mode, False, op)
+    _room_for_fd(req)
     try:
         with req.as_target():
             fd = os.open(name, (flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY), create_mode, dir_fd=parent)
@@ -651,9 +697,10 @@ def h_renameat2(req):
 def _link(req, olddir, oldpath, newdir, newpath, flags):
     if flags & ~(libc.AT_SYMLINK_FOLLOW | libc.AT_EMPTY_PATH):
         raise OSError(errno.EINVAL, "bad flags")
-    new_parent, new_name, new_where = req.entry(newdir, newpath)
+    # The kernel looks the old name up first: its errors come first.
     if flags & libc.AT_EMPTY_PATH and oldpath == b"" or flags & libc.AT_SYMLINK_FOLLOW:
         pinned = req.pin(olddir, oldpath, follow=True, empty_ok=bool(flags & libc.AT_EMPTY_PATH))
+        new_parent, new_name, new_where = req.entry(newdir, newpath)
         where = location(pinned)
         if not (is_deleted(where) and os.fstat(pinned).st_nlink == 0):
             req.check(where, "link")  # an O_TMPFILE file has no old place to check
@@ -661,7 +708,11 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
         with req.as_target():
             libc.linkat(libc.AT_FDCWD, f"/proc/self/fd/{pinned}".encode(), new_parent, new_name, libc.AT_SYMLINK_FOLLOW)
         return 0
+    if oldpath == b"":
+        raise OSError(errno.ENOENT, "empty path")
+    req.pin(olddir, oldpath, follow=False)  # for its errors (ENOENT, ELOOP, ENOTDIR...)
     old_parent, old_name, old_where = req.entry(olddir, oldpath)
+    new_parent, new_name, new_where = req.entry(newdir, newpath)
     req.check(old_where, "link")
     req.check(new_where, "link")
     with req.as_target():
@@ -731,7 +782,7 @@ def _refuse_privileged(req, where: str, mode: int, is_dir: bool, op: str) -> Non
 
 
 def _chmod(req, pinned, mode):
-    where = req.check_fd(pinned, "chmod", errno.EPERM)
+    where = req.check_fd(pinned, "chmod", errno.EPERM, metadata=True)
     _refuse_privileged(req, where, mode, stat.S_ISDIR(os.fstat(pinned).st_mode), "chmod")
     with req.as_target():
         try:
@@ -766,7 +817,7 @@ def h_fchmod(req):
 
 
 def _chown(req, pinned, uid, gid):
-    req.check_fd(pinned, "chown", errno.EPERM)
+    req.check_fd(pinned, "chown", errno.EPERM, metadata=True)
     with req.as_target():
         libc.fchownat(pinned, b"", uid, gid, libc.AT_EMPTY_PATH)
     return 0
@@ -792,7 +843,7 @@ def h_fchown(req):
 
 
 def _utimens(req, pinned, times):
-    req.check_fd(pinned, "utimes", errno.EPERM)
+    req.check_fd(pinned, "utimes", errno.EPERM, metadata=True)
     with req.as_target():
         libc.utimensat(pinned, b"", times, libc.AT_EMPTY_PATH)
     return 0
@@ -861,7 +912,7 @@ def _xattr_name(req, index):
 
 
 def _setxattr(req, pinned, name, value, flags, op):
-    where = req.check_fd(pinned, op, errno.EPERM)
+    where = req.check_fd(pinned, op, errno.EPERM, metadata=True)
     if value is not None and name == b"security.capability":
         # file capabilities make a program privileged for whoever runs it later
         raise Denied(errno.EPERM, where, "file capabilities cannot be set in the sandbox", op)
@@ -958,7 +1009,7 @@ def h_ioctl(req):
     if fd < 0:
         raise OSError(errno.EBADF, "bad fd")
     theirs = _their_file(req, fd)
-    req.check_fd(theirs, "chattr", errno.EPERM)
+    req.check_fd(theirs, "chattr", errno.EPERM, metadata=True)
     data = req.memory(req.args[2], size)
     buf = ctypes.create_string_buffer(data, size)
     with req.as_target():

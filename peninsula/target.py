@@ -70,7 +70,7 @@ def read_cstring(pid: int, addr: int, limit: int = PATH_MAX) -> bytes:
 class Status:
     """The parts of /proc/TID/status a decision needs."""
 
-    __slots__ = ("tgid", "ppid", "umask", "fsuid", "fsgid", "groups")
+    __slots__ = ("tgid", "ppid", "umask", "fsuid", "fsgid", "groups", "fdsize")
 
     def __init__(self, tid: int):
         try:
@@ -88,6 +88,7 @@ class Status:
         self.fsuid = int(fields[b"Uid"].split()[3])
         self.fsgid = int(fields[b"Gid"].split()[3])
         self.groups = tuple(sorted(int(g) for g in fields.get(b"Groups", b"").split()))
+        self.fdsize = int(fields.get(b"FDSize", b"0"))  # the fd table's size now
 
 
 def parent_of(pid: int) -> int:

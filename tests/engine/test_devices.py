@@ -27,6 +27,12 @@ attempt("in_open_null_node", sc, "open", P + "/null", os.O_WRONLY)
 attempt("in_open_dev_null", sc, "open", "/dev/null", os.O_WRONLY)
 attempt("in_open_dev_zero", sc, "open", "/dev/zero", os.O_RDWR)
 attempt("rd_block_node", sc, "open", P + "/disk", os.O_RDONLY)
+# /dev/null's contents are writable, its inode (mode, owner, times) is the host's
+st = os.stat("/dev/null")
+attempt("x_chmod_dev_null", sc, "chmod", "/dev/null", st.st_mode & 0o7777)
+attempt("x_chown_dev_null", sc, "chown", "/dev/null", st.st_uid, st.st_gid)
+attempt("x_utimes_dev_null", sc, "utimensat", AT_FDCWD, "/dev/null", ctypes.c_void_p(0), 0)
+attempt("in_chmod_null_node_in_project", sc, "chmod", P + "/null", 0o666)
 done()
 '''
 
@@ -52,3 +58,7 @@ def test_device_nodes(box):
     assert conf["x_chmod_block_node"] == "EPERM"
     assert not (pair.project / "newdisk").exists() and not (pair.project / "newmem").exists()
     assert stat.S_ISFIFO(os.stat(pair.project / "fifo").st_mode)
+    for key in ("x_chmod_dev_null", "x_chown_dev_null", "x_utimes_dev_null"):
+        native = "OK" if box.who.is_root or key == "x_utimes_dev_null" else "EPERM"  # touch needs write access only
+        assert ctl[key] == native, (key, ctl[key])
+        assert conf[key] == "EPERM", (key, conf[key])
