@@ -5,7 +5,7 @@
  * project or the outside directory, however they get there, so a sandbox
  * bug shows up as a change outside, never as damage elsewhere.
  *
- * usage: fuzz PROJ OUTSIDE SEED ITERATIONS
+ * usage: fuzz PROJ OUTSIDE SEED ITERATIONS FOREIGN_PID confined|control
  * prints "T name result" for the fixed table, then one summary line
  * "SUMMARY {json}" and "FINAL ok|errno".
  */
@@ -142,7 +142,14 @@ static long fuzz_size(void) {
     return pick(4) ? sizes[pick(sizeof sizes / sizeof *sizes)] : fuzz_int();
 }
 
-static long fuzz_pid(void) { return pick(6) ? pids[pick(npids)] : fuzz_int(); }
+/* Only our own processes, the supervisor (when confined), one sacrificial
+ * process of the test outside the sandbox, and pids nobody has: a random
+ * small pid could be init or a test runner, and an unconfined control run
+ * (or a sandbox bug) must never stop them. */
+static long fuzz_pid(void) {
+    static const long none[] = {0, -1, 0x3fffffff, -0x7fffffff};
+    return pick(6) ? pids[pick(npids)] : none[pick(4)];
+}
 
 static long fuzz_atflags(void) {
     static const long f[] = {0, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, AT_SYMLINK_FOLLOW, AT_REMOVEDIR,
@@ -199,7 +206,7 @@ static long arg_of(char kind, int index, long *args) {
     case 'x': return (long)fuzz_xname();
     case 'P': return fuzz_pid();
     case 'r': { static const long r[] = {16 /*ATTACH*/, 0x4206 /*SEIZE*/, 2 /*PEEKDATA*/, 5 /*POKEDATA*/, 17 /*DETACH*/, 0x4207};
-                return pick(5) ? r[pick(6)] : (fuzz_int() & ~0L) | 1; /* never TRACEME (0) */ }
+                return pick(5) ? r[pick(6)] : fuzz_int() | 1; /* never TRACEME (0) */ }
     case 'L': return pick(3) ? (long)pick(100000) : fuzz_int();
     case 'I': return 0;
     default: return fuzz_int();
@@ -238,12 +245,14 @@ int main(int argc, char **argv) {
     /* pids: the supervisor (our parent), init, ourselves, a child of ours */
     pid_t child = fork();
     if (child == 0) { for (;;) pause(); }
-    pids[npids++] = getppid();
-    pids[npids++] = 1;
+    pid_t foreign = atoi(argv[5]);
+    int confined = !strcmp(argv[6], "confined");
+    pid_t sup = confined ? getppid() : foreign;   /* unconfined, our parent is the test runner: hands off */
+    pids[npids++] = sup;
+    pids[npids++] = foreign;
     pids[npids++] = getpid();
     pids[npids++] = child;
-    pids[npids++] = 0;
-    int pidfd_sup = syscall(SYS_pidfd_open, getppid(), 0);
+    int pidfd_sup = syscall(SYS_pidfd_open, sup, 0);
     int pidfd_child = syscall(SYS_pidfd_open, child, 0);
     /* pidfds only for pidfd_getfd: a chmod through one would reach the
      * anon inode every such fd shares, outside any directory tree */
@@ -355,11 +364,19 @@ int main(int argc, char **argv) {
                 SYS[s].nr == 438) {
                 if (r > 2 && r < 1024) { int keep = 0; for (int k = 0; k < nfds; k++) if (fds[k] == r) keep = 1; if (!keep) close(r); }
             }
-            if (SYS[s].nr == 311 && args[0] == getppid()) supervisor_touched++;
-            if (SYS[s].nr == 101 && args[1] == getppid() && (args[0] == 16 || args[0] == 0x4206)) supervisor_touched++;
+            if (SYS[s].nr == 311 && (args[0] == sup || args[0] == foreign)) supervisor_touched++;
+            if (SYS[s].nr == 101 && (args[1] == sup || args[1] == foreign)) supervisor_touched++;
             if (SYS[s].nr == 438 && args[0] == pidfd_sup) supervisor_touched++;
+            if (SYS[s].nr == 101 && args[1] != child && (args[0] == 16 || args[0] == 0x4206)) {
+                /* never leave anyone stopped: wait for the attach stop, let go */
+                if (args[0] == 16) waitpid(args[1], NULL, __WALL);
+                syscall(SYS_ptrace, 17 /* DETACH */, args[1], 0, 0);
+                kill(args[1], SIGCONT);
+            }
         } else {
             counts[s][1]++;
+            /* allowed by the sandbox, then failed on our unmapped address */
+            if (SYS[s].nr == 311 && e == EFAULT && (args[0] == sup || args[0] == foreign)) supervisor_touched++;
             if (r != -1 || e <= 0 || e >= 134) { anomalies++; printf("ANOMALY %s r=%ld errno=%d\n", SYS[s].name, r, e); }
             else errcount[s][e]++;
         }

@@ -356,8 +356,6 @@ int main(int argc, char **argv) {
 '''
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (emulate.py open emulation): the file is created / truncated before "
-                   "ADDFD finds the target's fd table full; the kernel checks for a free fd first")
 def test_open_at_rlimit_nofile(lay):
     """A target at RLIMIT_NOFILE: an emulated open fails with EMFILE like
     the kernel's, has no side effect the kernel's would not have (no file

@@ -255,8 +255,6 @@ print("RESULT " + json.dumps(res))
 '''
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (emulate.py _link): the new path is resolved before the old one, "
-                   "so the errno differs from the kernel's when both are bad")
 def test_link_reports_the_old_path_error_first(lay):
     """link() resolves the old path before the new one, so when both are
     bad the caller sees the old path's error (found by the property test)."""
