@@ -33,12 +33,23 @@ class BaselineReport:
         if self.abi <= 0:
             out.append("Landlock: not available: no kernel-enforced write baseline")
         else:
-            out.append(f"Landlock: ABI {self.abi}: writes limited to {len(self.write_roots)} roots")
+            out.append(f"Landlock: ABI {self.abi}: writes limited to the baseline roots by the kernel")
             out.append(
                 "Landlock scoping (signals, abstract unix sockets): "
                 + ("enforced" if self.scoped else f"not available (needs ABI {SCOPING_ABI})")
             )
         return out
+
+
+def missing_features(*, scoped: bool = True) -> list[str]:
+    """What this kernel's Landlock cannot enforce, each said for a user."""
+    abi = abi_version()
+    if abi <= 0:
+        return ["Landlock is not available: no kernel-enforced write baseline (only the supervisor's checks)"]
+    if scoped and abi < SCOPING_ABI:
+        return [f"Landlock ABI {abi} has no scoping (needs ABI {SCOPING_ABI}): a confined process "
+                "could signal processes outside the sandbox and reach their abstract unix sockets"]
+    return []
 
 
 def abi_version() -> int:
@@ -111,6 +122,15 @@ def report_for(write_roots: tuple[str, ...], *, scoped: bool) -> BaselineReport:
     elif scoped and abi < SCOPING_ABI:
         missing.append("scoping")
     return BaselineReport(abi, write_roots, scoped and abi >= SCOPING_ABI, tuple(missing))
+
+
+def restrict_self_if_available(write_roots: tuple[str, ...], *, scoped: bool, net=None) -> bool:
+    """restrict_self, or False when this kernel has no Landlock at all
+    (callers run without it only when the user chose best effort)."""
+    if abi_version() <= 0:
+        return False
+    restrict_self(write_roots, scoped=scoped, net=net)
+    return True
 
 
 def restrict_self(write_roots: tuple[str, ...], *, scoped: bool, net: NetRules | None = None) -> None:

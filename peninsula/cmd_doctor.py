@@ -15,7 +15,7 @@ def probe_user_notify() -> tuple[bool, str]:
     try:
         program = FilterProgram(build_filter_bpf())
     except Exception as err:  # libseccomp missing or broken
-        return False, f"cannot build the seccomp filter: {err}"
+        return False, f"seccomp user-notify: not available: cannot build the filter ({err})"
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -56,21 +56,46 @@ def register(sub) -> None:
     doctor.set_defaults(handler=main)
 
 
+def probe_user_namespaces() -> str:
+    """Can this user make a user namespace (needed by run --unshare-* unless root)?"""
+    pid = os.fork()
+    if pid == 0:
+        import ctypes
+
+        CLONE_NEWUSER = 0x10000000
+        libc = ctypes.CDLL(None, use_errno=True)
+        os._exit(0 if libc.unshare(CLONE_NEWUSER) == 0 else min(ctypes.get_errno(), 250))
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return "user namespaces: available (run --unshare-net/-pid/-ipc/-uts work without root)"
+    return f"user namespaces: not available ({os.strerror(code)}): run --unshare-* needs root here"
+
+
 def main(args=None) -> int:
-    ok = True
     lines = []
     abi = baseline.abi_version()
-    report = baseline.report_for((), scoped=True)
-    lines.extend(report.lines())
-    if abi <= 0:
-        ok = False
+    lines.extend(baseline.report_for((), scoped=True).lines())
+    if abi > 0:
+        lines.append(
+            "Landlock TCP port rules (run --allow-connect/--allow-bind): "
+            + ("available" if abi >= baseline.NETWORK_ABI else f"not available (needs ABI {baseline.NETWORK_ABI})")
+        )
     notify_ok, text = probe_user_notify()
     lines.append(text)
-    ok = ok and notify_ok
-    sandbox = os.environ.get("PENINSULA_SANDBOX")
+    lines.append(probe_user_namespaces())
+    sandbox = os.environ.get("PENINSULA_SANDBOX") or os.environ.get("PENINSULA_SESSION")
     if sandbox:
-        lines.append(f"this shell runs inside a peninsula sandbox ({sandbox})")
-    lines.append("enforced: " + ("writes confined (Landlock baseline + supervisor policy)" if ok else "NOTHING: peninsula refuses to run here"))
+        lines.append(f"this process runs inside a peninsula sandbox ({sandbox})")
+    missing = baseline.missing_features(scoped=True)
+    if not notify_ok:
+        verdict = "NOTHING: without seccomp user-notify peninsula refuses to run (best effort cannot replace the supervisor)"
+    elif missing:
+        verdict = ("refused by default; with best_effort = true: writes checked by the supervisor, but NOT: "
+                   + "; ".join(missing))
+    else:
+        verdict = "writes confined (Landlock baseline + supervisor policy), signals and abstract sockets scoped"
+    lines.append("enforced: " + verdict)
     for line in lines:
         print(line)
-    return 0 if ok else 1
+    return 0 if notify_ok and not missing else 1

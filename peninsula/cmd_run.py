@@ -51,6 +51,9 @@ def register(sub) -> None:
     files.add_argument("--write", "-w", metavar="PATH", action="append", default=[], help="also allow writes beneath PATH (repeatable)")
     files.add_argument("--protect", metavar="PATH", action="append", default=[], help="deny writes beneath PATH even inside a writable root (repeatable; globs allowed)")
     files.add_argument("--read-only", action="store_true", help="no writes except the temp dirs and terminal")
+    files.add_argument("--best-effort", action="store_true",
+                       help="run even if this kernel lacks Landlock or its scoping, saying exactly what is not enforced "
+                       "(default: refuse)")
     files.add_argument("--profile", "-p", metavar="NAME", action="append", default=[], help="apply a named profile (repeatable; see `peninsula profiles`)")
     files.add_argument("--config", metavar="FILE", action="append", default=[], help="TOML file with the same options (repeatable)")
 
@@ -104,6 +107,7 @@ def main(args) -> int:
             write=args.write,
             protect=args.protect,
             read_only=args.read_only,
+            best_effort=args.best_effort,
             log=args.log,
             quiet=args.quiet,
             verbose=args.verbose,

@@ -69,6 +69,8 @@ class Options:
     keep_env: tuple[str, ...] = ()
     setenv: tuple[tuple[str, str], ...] = ()
     workdir: str | None = None
+    # run even when the kernel lacks Landlock or its scoping, saying what is lost
+    best_effort: bool = False
     description: str | None = field(default=None, compare=False)
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -91,7 +93,8 @@ class Options:
 
 _PATH_LISTS = ("write", "protect")
 _PORT_LISTS = ("allow_connect", "allow_bind")
-_BOOLS = ("read_only", "hardlinked_writes", "unshare_net", "unshare_pid", "unshare_ipc", "unshare_uts", "clear_env")
+_BOOLS = ("read_only", "hardlinked_writes", "unshare_net", "unshare_pid", "unshare_ipc", "unshare_uts", "clear_env",
+          "best_effort")
 _PATHS = ("log", "workdir")
 _SIZES = ("limit_as", "limit_fsize")
 _COUNTS = ("limit_cpu", "limit_nofile", "limit_nproc")

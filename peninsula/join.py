@@ -175,7 +175,7 @@ def _command_main(request, fds, roots, program) -> None:
         env = {str(k): str(v) for k, v in request["env"].items()}
         env.pop("PENINSULA_SHELL_PID", None)
         libc.prctl_set_no_new_privs()
-        baseline.restrict_self(roots, scoped=True)
+        baseline.restrict_self_if_available(roots, scoped=True)
         load_and_hand_over(program, sock)
         if sock.recv(16) != b"go":
             os._exit(125)

@@ -191,6 +191,7 @@ class Sandbox:
         clear_env: bool = False,
         keep_env=(),
         setenv=None,
+        best_effort: bool = False,
     ):
         from .config import load_options, load_profile
 
@@ -223,6 +224,7 @@ class Sandbox:
             keep_env=tuple(_check(k, check_env_pattern, "--keep-env") for k in keep_env),
             setenv=pairs,
             workdir=os.path.abspath(os.path.expanduser(workdir)) if workdir else None,
+            best_effort=best_effort,
             **limits,
         )
         options = Options()
@@ -308,11 +310,14 @@ class Sandbox:
         """Refuse what cannot be done, before anything is started."""
         opts = self.options
         abi = baseline.abi_version()
-        if abi <= 0:
+        missing = baseline.missing_features(scoped=True)
+        if missing and not opts.best_effort:
             raise SandboxError(
-                "Landlock is not available on this kernel, so peninsula cannot enforce a write baseline; "
-                "see `peninsula doctor`"
+                "refusing to run with weaker enforcement than promised: " + "; ".join(missing)
+                + ". Set best_effort = true in a config (or --best-effort) to run anyway; see `peninsula doctor`"
             )
+        for line in missing:
+            self.stderr.write(f"peninsula: best effort: NOT enforced: {line}\n")
         if self.net_rules() is not None and abi < baseline.NETWORK_ABI:
             raise SandboxError(
                 f"--allow-connect/--allow-bind need Landlock ABI {baseline.NETWORK_ABI} (TCP port rules); "
@@ -778,13 +783,17 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
             say_pid(0)
             return setup_failed(f"peninsula: {err}")
     try:
-        baseline.restrict_self(plan.roots, scoped=False)
+        baseline.restrict_self_if_available(plan.roots, scoped=False)
     except Exception as err:
         say_pid(0)
         return setup_failed(f"peninsula: cannot apply the Landlock baseline: {err}")
-    from .seccomp import FilterProgram, build_filter_bpf
+    from .filtercache import filter_bpf
+    from .seccomp import FilterProgram
 
-    program = FilterProgram(build_filter_bpf())
+    try:
+        program = FilterProgram(filter_bpf())
+    except OSError as err:
+        return setup_failed(f"peninsula: seccomp user-notify is not available: cannot build the filter ({err})")
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
@@ -912,7 +921,7 @@ def _command_main(plan: _Plan, program, sock, exec_w, ns_fds: dict[str, int]) ->
         if ns_fds:
             _join_namespaces(ns_fds)  # setns(mnt) moves us to its root
         os.chdir(plan.cwd)
-        baseline.restrict_self(plan.roots, scoped=True, net=plan.net)
+        baseline.restrict_self_if_available(plan.roots, scoped=True, net=plan.net)
         try:
             listener = program.load(killable=True)
         except OSError as err:

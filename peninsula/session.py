@@ -83,8 +83,11 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False) -> int:
             f"{os.environ[ENV_SESSION]}); a sandbox cannot nest inside another"
         )
     conf = load_user_config()
-    if baseline.abi_version() <= 0 and not conf.best_effort:
-        raise SessionError("Landlock is not available on this kernel; see `peninsula doctor`")
+    missing = baseline.missing_features(scoped=True)
+    if missing and not conf.best_effort:
+        raise SessionError("; ".join(missing) + " (set best_effort = true in the user config to accept this)")
+    for line in missing:
+        sys.stderr.write(f"peninsula: best effort: NOT enforced: {line}\n")
     session_id = f"{os.getpid()}-{int(time.time())}"
     session_dir = os.path.join(session_root(), session_id)
     os.makedirs(session_dir, mode=0o700)
@@ -150,7 +153,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -
         return 0
 
     try:
-        baseline.restrict_self(roots, scoped=False)
+        baseline.restrict_self_if_available(roots, scoped=False)
     except Exception as err:
         return setup_failed(f"cannot apply the Landlock baseline: {err}")
     program = FilterProgram(filter_bpf(trap_chdir=True))
@@ -210,7 +213,7 @@ def _shell_main(shell_argv, roots, program, sock, session_dir) -> None:
         env[ENV_SESSION_DIR] = session_dir
         env[ENV_SHELL_PID] = str(os.getpid())
         libc.prctl_set_no_new_privs()
-        baseline.restrict_self(roots, scoped=True)
+        baseline.restrict_self_if_available(roots, scoped=True)
         load_and_hand_over(program, sock)
         sock.close()
         os.execvpe(shell_argv[0], shell_argv, env)
