@@ -175,3 +175,19 @@ def decide_trace(caller_tgid: int, target_ancestry: list[int]) -> Decision:
     if caller_tgid in target_ancestry:
         return Decision(True, "target is a descendant of the caller")
     return Decision(False, "target is not a descendant of the caller")
+
+
+def landlock_expressible(policy: Policy) -> bool:
+    """True when Landlock's "writable beneath these roots" says all this
+    policy says about creating and removing names: no protected pattern
+    lies inside, or around, a writable root, and no root is a glob."""
+    if policy._glob_writable:
+        return False
+    for pattern in policy.protected:
+        text = pattern[1:] if pattern.startswith("!") else pattern
+        if _is_glob(text):
+            text = text[: min(text.find(c) for c in "*?[" if c in text)].rstrip("/") or "/"
+        for root in policy.writable:
+            if is_beneath(text, root) or is_beneath(root, text):
+                return False
+    return True

@@ -93,3 +93,13 @@ def test_protection_matches_reference():
         assert policy.protection_for(pol, target) == _reference(protected, target)
 
     check()
+
+
+def test_landlock_expressible():
+    base = ("/home/u/proj", "/tmp")
+    assert policy.landlock_expressible(policy.Policy(writable=base, protected=("/home/u/.ssh", "/home/u/.bashrc")))
+    assert not policy.landlock_expressible(policy.Policy(writable=base, protected=("/home/u/proj/secret",)))
+    assert not policy.landlock_expressible(policy.Policy(writable=base, protected=("/home/u",)))  # around a root
+    assert not policy.landlock_expressible(policy.Policy(writable=base, protected=("/home/u/proj/.git/hooks/*",)))
+    assert not policy.landlock_expressible(policy.Policy(writable=base, protected=("/home/*/proj",)))
+    assert not policy.landlock_expressible(policy.Policy(writable=base + ("/home/u/.h*",)))
