@@ -14,6 +14,7 @@ import json
 import os
 import select
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -191,9 +192,6 @@ def snapshot(path: Path) -> dict:
     return out
 
 
-import stat  # noqa: E402  (used by snapshot)
-
-
 def compile_c(source: str, name: str, flags: tuple[str, ...] = ()) -> Path:
     """Compile a C helper once per source text into a world-readable cache."""
     BIN_CACHE.mkdir(parents=True, exist_ok=True)
@@ -251,7 +249,7 @@ def run_twin(box: Box, body: str, setup, denied_errno: str = "EACCES", **kw):
     control = box.probe(body, ctl_pair.project, ctl_pair.outside, cwd=ctl_pair.project, confined=False, **kw)
     confined = box.probe(body, conf_pair.project, conf_pair.outside, cwd=conf_pair.project, **kw)
     compare(confined, control, denied_errno)
-    if os.environ.get("PENINSULA_SHOW"):
+    if os.environ.get("PENINSULA_SHOW"):  # see every result: PENINSULA_SHOW=1 pytest -s
         print({k: v for k, v in confined.items() if not k.startswith("_")})
     assert snapshot(conf_pair.outside) == before, "something outside the project changed"
     return confined, control, conf_pair, ctl_pair
