@@ -341,7 +341,8 @@ class _FifoOpener:
         fd = os.dup(pinned)  # outlives the request's own fds
         st = req.status
         identity = (st.fsuid, st.fsgid, st.groups)
-        worker = threading.Thread(target=cls._work, args=(req.sup.listener.fd, req.id, req.tid, req.tgid, fd, flags, cloexec, identity),
+        listener_fd = os.dup(req.sup.listener.fd)  # ours: the loop may close its own
+        worker = threading.Thread(target=cls._work, args=(listener_fd, req.id, req.tid, req.tgid, fd, flags, cloexec, identity),
                                   name="peninsula-fifo", daemon=True)
         worker.start()
 
@@ -412,6 +413,7 @@ class _FifoOpener:
             listener.fail(req_id, err.errno or errno.EIO)
         finally:
             os.close(fd)
+            os.close(listener_fd)
             if opened >= 0:
                 os.close(opened)
 
