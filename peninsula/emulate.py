@@ -93,15 +93,29 @@ class Request(Context):
             raise Vanished()
 
     def path(self, index: int) -> bytes:
-        data = target.read_cstring(self.tid, self.args[index])
+        try:
+            data = target.read_cstring(self.tid, self.args[index])
+        except PermissionError:
+            self._unreadable()
         self.validate()
         return data
+
+    def _unreadable(self):
+        """process_vm_readv refused: the target made itself non-dumpable
+        (prctl PR_SET_DUMPABLE 0, as ssh and gpg-agent do) and we are not
+        root. Nothing can be decided for it: say so once, fail closed."""
+        self.validate()
+        raise Denied(errno.EPERM, f"(arguments of pid {self.tgid})",
+                     "the process is not dumpable, so peninsula cannot read what it asks for", "call")
 
     def optional_path(self, index: int) -> bytes | None:
         return None if self.args[index] == 0 else self.path(index)
 
     def memory(self, addr: int, size: int) -> bytes:
-        data = target.read_bytes(self.tid, addr, size)
+        try:
+            data = target.read_bytes(self.tid, addr, size)
+        except PermissionError:
+            self._unreadable()
         self.validate()
         return data
 

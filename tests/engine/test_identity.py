@@ -68,3 +68,27 @@ def test_dropped_uid_gets_its_own_rights(root_box):
         assert (st.st_uid, st.st_gid) == (NOBODY, NOBODY), name
     assert not (p / "rootonly" / "x").exists()
     assert (p / "open" / "rootfile").read_text() == "root's"
+
+
+NODUMP = r'''
+P = sys.argv[1]
+ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0, as ssh-agent does
+attempt("mkdir", sc, "mkdir", P + "/nodump_dir", 0o755)
+attempt("open", sc, "open", P + "/nodump_file", os.O_CREAT | os.O_WRONLY, 0o644)
+done()
+'''
+
+
+def test_non_dumpable_process(box):
+    """A process that made itself non-dumpable cannot have its memory read
+    by a supervisor without CAP_SYS_PTRACE: as a plain user its trapped
+    calls fail closed (EPERM) with a notice that says why; a root
+    supervisor serves it."""
+    conf = box.probe(NODUMP, box.project)
+    if box.who.is_root:
+        assert conf["mkdir"] == conf["open"] == "OK"
+        assert (box.project / "nodump_dir").is_dir()
+    else:
+        assert conf["mkdir"] == conf["open"] == "EPERM"
+        assert b"not dumpable" in conf["_proc"].stderr
+        assert not (box.project / "nodump_dir").exists()
