@@ -124,3 +124,75 @@ def test_device_inode_metadata_is_not_writable(lay_root):
     if allowed:
         figure("escapes", len(allowed))
     assert not allowed, f"a confined process changed host device inodes: {sorted(allowed)}"
+
+
+PROJECT_ROOT_OPS = r'''
+import errno, json, os, sys
+proj, tmpdir = sys.argv[1], sys.argv[2]
+parent = os.path.dirname(proj)
+res = {}
+def attempt(name, fn):
+    try:
+        fn()
+        res[name] = "OK"
+    except OSError as e:
+        res[name] = errno.errorcode[e.errno]
+    # put things back for the next attempt (unconfined runs really do them)
+    if not os.path.isdir(proj):
+        for cand in (parent + "/moved", tmpdir + "/x"):
+            if os.path.isdir(cand):
+                os.rename(cand, proj)
+                break
+        else:
+            os.mkdir(proj)
+    os.makedirs(tmpdir + "/x", exist_ok=True)
+os.makedirs(tmpdir + "/x", exist_ok=True)
+attempt("rmdir_project", lambda: os.rmdir(proj))
+attempt("rmdir_project_via_cwd", lambda: os.rmdir("/proc/self/cwd/../" + os.path.basename(proj)))
+attempt("rename_project_away", lambda: os.rename(proj, parent + "/moved"))
+attempt("rename_tmp_dir_over_project", lambda: os.rename(tmpdir + "/x", proj))
+def exchange():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(-100, (tmpdir + "/x").encode(), -100, proj.encode(), 2) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+attempt("exchange_tmp_dir_with_project", exchange)
+attempt("chmod_project_root", lambda: os.chmod(proj, 0o700))
+print("RESULT " + json.dumps(res))
+'''
+
+
+def test_the_project_directory_itself_stays(lay):
+    """The project's own entry lives in its parent, outside the project:
+    a confined process may change what is in the project, not remove,
+    rename or replace the project directory itself (an empty project
+    makes rmdir and rename-over possible). Unconfined, each works."""
+    script = lay.script(PROJECT_ROOT_OPS, "project_root_ops.py")
+    results = {}
+    for kind in ("control", "confined"):
+        holder = lay.dir(lay.base / f"root-{kind}")
+        proj = lay.dir(holder / "proj")  # empty
+        tmpdir = Path(f"/var/tmp/peninsula-rel-{os.getpid()}-{lay.who.name}-{kind}")
+        lay.dir(tmpdir)
+        try:
+            before = snapshot(holder, ("proj",))
+            if kind == "control":
+                proc = lay.plain([SYSTEM_PYTHON, script, proj, tmpdir], cwd=proj)
+            else:
+                proc = lay.run([SYSTEM_PYTHON, script, proj, tmpdir], project=proj, cwd=proj)
+                no_traceback(proc)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            results[kind] = json.loads(next(l for l in proc.stdout.decode().splitlines() if l.startswith("RESULT "))[7:])
+            if kind == "confined":
+                changes = diff(before, snapshot(holder, ("proj",)))
+                assert not changes, changes
+        finally:
+            subprocess.run(["rm", "-rf", str(tmpdir)])
+    control, confined = results["control"], results["confined"]
+    assert all(v == "OK" for k, v in control.items()), control
+    assert confined["chmod_project_root"] == "OK"  # the project dir's own inode is the project's
+    wrong = {k: v for k, v in confined.items() if k != "chmod_project_root" and v not in ("EACCES", "EPERM")}
+    if wrong:
+        figure("escapes", len(wrong))
+    assert not wrong, f"the project directory itself could be removed or replaced: {wrong}"
