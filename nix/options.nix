@@ -86,7 +86,7 @@
   # `peninsula run` flags or a project .peninsula.toml for them.
   notExposed = [
     "description"
-    "best_effort"
+    "best_effort" "fast"
     "allow_connect" "allow_bind"
     "unshare_net" "unshare_pid" "unshare_ipc" "unshare_uts" "hostname"
     "limit_as" "limit_fsize" "limit_cpu" "limit_nofile" "limit_nproc" "limit_walltime"

@@ -51,6 +51,10 @@ def register(sub) -> None:
     files.add_argument("--write", "-w", metavar="PATH", action="append", default=[], help="also allow writes beneath PATH (repeatable)")
     files.add_argument("--protect", metavar="PATH", action="append", default=[], help="deny writes beneath PATH even inside a writable root (repeatable; globs allowed)")
     files.add_argument("--read-only", action="store_true", help="no writes except the temp dirs and terminal")
+    files.add_argument("--fast", action="store_true",
+                       help="let Landlock alone judge exclusive creates and mkdir/unlink/rename/link/symlink "
+                       "(much faster on file-heavy work; those denials get no notice line). Applied only when "
+                       "no protected path lies inside a writable root")
     files.add_argument("--best-effort", action="store_true",
                        help="run even if this kernel lacks Landlock or its scoping, saying exactly what is not enforced "
                        "(default: refuse)")
@@ -108,6 +112,7 @@ def main(args) -> int:
             protect=args.protect,
             read_only=args.read_only,
             best_effort=args.best_effort,
+            fast=args.fast,
             log=args.log,
             quiet=args.quiet,
             verbose=args.verbose,

@@ -71,6 +71,8 @@ class Options:
     workdir: str | None = None
     # run even when the kernel lacks Landlock or its scoping, saying what is lost
     best_effort: bool = False
+    # leave exclusive creates and name changes to Landlock (no notice for those)
+    fast: bool = False
     description: str | None = field(default=None, compare=False)
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -94,7 +96,7 @@ class Options:
 _PATH_LISTS = ("write", "protect")
 _PORT_LISTS = ("allow_connect", "allow_bind")
 _BOOLS = ("read_only", "hardlinked_writes", "unshare_net", "unshare_pid", "unshare_ipc", "unshare_uts", "clear_env",
-          "best_effort")
+          "best_effort", "fast")
 _PATHS = ("log", "workdir")
 _SIZES = ("limit_as", "limit_fsize")
 _COUNTS = ("limit_cpu", "limit_nofile", "limit_nproc")

@@ -28,7 +28,7 @@ def cache_dir() -> str:
     return os.path.join(base, "peninsula")
 
 
-def _key(trap_chdir: bool) -> str | None:
+def _key(trap_chdir: bool, kernel_judges_names: bool) -> str | None:
     digest = hashlib.sha256()
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp.py")
     try:
@@ -46,12 +46,13 @@ def _key(trap_chdir: bool) -> str | None:
     else:
         return None  # an unknown libseccomp location: do not cache
     digest.update(b"chdir" if trap_chdir else b"plain")
+    digest.update(b"kernel-names" if kernel_judges_names else b"all-names")
     return digest.hexdigest()[:32]
 
 
-def filter_bpf(trap_chdir: bool = False) -> bytes:
+def filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False) -> bytes:
     """The filter program, from the cache when it is there."""
-    key = _key(trap_chdir)
+    key = _key(trap_chdir, kernel_judges_names)
     path = os.path.join(cache_dir(), f"filter-{key}.bpf") if key else None
     if path:
         with contextlib.suppress(OSError):
@@ -61,7 +62,7 @@ def filter_bpf(trap_chdir: bool = False) -> bytes:
                 return data
     from .seccomp import build_filter_bpf
 
-    data = build_filter_bpf(trap_chdir=trap_chdir)
+    data = build_filter_bpf(trap_chdir=trap_chdir, kernel_judges_names=kernel_judges_names)
     if path:
         with contextlib.suppress(OSError):
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)

@@ -192,6 +192,7 @@ class Sandbox:
         keep_env=(),
         setenv=None,
         best_effort: bool = False,
+        fast: bool = False,
     ):
         from .config import load_options, load_profile
 
@@ -225,6 +226,7 @@ class Sandbox:
             setenv=pairs,
             workdir=os.path.abspath(os.path.expanduser(workdir)) if workdir else None,
             best_effort=best_effort,
+            fast=fast,
             **limits,
         )
         options = Options()
@@ -456,6 +458,10 @@ class _Plan:
         self.argv = argv
         self.policy = pol
         self.roots = box.baseline_roots(pol)
+        self.kernel_judges_names = box.options.fast and policy.landlock_expressible(pol)
+        if box.options.fast and not self.kernel_judges_names:
+            box.stderr.write("peninsula: --fast not applied: a protected path lies inside or around a writable "
+                             "root, which only the supervisor can judge\n")
         self.env = box.command_env()
         self.net = box.net_rules()
         self.namespaces = box.namespaces()
@@ -791,7 +797,7 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     from .seccomp import FilterProgram
 
     try:
-        program = FilterProgram(filter_bpf())
+        program = FilterProgram(filter_bpf(kernel_judges_names=plan.kernel_judges_names))
     except OSError as err:
         return setup_failed(f"peninsula: seccomp user-notify is not available: cannot build the filter ({err})")
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

@@ -121,8 +121,34 @@ def syscall_number(name: str) -> int | None:
     return NEWER_SYSCALLS.get(name)
 
 
-def build_filter_bpf(trap_chdir: bool = False) -> bytes:
-    """Return the exported BPF program (struct sock_filter array) as bytes."""
+# Left to Landlock when the policy is exactly "writable beneath these roots"
+# (policy.landlock_expressible) and the user chose speed over notices.
+KERNEL_JUDGED = (
+    "mkdir", "mkdirat", "unlink", "unlinkat", "rmdir",
+    "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat",
+)
+
+
+def _write_intent_rules(sc, index: int, kernel_judges_names: bool):
+    """Argument conditions (each alone sends the open to us) on the flags."""
+    if not kernel_judges_names:
+        return [sc.Arg(index, sc.MASKED_EQ, bit, bit) for bit in O_ACCMODE_WRITE_BITS]
+    # Every write-intent open except O_CREAT|O_EXCL, which can only make a
+    # new file: Landlock alone judges where. (O_EXCL without O_CREAT is
+    # ignored by the kernel, so it does not exempt an open.)
+    creat_excl = os.O_CREAT | os.O_EXCL
+    rules = [sc.Arg(index, sc.MASKED_EQ, creat_excl, os.O_CREAT)]
+    for bit in (os.O_WRONLY, os.O_RDWR, os.O_TRUNC):
+        rules.append(sc.Arg(index, sc.MASKED_EQ, bit | os.O_EXCL, bit))
+        rules.append(sc.Arg(index, sc.MASKED_EQ, bit | creat_excl, bit | os.O_EXCL))
+    return rules
+
+
+def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False) -> bytes:
+    """Return the exported BPF program (struct sock_filter array) as bytes.
+
+    kernel_judges_names: leave exclusive creates and directory-entry changes
+    (mkdir, unlink, rename, link, symlink) to Landlock."""
     import pyseccomp as sc
 
     flt = sc.SyscallFilter(sc.ALLOW)
@@ -131,10 +157,12 @@ def build_filter_bpf(trap_chdir: bool = False) -> bytes:
     flt.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     flt.set_attr(sc.Attr.CTL_NNP, 0)  # the launcher sets no_new_privs itself
     for name in PATH_MUTATORS + FD_MUTATORS + PROCESS_ACCESS:
-        _add(flt, sc.NOTIFY, name)
+        if not (kernel_judges_names and name in KERNEL_JUDGED):
+            _add(flt, sc.NOTIFY, name)
     for name, index in FLAGGED_OPENS:
-        for bit in O_ACCMODE_WRITE_BITS:
-            _add(flt, sc.NOTIFY, name, sc.Arg(index, sc.MASKED_EQ, bit, bit))
+        judged = kernel_judges_names and name != "open_by_handle_at"
+        for condition in _write_intent_rules(sc, index, judged):
+            _add(flt, sc.NOTIFY, name, condition)
     for request in (TIOCSTI, TIOCLINUX) + REFUSED_IOCTLS:
         # The kernel compares only the low 32 bits of an ioctl request.
         _add(flt, sc.ERRNO(errno.EPERM), "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
