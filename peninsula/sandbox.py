@@ -126,7 +126,7 @@ class Result:
         return data
 
     def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+        return json.dumps(self.to_dict(), ensure_ascii=True, indent=indent)
 
 
 def _canonical(path: str) -> str:

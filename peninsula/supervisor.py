@@ -13,7 +13,6 @@ import errno
 import json
 import os
 import select
-import threading
 import time
 import traceback
 
@@ -218,28 +217,5 @@ class Supervisor:
                 self.listener.reply_fd(req.id, answer.fd, answer.cloexec)
             finally:
                 os.close(answer.fd)
-        elif isinstance(answer, tuple) and answer[0] == "blocking-open":
-            self._open_in_thread(req, *answer[1:])
         else:
             self.listener.reply(req.id, int(answer))
-
-    def _open_in_thread(self, req, source: str, flags: int, cloexec: bool) -> None:
-        """Opening a FIFO waits for the other end: do it off the main loop."""
-        fd = os.open(source, os.O_PATH | os.O_CLOEXEC)  # outlives req.close()
-        # A listener of its own: the main loop's request buffers are not shared.
-        req_id, listener = req.id, Listener(self.listener.fd)
-
-        def work():
-            try:
-                opened = os.open(f"/proc/self/fd/{fd}", flags)
-            except OSError as err:
-                listener.fail(req_id, err.errno)
-                return
-            finally:
-                os.close(fd)
-            try:
-                listener.reply_fd(req_id, opened, cloexec)
-            finally:
-                os.close(opened)
-
-        threading.Thread(target=work, daemon=True).start()
