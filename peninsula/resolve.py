@@ -32,9 +32,12 @@ _OWN_PROC = re.compile(rb"^/proc/(?P<pid>\d+)(?:/task/(?P<tid>\d+))?(?P<fd>/fd)?
 class Context:
     """One request's view of the target; owns the fds opened for it."""
 
-    def __init__(self, tid: int, tgid: int):
+    tgid: int  # the thread group (process) of tid; subclasses may find it lazily
+
+    def __init__(self, tid: int, tgid: int | None = None):
         self.tid = tid
-        self.tgid = tgid
+        if tgid is not None:
+            self.tgid = tgid
         self._fds: list[int] = []
 
     def keep(self, fd: int) -> int:
