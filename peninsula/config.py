@@ -330,17 +330,28 @@ def parse_options(source: str, filename: str, _stack: tuple[str, ...] = (), _des
     return replace(included.merged(own), description=own.description)
 
 
-def load_options(filename: str, _stack: tuple[str, ...] = (), _describe_only: bool = False) -> Options:
+def read_config_text(filename: str) -> str:
+    """A config file's text; FileNotFoundError passes through, other
+    problems become a ConfigError naming file (and line, for bad UTF-8)."""
     try:
         with open(filename, "rb") as handle:
             raw = handle.read()
+    except FileNotFoundError:
+        raise
     except OSError as err:
         raise ConfigError(f"{filename}: cannot read: {err.strerror}") from None
     try:
-        source = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         raise ConfigError(f"{filename}:{line}: not valid UTF-8") from None
+
+
+def load_options(filename: str, _stack: tuple[str, ...] = (), _describe_only: bool = False) -> Options:
+    try:
+        source = read_config_text(filename)
+    except FileNotFoundError:
+        raise ConfigError(f"{filename}: cannot read: No such file or directory") from None
     stack = _stack + (os.path.realpath(filename),)
     return parse_options(source, filename, stack, _describe_only)
 

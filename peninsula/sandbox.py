@@ -928,16 +928,9 @@ def _command_main(plan: _Plan, program, sock, exec_w, ns_fds: dict[str, int]) ->
             _join_namespaces(ns_fds)  # setns(mnt) moves us to its root
         os.chdir(plan.cwd)
         baseline.restrict_self_if_available(plan.roots, scoped=True, net=plan.net)
-        try:
-            listener = program.load(killable=True)
-        except OSError as err:
-            if err.errno != errno.EINVAL:
-                raise
-            listener = program.load(killable=False)  # kernels before 5.19
-        # From here until exec, no trapped syscall may be made: the
-        # supervisor cannot answer before it holds the listener.
-        socket.send_fds(sock, [b"ok"], [listener])
-        os.close(listener)
+        from .handoff import load_and_hand_over
+
+        load_and_hand_over(program, sock)
         sock.close()
         if "pid" in ns_fds:
             # setns(CLONE_NEWPID) applies to children: the command runs in

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .config import ConfigError, _line_of, expand_path
+from .config import ConfigError, _line_of, expand_path, read_config_text
 
 DEFAULT_MARKERS = (".peninsula.toml", "devenv.nix")
 
@@ -94,15 +94,7 @@ def load_user_config(filename: str | None = None) -> UserConfig:
     """The user config, or the defaults when the file does not exist."""
     filename = filename or config_path()
     try:
-        with open(filename, "rb") as handle:
-            raw = handle.read()
+        text = read_config_text(filename)
     except FileNotFoundError:
         return UserConfig()
-    except OSError as err:
-        raise ConfigError(f"{filename}: cannot read: {err.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise ConfigError(f"{filename}:{line}: not valid UTF-8") from None
     return parse_user_config(text, filename)
