@@ -280,6 +280,9 @@ def modes(project: str) -> list[Mode]:
     out.append(Mode("peninsula", "peninsula", PENINSULA.exists(),
                     "peninsula run --quiet --project PROJ -- CMD",
                     lambda p: [str(PENINSULA), "run", "--quiet", "--project", p, "--"]))
+    out.append(Mode("peninsula_fast", "peninsula --fast", PENINSULA.exists(),
+                    "peninsula run --fast --quiet --project PROJ -- CMD (exclusive creates and name changes left to Landlock)",
+                    lambda p: [str(PENINSULA), "run", "--fast", "--quiet", "--project", p, "--"]))
     return out
 
 
@@ -523,7 +526,7 @@ def chart(summary: dict, verdicts: list[dict], mode_list: list[Mode], path: Path
               "start": "start `true`"}
     fig, ax = plt.subplots(figsize=(12, 5.5))
     width = 0.8 / max(1, len(shown))
-    colors = {"floor": "#aaaaaa", "landlock": "#4c72b0", "landlock_w": "#93b5e0", "bwrap": "#55a868", "sandlock": "#8172b2", "peninsula": "#c44e52"}
+    colors = {"floor": "#aaaaaa", "landlock": "#4c72b0", "landlock_w": "#93b5e0", "bwrap": "#55a868", "sandlock": "#8172b2", "peninsula": "#c44e52", "peninsula_fast": "#dd8452"}
     for i, m in enumerate(shown):
         xs, ys = [], []
         for j, k in enumerate(keys):
