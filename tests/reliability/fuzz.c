@@ -61,9 +61,15 @@ static const char *leaves[] = {"x", "f1", "d1", "d1/", "new", "d1/f2", "loop1", 
 
 static void make_fixture(void) {
     char p[8192], q[8192];
+    struct stat st;
     chmod(proj, 0755);
-    snprintf(p, sizeof p, "%s/d1", proj); mkdir(p, 0755); chmod(p, 0755);
-    snprintf(p, sizeof p, "%s/f1", proj); close(open(p, O_CREAT | O_WRONLY, 0644)); chmod(p, 0644);
+    /* d1 and f1 may have become symlinks (to ".", say): chmod would follow */
+    snprintf(p, sizeof p, "%s/d1", proj);
+    if (lstat(p, &st) == 0 && !S_ISDIR(st.st_mode)) unlink(p);
+    mkdir(p, 0755); chmod(p, 0755);
+    snprintf(p, sizeof p, "%s/f1", proj);
+    if (lstat(p, &st) == 0 && !S_ISREG(st.st_mode)) { unlink(p); rmdir(p); }
+    close(open(p, O_CREAT | O_WRONLY, 0644)); chmod(p, 0644);
     snprintf(p, sizeof p, "%s/loop1", proj); unlink(p); symlink("loop2", p);
     snprintf(p, sizeof p, "%s/loop2", proj); unlink(p); symlink("loop1", p);
     snprintf(p, sizeof p, "%s/self", proj); unlink(p); symlink("self", p);
