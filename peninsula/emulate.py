@@ -1069,6 +1069,12 @@ def _descendant(req, pid, op):
 
 def h_ptrace(req):
     if req.args[0] == PTRACE_TRACEME:
+        # The parent becomes the tracer. When that parent is peninsula (the
+        # supervisor, or a session's zygote), nobody would ever resume the
+        # traced process after its next signal: the run would hang.
+        if target.parent_of(req.tgid) in req.sup.own_pids:
+            raise Denied(errno.EPERM, f"pid {req.tgid} ({target.comm(req.tgid)})",
+                         "its parent is peninsula, which is not a debugger", "ptrace")
         return CONTINUE
     return _descendant(req, _int(req.args[1]), "ptrace")
 

@@ -167,7 +167,8 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -
     from .join import Broker, zygote_main
 
     zygote_sock, our_zygote_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    if os.fork() == 0:
+    zygote = os.fork()
+    if zygote == 0:
         # The zygote: a child of ours, so joining commands nest in our domain.
         our_zygote_sock.close()
         parent_sock.close()
@@ -190,6 +191,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -
     from .shellsup import make_shell_supervisor
 
     sup = make_shell_supervisor(fds[0], notices, conf, child, session_dir, verbose, broker, wake_r)
+    sup.own_pids.add(zygote)
     from .control import serve_control
 
     serve_control(sup, os.path.join(session_dir, "control.sock"))

@@ -114,6 +114,9 @@ class Supervisor:
         self.notices = notices
         self.verbose = verbose
         self.handlers = emulate.handlers()
+        # peninsula's own processes that may be a confined process's parent
+        # (the supervisor; a shell session adds its zygote).
+        self.own_pids = {os.getpid()}
         self.requests = 0
         self.errors = 0
         self.uid, self.gid = os.getuid(), os.getgid()
