@@ -195,7 +195,7 @@ class Supervisor:
             pass
         except emulate.Denied as denied:
             # Record first: the target is still blocked, so its name is readable.
-            self.notices.record(notif.pid, req.tgid if req else notif.pid, denied)
+            self.notices.record(notif.pid, _tgid_or_tid(req, notif.pid), denied)
             self.listener.fail(req_id, denied.errno)
         except OSError as err:
             self.listener.fail(req_id, err.errno or errno.EIO)
@@ -222,3 +222,12 @@ class Supervisor:
                 os.close(answer.fd)
         else:
             self.listener.reply(req.id, int(answer))
+
+
+def _tgid_or_tid(req, tid: int) -> int:
+    """The request's process for a notice; its thread when the process is
+    gone (the tgid is read from /proc lazily, and may no longer be there)."""
+    try:
+        return req.tgid if req is not None else tid
+    except OSError:
+        return tid

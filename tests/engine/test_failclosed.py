@@ -59,8 +59,11 @@ def test_supervisor_death_fails_closed(box):
         assert (box.project / "before").exists()
         os.kill(ppid, signal.SIGKILL)
         for _ in range(100):
-            if not os.path.exists(f"/proc/{ppid}") or open(f"/proc/{ppid}/stat").read().split(") ")[1][0] == "Z":
-                break
+            try:
+                if open(f"/proc/{ppid}/stat").read().split(") ")[1][0] == "Z":
+                    break
+            except (FileNotFoundError, ProcessLookupError):
+                break  # already reaped
             time.sleep(0.02)
         proc.stdin.write(b"go\n")
         proc.stdin.flush()
