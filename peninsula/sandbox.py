@@ -390,13 +390,7 @@ class Running:
         if log_fd is not None:
             os.close(log_fd)
         self._result_r = result_r
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = os.read(info_r, 64)
-            if not chunk:
-                break
-            line += chunk
-        os.close(info_r)
+        line = _read_line(info_r)
         self.pid = int(line) if line.strip().isdigit() and int(line) > 0 else None
 
     def kill(self) -> None:
@@ -469,6 +463,20 @@ class _Plan:
         self.limits = box.limits()
         self.walltime = box.options.limit_walltime
         self.cwd = box.options.workdir or os.getcwd()
+
+
+def _read_line(fd: int) -> bytes:
+    """Read one newline-terminated message (or up to EOF), then close fd."""
+    data = b""
+    try:
+        while not data.endswith(b"\n"):
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    return data
 
 
 def _set_child_subreaper() -> None:
@@ -679,13 +687,7 @@ def _make_namespaces(kinds: tuple[str, ...], hostname: str | None) -> tuple[int 
         _holder_main(kinds, hostname, ready_w, go_r)
     os.close(ready_w)
     os.close(go_r)
-    answer = b""
-    while not answer.endswith(b"\n"):
-        chunk = os.read(ready_r, 4096)
-        if not chunk:
-            break
-        answer += chunk
-    os.close(ready_r)
+    answer = _read_line(ready_r)
     text = answer.decode("utf-8", "replace").strip()
     fds: dict[str, int] = {}
     try:
