@@ -9,22 +9,19 @@ try many syscalls and the test asserts on the whole table.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import select
-import shutil
 import stat
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cbuild import compile_c  # noqa: F401  (re-exported to the tests)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-BIN_CACHE = Path("/var/lib/peninsula-tests/bin")
 
 # x86_64 syscall numbers, so every probe calls the syscall it names.
 NR = dict(
@@ -189,24 +186,6 @@ def snapshot(path: Path) -> dict:
         except OSError:
             pass
         out[rel] = entry
-    return out
-
-
-def compile_c(source: str, name: str, flags: tuple[str, ...] = ()) -> Path:
-    """Compile a C helper once per source text into a world-readable cache."""
-    BIN_CACHE.mkdir(parents=True, exist_ok=True)
-    os.chmod(BIN_CACHE.parent, 0o755)
-    os.chmod(BIN_CACHE, 0o755)
-    digest = hashlib.sha256((source + repr(flags)).encode()).hexdigest()[:16]
-    out = BIN_CACHE / f"{name}-{digest}"
-    if not out.exists():
-        with tempfile.TemporaryDirectory() as tmp:
-            src = Path(tmp) / f"{name}.c"
-            src.write_text(source)
-            built = Path(tmp) / name
-            subprocess.run(["gcc", "-O1", "-Wall", "-o", built, src, *flags], check=True, capture_output=True)
-            os.chmod(built, 0o755)
-            shutil.move(built, out)
     return out
 
 

@@ -15,39 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cbuild import compile_c  # noqa: F401  (re-exported to the tests)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-BIN_CACHE = Path("/var/lib/peninsula-tests/bin-reliability")
-
-
-def compile_c(source: str, name: str, flags: tuple[str, ...] = ()) -> Path:
-    """Compile a C helper once per source text into a world-readable cache."""
-    BIN_CACHE.mkdir(parents=True, exist_ok=True)
-    os.chmod(BIN_CACHE.parent, 0o755)
-    os.chmod(BIN_CACHE, 0o755)
-    digest = hashlib.sha256((source + repr(flags)).encode()).hexdigest()[:16]
-    out = BIN_CACHE / f"{name}-{digest}"
-    if not out.exists():
-        with tempfile.TemporaryDirectory() as tmp:
-            src = Path(tmp) / f"{name}.c"
-            src.write_text(source)
-            built = Path(tmp) / name
-            done = subprocess.run(["gcc", "-O1", "-Wall", "-Werror", "-o", built, src, *flags], capture_output=True)
-            assert done.returncode == 0, done.stderr.decode()
-            os.chmod(built, 0o755)
-            shutil.move(built, out)
-    return out
 
 
 def snapshot(path: Path, skip: tuple[str, ...] = ()) -> dict:
