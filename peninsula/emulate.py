@@ -569,12 +569,17 @@ def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):
     create_mode = (mode & 0o7777) & ~req.status.umask
     _refuse_privileged(req, where, create_mode, False, op)
     _room_for_fd(req)
+    # O_EXCL always: the name was missing when we looked, and whatever
+    # appears there since (a hard link renamed in from outside the sandbox)
+    # has not been checked. Such a race is resolved again from the top.
     try:
         with req.as_target():
-            fd = os.open(name, (flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY), create_mode, dir_fd=parent)
+            fd = os.open(name, (flags | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY), create_mode, dir_fd=parent)
     except OSError as err:
         if err.errno == errno.ELOOP and not flags & os.O_NOFOLLOW:
             return None  # a symlink appeared after we looked: resolve again
+        if err.errno == errno.EEXIST and not flags & os.O_EXCL:
+            return None  # something appeared after we looked: resolve again
         raise
     return Fd(fd, cloexec)
 
