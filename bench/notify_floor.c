@@ -92,8 +92,11 @@ int main(int argc, char **argv) {
     int listener;
     memcpy(&listener, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof(int));
     if (sync) {
-        __u64 flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
-        ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, &flags);
+        /* the flags are the ioctl's value, not a pointer (EINVAL otherwise) */
+        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) != 0) {
+            perror("notify_floor: SECCOMP_IOCTL_NOTIF_SET_FLAGS");
+            return 1;
+        }
     }
     long answered = 0;
     for (;;) {

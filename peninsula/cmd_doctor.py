@@ -84,6 +84,9 @@ def main(args=None) -> int:
     notify_ok, text = probe_user_notify()
     lines.append(text)
     lines.append(probe_user_namespaces())
+    from . import fastpath
+
+    lines.append("supervisor hot path: " + fastpath.state())
     sandbox = os.environ.get("PENINSULA_SANDBOX") or os.environ.get("PENINSULA_SESSION")
     if sandbox:
         lines.append(f"this process runs inside a peninsula sandbox ({sandbox})")

@@ -1107,9 +1107,17 @@ def h_pidfd_getfd(req):
     return Fd(libc.pidfd_getfd(pidfd, wanted), True)
 
 
+def _identity_change(req):
+    """set*id and setgroups: no decision bears on them (the compiled hot
+    path forgets the thread's remembered identity; here nothing is kept)."""
+    return CONTINUE
+
+
 def handlers() -> dict[int, object]:
     """Syscall number -> handler, for the syscalls this kernel knows."""
     from .seccomp import syscall_number
+
+    from .seccomp import IDENTITY_CHANGES
 
     table = {}
     for name, func in globals().items():
@@ -1117,6 +1125,8 @@ def handlers() -> dict[int, object]:
             number = syscall_number(name[2:])
             if number is not None:
                 table[number] = _acting(func)
+    for name in IDENTITY_CHANGES:
+        table[syscall_number(name)] = _identity_change
     return table
 
 

@@ -121,7 +121,7 @@ _ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 
 
 def ioctl(fd: int, request: int, arg: int) -> int:
-    """ioctl with a pointer argument (the address of a ctypes object)."""
+    """ioctl with an integer argument: the address of a ctypes object, or a value."""
     return _check(_ioctl(fd, request, arg))
 
 

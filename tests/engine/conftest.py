@@ -15,7 +15,7 @@ import select
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -90,6 +90,8 @@ class Box:
     outside: Path
     log: Path
     counter: int = 0
+    # The supervisor's environment: which hot path serves the requests.
+    env: dict = field(default_factory=dict)
 
     @property
     def base(self) -> Path:
@@ -106,7 +108,7 @@ class Box:
         """`peninsula run` of argv with the project as the project."""
         return self.who.peninsula(
             "run", "--project", self.project, "--log", self.log, *options, "--", *argv,
-            cwd=cwd or self.project, env=env, timeout=timeout,
+            cwd=cwd or self.project, env={**self.env, **(env or {})}, timeout=timeout,
         )
 
     def probe(self, body: str, *args, cwd=None, options=(), env=None, timeout=120, confined=True, prefix=()) -> dict:
@@ -143,22 +145,33 @@ def parse(proc: subprocess.CompletedProcess) -> dict:
     raise AssertionError(f"probe printed no result: rc={proc.returncode}\nstdout={proc.stdout[-3000:]!r}\nstderr={proc.stderr[-3000:]!r}")
 
 
-def make_box(who) -> Box:
+def make_box(who, hot_path: str) -> Box:
     project = who.mkdir(who.base / "proj")
     outside = who.mkdir(who.base / "outside")
-    return Box(who, project, outside, who.base / "denials.jsonl")
+    env = {"PENINSULA_PURE_PYTHON": "1"} if hot_path == "python" else {}
+    return Box(who, project, outside, who.base / "denials.jsonl", env=env)
+
+
+@pytest.fixture(params=["compiled", "python"])
+def hot_path(request, runtime) -> str:
+    """Every engine test runs against both hot paths: the compiled one
+    (peninsula/_fastpath.c, which hands refusals and rare cases to Python)
+    and pure Python. The compiled one must have been built: setup.sh
+    installs a C compiler, so a missing extension is a failure here."""
+    if request.param == "compiled":
+        built = list((runtime / "peninsula").glob("_fastpath*.so"))
+        assert built, "peninsula/_fastpath.c was not built (pip install -e . with gcc and python3-dev)"
+    return request.param
 
 
 @pytest.fixture
-def root_box(root) -> Box:
-    return make_box(root)
+def root_box(root, hot_path) -> Box:
+    return make_box(root, hot_path)
 
 
 @pytest.fixture
-def box(who) -> Box:
-    project = who.mkdir(who.base / "proj")
-    outside = who.mkdir(who.base / "outside")
-    return Box(who, project, outside, who.base / "denials.jsonl")
+def box(who, hot_path) -> Box:
+    return make_box(who, hot_path)
 
 
 def listing(path: Path) -> list[str]:

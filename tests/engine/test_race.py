@@ -65,15 +65,18 @@ def test_path_swap_race(box, stress):
     # control: without peninsula the attacker writes outside at once
     c_in, c_out = box.base / "ctl_in", box.base / "ctl_ot"
     _layout(box, c_in, c_out)
-    proc = box.who.run([race, c_in, c_out, 1])
-    assert proc.returncode == 0, proc.stderr
-    assert listing(c_out), "the control run wrote nothing outside: the attack is not real"
+    for _ in range(5):  # a second's run writes a few names outside, rarely none: retry before calling it unreal
+        proc = box.who.run([race, c_in, c_out, 1])
+        assert proc.returncode == 0, proc.stderr
+        if listing(c_out):
+            break
+    assert listing(c_out), "five control runs wrote nothing outside: the attack is not real"
 
     before = snapshot(outside)
     ext = subprocess.Popen(box.who.prefix() + [str(swapper), str(inside / "ext"), str(inside / "ext_alt"), str(seconds + 2)],
                            stdout=subprocess.PIPE)
     proc = box.who.peninsula("run", "--project", inside, "--log", box.log, "--quiet", "--",
-                             race, inside, outside, seconds, cwd=inside, timeout=seconds + 120)
+                             race, inside, outside, seconds, cwd=inside, env=box.env, timeout=seconds + 120)
     ext_out, _ = ext.communicate(timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     figures = _figures(proc.stdout)
