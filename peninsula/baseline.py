@@ -52,12 +52,26 @@ def missing_features(*, scoped: bool = True) -> list[str]:
     return []
 
 
+def _landlockpy_syscalls():
+    """landlockpy's syscall layer, given the C library directly: it would
+    look it up with ctypes.util.find_library, which runs `ldconfig -p`
+    (a fork and exec at every start), for a library already loaded."""
+    import ctypes
+
+    from landlockpy import _syscall
+
+    if _syscall._libc is None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long  # as landlockpy sets them
+        libc.prctl.restype = ctypes.c_int
+        _syscall._libc = libc
+    return _syscall
+
+
 def abi_version() -> int:
     """The running kernel's Landlock ABI, 0 when Landlock is off or absent."""
     try:
-        from landlockpy import _syscall
-
-        return _syscall.abi_version()
+        return _landlockpy_syscalls().abi_version()
     except OSError:
         return 0
 
@@ -84,6 +98,8 @@ def build_ruleset(write_roots: tuple[str, ...], *, scoped: bool, net: NetRules |
     """A landlockpy Ruleset: read/execute everywhere, writes beneath roots;
     with net, TCP connect/bind only to the listed ports."""
     from landlockpy import AccessFS, AccessNet, Ruleset, Scope, fs_for_abi
+
+    _landlockpy_syscalls()
 
     abi = abi_version()
     if abi <= 0:

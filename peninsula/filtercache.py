@@ -12,7 +12,6 @@ simply rebuilt.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 
 LIBSECCOMP_CANDIDATES = (
@@ -29,25 +28,25 @@ def cache_dir() -> str:
 
 
 def _key(trap_chdir: bool, kernel_judges_names: bool) -> str | None:
-    digest = hashlib.sha256()
+    """The filter's source file and the libseccomp, by size, mtime and inode
+    (stat only: hashing the source meant loading hashlib and OpenSSL, some
+    3 ms of every start)."""
+    parts = []
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp.py")
-    try:
-        with open(source, "rb") as handle:
-            digest.update(handle.read())
-    except OSError:
-        return None
-    for lib in LIBSECCOMP_CANDIDATES:
+    for path in (source, *LIBSECCOMP_CANDIDATES):
         try:
-            info = os.stat(lib)
+            info = os.stat(path)
         except OSError:
+            if path == source:
+                return None
             continue
-        digest.update(f"{lib}:{info.st_size}:{info.st_mtime_ns}:{info.st_ino}".encode())
-        break
+        parts.append(f"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}")
+        if path != source:
+            break
     else:
         return None  # an unknown libseccomp location: do not cache
-    digest.update(b"chdir" if trap_chdir else b"plain")
-    digest.update(b"kernel-names" if kernel_judges_names else b"all-names")
-    return digest.hexdigest()[:32]
+    parts.append(("chdir" if trap_chdir else "plain") + ("-kernel-names" if kernel_judges_names else ""))
+    return "-".join(parts)
 
 
 def filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False) -> bytes:

@@ -790,18 +790,22 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
         except SandboxError as err:
             say_pid(0)
             return setup_failed(f"peninsula: {err}")
+    from .filtercache import filter_bpf
+    from .seccomp import FilterProgram
+
+    # Before the baseline: the filter cache lives in ~/.cache, which the
+    # supervisor may not write once restricted (every start would then
+    # rebuild the filter with libseccomp).
+    try:
+        program = FilterProgram(filter_bpf(kernel_judges_names=plan.kernel_judges_names))
+    except OSError as err:
+        say_pid(0)
+        return setup_failed(f"peninsula: seccomp user-notify is not available: cannot build the filter ({err})")
     try:
         baseline.restrict_self_if_available(plan.roots, scoped=False)
     except Exception as err:
         say_pid(0)
         return setup_failed(f"peninsula: cannot apply the Landlock baseline: {err}")
-    from .filtercache import filter_bpf
-    from .seccomp import FilterProgram
-
-    try:
-        program = FilterProgram(filter_bpf(kernel_judges_names=plan.kernel_judges_names))
-    except OSError as err:
-        return setup_failed(f"peninsula: seccomp user-notify is not available: cannot build the filter ({err})")
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()

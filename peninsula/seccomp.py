@@ -111,19 +111,38 @@ REFUSED = (
 CHDIR_TRAPS = ("chdir", "fchdir")
 
 
-# Syscalls newer than the libseccomp we may find (2.5.4 knows none of
-# these): their x86_64 numbers.
-NEWER_SYSCALLS = {"fchmodat2": 452, "setxattrat": 463, "removexattrat": 466, "file_setattr": 469}
+# The x86_64 numbers of every syscall named here (the only architecture
+# peninsula runs on; the numbers are ABI). Looking them up needs no
+# libseccomp, whose loading (ctypes.util.find_library runs `ldconfig -p`)
+# cost each supervisor several milliseconds at start. libseccomp 2.5.4
+# knows none of the four newest.
+X86_64_SYSCALLS = {
+    "acct": 163, "bpf": 321, "chdir": 80, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227,
+    "creat": 85, "delete_module": 176, "fchdir": 81, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452,
+    "fchown": 93, "fchownat": 260, "file_setattr": 469, "finit_module": 313, "fremovexattr": 199,
+    "fsetxattr": 190, "futimesat": 261, "init_module": 175, "io_uring_enter": 426, "io_uring_register": 427,
+    "io_uring_setup": 425, "ioctl": 16, "ioperm": 173, "iopl": 172, "kexec_file_load": 320, "kexec_load": 246,
+    "lchown": 94, "link": 86, "linkat": 265, "lremovexattr": 198, "lsetxattr": 189, "mkdir": 83,
+    "mkdirat": 258, "mknod": 133, "mknodat": 259, "open": 2, "open_by_handle_at": 304, "openat": 257,
+    "openat2": 437, "pidfd_getfd": 438, "process_vm_writev": 311, "ptrace": 101, "quotactl": 179,
+    "quotactl_fd": 443, "reboot": 169, "removexattr": 197, "removexattrat": 466, "rename": 82,
+    "renameat": 264, "renameat2": 316, "rmdir": 84, "setfsgid": 123, "setfsuid": 122, "setgid": 106,
+    "setgroups": 116, "setns": 308, "setregid": 114, "setresgid": 119, "setresuid": 117, "setreuid": 113,
+    "settimeofday": 164, "setuid": 105, "setxattr": 188, "setxattrat": 463, "swapoff": 168, "swapon": 167,
+    "symlink": 88, "symlinkat": 266, "truncate": 76, "unlink": 87, "unlinkat": 263, "userfaultfd": 323,
+    "utime": 132, "utimensat": 280, "utimes": 235,
+}
 
 
 def syscall_number(name: str) -> int | None:
     """The x86_64 number of a syscall, or None when nobody knows it."""
+    number = X86_64_SYSCALLS.get(name)
+    if number is not None:
+        return number
     import pyseccomp as sc
 
     number = sc.resolve_syscall(sc.system_arch(), name)
-    if number >= 0:
-        return number
-    return NEWER_SYSCALLS.get(name)
+    return number if number >= 0 else None
 
 
 # Left to Landlock when the policy is exactly "writable beneath these roots"

@@ -86,3 +86,4 @@ def test_never_laxer_than_python(parts):
     eng = engine()
     if eng.allowed(os.fsencode(path)):
         assert policy.decide_write(POL, path).allow, path
+

@@ -1,0 +1,24 @@
+"""seccomp.X86_64_SYSCALLS spares the supervisor libseccomp at start; it
+must say what libseccomp says for every name both know."""
+
+import pyseccomp as sc
+
+from peninsula import seccomp
+
+
+def test_syscall_table_agrees_with_libseccomp():
+    arch = sc.system_arch()
+    unknown = []
+    for name, number in seccomp.X86_64_SYSCALLS.items():
+        known = sc.resolve_syscall(arch, name)
+        if known < 0:
+            unknown.append(name)
+        else:
+            assert known == number, (name, number, known)
+    assert set(unknown) <= {"fchmodat2", "setxattrat", "removexattrat", "file_setattr"}, unknown
+
+
+def test_every_trapped_name_is_in_the_table():
+    names = seccomp.PATH_MUTATORS + seccomp.FD_MUTATORS + seccomp.PROCESS_ACCESS + seccomp.IDENTITY_CHANGES
+    names += seccomp.CHDIR_TRAPS + tuple(n for n, _ in seccomp.FLAGGED_OPENS) + tuple(n for n, _ in seccomp.REFUSED)
+    assert [n for n in names if n not in seccomp.X86_64_SYSCALLS] == []
