@@ -115,8 +115,8 @@ typedef struct {
     gid_t groups[CRED_GROUPS];
 } Cred;
 
+/* One policy (policy.Policy, as fastpath.spec gives it). */
 typedef struct {
-    PyObject_HEAD
     Rule *roots;
     int nroots;
     Rule *protect;  /* plain patterns */
@@ -126,6 +126,27 @@ typedef struct {
     Rule *devices;  /* decided by Python: devices are more than a place */
     int ndevices;
     int hardlinked_writes;
+} Pol;
+
+/* What the judge said of a thread's process: the policy slot, or
+ * UNCONFINED. Kept while that very thread lives (the pidfd tells). */
+typedef struct {
+    pid_t tid;
+    int pidfd;
+    pid_t tgid;
+    int slot;
+} Judged;
+
+#define JUDGED_SLOTS 256
+#define UNCONFINED (-1)
+#define ASK_PYTHON (-2)
+
+typedef struct {
+    PyObject_HEAD
+    Pol *pols;
+    int npols;
+    PyObject *judge;  /* None for one fixed policy (run); else judge(tid) -> (slot, tgid) */
+    Judged judged[JUDGED_SLOTS];
     int root;
     uid_t uid;
     gid_t gid;
@@ -142,6 +163,8 @@ typedef struct {
 
 typedef struct {
     Engine *engine;
+    const Pol *pol;
+    PyThreadState **tstate;  /* to call the judge with the GIL */
     int listener;
     struct notif n;
     int fds[MAX_FDS];
@@ -216,7 +239,7 @@ static int beneath(const char *path, size_t len, const Rule *root) {
 
 /* 1 when the policy surely allows a write at path; 0 when Python must
  * decide (it may allow it: a device, the process's own /proc entry, a glob). */
-static int allowed(Engine *e, const char *path, size_t len) {
+static int allowed(const Pol *e, const char *path, size_t len) {
     static const char deleted[] = " (deleted)";
     if (len == 0 || path[0] != '/' || memchr(path, 0, len))
         return 0;
@@ -556,9 +579,9 @@ static int check_object(Req *r, int fd, int *is_dir, int contents_only) {
         return -1;
     if (!S_ISREG(st.st_mode) && (contents_only || (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))))
         return -1;
-    if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !r->engine->hardlinked_writes)
+    if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !r->pol->hardlinked_writes)
         return -1;
-    if (location(r->engine, fd, where, sizeof where, &len) != 0 || !allowed(r->engine, where, len))
+    if (location(r->engine, fd, where, sizeof where, &len) != 0 || !allowed(r->pol, where, len))
         return -1;
     if (is_dir)
         *is_dir = S_ISDIR(st.st_mode);
@@ -595,9 +618,9 @@ static int do_open(Req *r, int dirfd, uint64_t addr, uint64_t flags64, uint64_t 
             if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
                 return DEFER;
             if (flags & (O_WRONLY | O_RDWR | O_TRUNC)) {
-                if (st.st_nlink > 1 && !r->engine->hardlinked_writes)
+                if (st.st_nlink > 1 && !r->pol->hardlinked_writes)
                     return DEFER;
-                if (location(r->engine, fd, where, sizeof where, &wlen) != 0 || !allowed(r->engine, where, wlen))
+                if (location(r->engine, fd, where, sizeof where, &wlen) != 0 || !allowed(r->pol, where, wlen))
                     return DEFER;
             }
             if ((flags & O_TRUNC) && room_for_fd(r) != 0)
@@ -623,7 +646,7 @@ static int do_open(Req *r, int dirfd, uint64_t addr, uint64_t flags64, uint64_t 
     char link[8];
     if (readlinkat(ent.parent, ent.name, link, sizeof link) >= 0)
         return DEFER; /* a dangling symlink: Python follows it */
-    if (!allowed(r->engine, ent.where, ent.len) || read_status(r) != 0)
+    if (!allowed(r->pol, ent.where, ent.len) || read_status(r) != 0)
         return DEFER;
     mode_t create_mode = (mode_t)(mode & 07777) & ~r->umask;
     if (privileged(create_mode, 0) || room_for_fd(r) != 0)
@@ -647,7 +670,7 @@ static int read_entry(Req *r, int dirfd, uint64_t addr, char *path, Entry *ent) 
     int len = read_path(r, addr, path);
     if (len <= 0 || become_target(r) != 0 || entry(r, dirfd, path, (size_t)len, ent) != 0)
         return -1;
-    return allowed(r->engine, ent->where, ent->len) ? 0 : -1;
+    return allowed(r->pol, ent->where, ent->len) ? 0 : -1;
 }
 
 static int do_mkdir(Req *r, int dirfd, uint64_t addr, uint64_t mode) {
@@ -766,8 +789,92 @@ static int do_utimensat(Req *r) {
     return at_metadata(r, (int)args[0], args[1], (int)args[3], UTIMES, 0, 0, given);
 }
 
+static void forget_judged(Judged *j) {
+    if (j->tid) {
+        close(j->pidfd);
+        j->tid = 0;
+    }
+}
+
+/* Which policy the request's process is under: the one policy of a run, or
+ * what the judge (the shell supervisor's timeline) says, remembered for the
+ * thread's life. 0 with r->pol set; UNCONFINED; ASK_PYTHON. */
+static int choose_policy(Req *r) {
+    Engine *e = r->engine;
+    if (e->judge == NULL) {
+        r->pol = e->npols ? &e->pols[0] : NULL;
+        return r->pol ? 0 : ASK_PYTHON;
+    }
+    pid_t tid = (pid_t)r->n.pid;
+    Judged *j = &e->judged[tid % JUDGED_SLOTS];
+    int slot;
+    if (j->tid == tid && syscall(SYS_pidfd_send_signal, j->pidfd, 0, NULL, 0) == 0) {
+        slot = j->slot;
+    } else {
+        int pidfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+        int tgid = 0;
+        slot = ASK_PYTHON;
+        PyEval_RestoreThread(*r->tstate);
+        PyObject *said = PyObject_CallFunction(e->judge, "i", (int)tid);
+        if (said == NULL || !PyArg_ParseTuple(said, "ii", &slot, &tgid)) {
+            PyErr_WriteUnraisable(e->judge);  /* a bug costs this request the fast path, nothing more */
+            slot = ASK_PYTHON;
+        }
+        Py_XDECREF(said);
+        *r->tstate = PyEval_SaveThread();
+        if (pidfd >= 0 && slot != ASK_PYTHON && slot < e->npols) {
+            forget_judged(j);
+            j->tid = tid;
+            j->pidfd = pidfd;
+            j->tgid = tgid;
+            j->slot = slot;
+        } else if (pidfd >= 0) {
+            close(pidfd);
+        }
+    }
+    if (slot == UNCONFINED)
+        return UNCONFINED;
+    if (slot < 0 || slot >= e->npols)
+        return ASK_PYTHON;
+    r->pol = &e->pols[slot];
+    return 0;
+}
+
+static int continue_(Req *r) {
+    struct resp resp = {r->n.id, 0, 0, 1 /* SECCOMP_USER_NOTIF_FLAG_CONTINUE */};
+    while (ioctl(r->listener, IOCTL_SEND, &resp) != 0 && errno == EINTR)
+        ;
+    return DONE;
+}
+
+static int handled_here(int nr) {
+    switch (nr) {
+    case SYS_open: case SYS_openat: case SYS_creat: case SYS_mkdir: case SYS_mkdirat: case SYS_unlink:
+    case SYS_rmdir: case SYS_unlinkat: case SYS_rename: case SYS_renameat: case SYS_renameat2: case SYS_link:
+    case SYS_linkat: case SYS_fchmod: case SYS_fchown: case SYS_chmod: case SYS_fchmodat: case NR_FCHMODAT2:
+    case SYS_chown: case SYS_lchown: case SYS_fchownat: case SYS_utimensat:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int dispatch(Req *r) {
     uint64_t *a = r->n.args;
+    switch (r->n.nr) {
+    case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid: case SYS_setresuid:
+    case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_setgroups:
+        /* No decision bears on it: forget what we knew, let it run. */
+        forget_identity(r->engine, (pid_t)r->n.pid);
+        return continue_(r);
+    }
+    if (!handled_here(r->n.nr))
+        return DEFER;
+    int chosen = choose_policy(r);
+    if (chosen == UNCONFINED)
+        return continue_(r); /* no restriction bears on an unconfined process */
+    if (chosen != 0)
+        return DEFER;
     switch (r->n.nr) {
     case SYS_open:
         return do_open(r, AT_FDCWD, a[0], a[1], a[2]);
@@ -815,15 +922,6 @@ static int dispatch(Req *r) {
         return at_metadata(r, (int)a[0], a[1], (int)a[4], CHOWN, a[2], a[3], NULL);
     case SYS_utimensat:
         return do_utimensat(r);
-    case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid: case SYS_setresuid:
-    case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_setgroups: {
-        /* No decision bears on it: forget what we knew, let it run. */
-        struct resp resp = {r->n.id, 0, 0, 1 /* SECCOMP_USER_NOTIF_FLAG_CONTINUE */};
-        forget_identity(r->engine, (pid_t)r->n.pid);
-        while (ioctl(r->listener, IOCTL_SEND, &resp) != 0 && errno == EINTR)
-            ;
-        return DONE;
-    }
     default:
         return DEFER;
     }
@@ -892,6 +990,25 @@ static int open_dirs(Engine *self) {
     return self->proc_dir >= 0 && self->fd_dir >= 0 ? 0 : -1;
 }
 
+static void free_pol(Pol *p) {
+    free_rules(p->roots, p->nroots);
+    free_rules(p->protect, p->nprotect);
+    free_rules(p->globs, p->nglobs);
+    free_rules(p->devices, p->ndevices);
+    memset(p, 0, sizeof *p);
+}
+
+/* Drop every policy and everything judged: the caller's policies changed. */
+static void reset(Engine *self) {
+    for (int i = 0; i < self->npols; i++)
+        free_pol(&self->pols[i]);
+    PyMem_Free(self->pols);
+    self->pols = NULL;
+    self->npols = 0;
+    for (int i = 0; i < JUDGED_SLOTS; i++)
+        forget_judged(&self->judged[i]);
+}
+
 static void Engine_dealloc(Engine *self) {
     if (self->proc_dir >= 0)
         close(self->proc_dir);
@@ -900,10 +1017,8 @@ static void Engine_dealloc(Engine *self) {
     for (int i = 0; i < CRED_SLOTS; i++)
         if (self->creds[i].tid)
             close(self->creds[i].pidfd);
-    free_rules(self->roots, self->nroots);
-    free_rules(self->protect, self->nprotect);
-    free_rules(self->globs, self->nglobs);
-    free_rules(self->devices, self->ndevices);
+    reset(self);
+    Py_XDECREF(self->judge);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -914,18 +1029,46 @@ static PyObject *Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     return (PyObject *)self;
 }
 
-static int Engine_init(Engine *self, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"roots", "protect", "globs", "devices", "hardlinked_writes", NULL};
+static char *policy_names[] = {"roots", "protect", "globs", "devices", "hardlinked_writes", NULL};
+
+/* Append a policy; its slot, or -1 with an exception. */
+static int add_policy(Engine *self, PyObject *args, PyObject *kwargs) {
     PyObject *roots, *protect, *globs, *devices;
     int hardlinked = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOp", names, &roots, &protect, &globs, &devices, &hardlinked))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOp", policy_names, &roots, &protect, &globs, &devices,
+                                     &hardlinked))
         return -1;
-    if (self->roots)
+    Pol *grown = PyMem_Realloc(self->pols, sizeof(Pol) * (size_t)(self->npols + 1));
+    if (!grown) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->pols = grown;
+    Pol *p = &self->pols[self->npols];
+    memset(p, 0, sizeof *p);
+    if (rules_from(roots, &p->roots, &p->nroots, 0) || rules_from(protect, &p->protect, &p->nprotect, 1) ||
+        rules_from(globs, &p->globs, &p->nglobs, 1) || rules_from(devices, &p->devices, &p->ndevices, 0)) {
+        free_pol(p);
+        return -1;
+    }
+    p->hardlinked_writes = hardlinked;
+    return self->npols++;
+}
+
+static int Engine_init(Engine *self, PyObject *args, PyObject *kwargs) {
+    if (self->owner)
         return 0; /* initialised once */
-    if (rules_from(roots, &self->roots, &self->nroots, 0) || rules_from(protect, &self->protect, &self->nprotect, 1) ||
-        rules_from(globs, &self->globs, &self->nglobs, 1) || rules_from(devices, &self->devices, &self->ndevices, 0))
+    PyObject *judge = kwargs ? PyDict_GetItemString(kwargs, "judge") : NULL;
+    if (judge != NULL && judge != Py_None) {
+        if (PyTuple_GET_SIZE(args) || PyDict_Size(kwargs) != 1) {
+            PyErr_SetString(PyExc_TypeError, "Engine(judge=...) takes no policy: add them with add_policy()");
+            return -1;
+        }
+        Py_INCREF(judge);
+        self->judge = judge;
+    } else if (add_policy(self, args, kwargs) < 0) {
         return -1;
-    self->hardlinked_writes = hardlinked;
+    }
     self->uid = geteuid();
     self->gid = getegid();
     self->root = self->uid == 0;
@@ -949,15 +1092,37 @@ static int Engine_init(Engine *self, PyObject *args, PyObject *kwargs) {
     return 0;
 }
 
+static PyObject *Engine_add_policy(Engine *self, PyObject *args, PyObject *kwargs) {
+    int slot = add_policy(self, args, kwargs);
+    return slot < 0 ? NULL : PyLong_FromLong(slot);
+}
+
+static PyObject *Engine_reset(Engine *self, PyObject *unused) {
+    (void)unused;
+    reset(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Engine_forget(Engine *self, PyObject *arg) {
+    long tgid = PyLong_AsLong(arg);
+    if (tgid == -1 && PyErr_Occurred())
+        return NULL;
+    for (int i = 0; i < JUDGED_SLOTS; i++)
+        if (self->judged[i].tid && self->judged[i].tgid == (pid_t)tgid)
+            forget_judged(&self->judged[i]);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(serve_doc,
-             "serve(listener_fd) -> None | bytes\n\n"
+             "serve(listener_fd, block=True) -> None | bytes\n\n"
              "Answer requests as they come, until one needs the Python supervisor: return that\n"
              "raw notification (nothing was done for it). None when the listener hung up (no\n"
-             "process is left), a signal is to be handled, or a request vanished.");
+             "process is left), a signal is to be handled, a request vanished, or (block=False)\n"
+             "no request is waiting.");
 
-static PyObject *Engine_serve(Engine *self, PyObject *arg) {
-    long value = PyLong_AsLong(arg);
-    if (value == -1 && PyErr_Occurred())
+static PyObject *Engine_serve(Engine *self, PyObject *args) {
+    int listener, block = 1;
+    if (!PyArg_ParseTuple(args, "i|p", &listener, &block))
         return NULL;
     if (self->owner != getpid() && open_dirs(self) != 0)  /* used after a fork */
         return PyErr_SetFromErrnoWithFilename(PyExc_OSError, "/proc/self/fd");
@@ -966,18 +1131,22 @@ static PyObject *Engine_serve(Engine *self, PyObject *arg) {
         return PyErr_NoMemory();
     int rc = DONE, err = 0;
     unsigned long long handled = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (;;) {
-        struct pollfd ready = {(int)value, POLLIN, 0};
-        if (poll(&ready, 1, -1) < 0) {
+    PyThreadState *tstate = PyEval_SaveThread();
+    for (int first = 1;; first = 0) {
+        struct pollfd ready = {listener, POLLIN, 0};
+        /* The caller polled for the first request; after it, wait for more
+         * only when this listener is all the caller serves. */
+        int n = poll(&ready, 1, first ? 0 : (block ? -1 : 0));
+        if (n < 0) {
             err = errno == EINTR ? 0 : errno;
             break;
         }
-        if (!(ready.revents & POLLIN))
-            break; /* POLLHUP: the caller's poll sees it too */
+        if (n == 0 || !(ready.revents & POLLIN))
+            break; /* nothing now, or POLLHUP: the caller's poll sees it too */
         memset(r, 0, sizeof *r);
         r->engine = self;
-        r->listener = (int)value;
+        r->listener = listener;
+        r->tstate = &tstate;
         if (ioctl(r->listener, IOCTL_RECV, &r->n) != 0) {
             if (errno != ENOENT && errno != EAGAIN)
                 err = errno == EINTR ? 0 : errno;
@@ -990,7 +1159,7 @@ static PyObject *Engine_serve(Engine *self, PyObject *arg) {
             break;
         handled++;
     }
-    Py_END_ALLOW_THREADS
+    PyEval_RestoreThread(tstate);
     self->handled += handled;
     PyObject *out;
     if (err) {
@@ -1007,12 +1176,17 @@ static PyObject *Engine_serve(Engine *self, PyObject *arg) {
     return out;
 }
 
-static PyObject *Engine_allowed(Engine *self, PyObject *arg) {
+static PyObject *Engine_allowed(Engine *self, PyObject *args) {
     char *path;
     Py_ssize_t len;
-    if (PyBytes_AsStringAndSize(arg, &path, &len) != 0)
+    int slot = 0;
+    if (!PyArg_ParseTuple(args, "y#|i", &path, &len, &slot))
         return NULL;
-    return PyBool_FromLong(allowed(self, path, (size_t)len));
+    if (slot < 0 || slot >= self->npols) {
+        PyErr_SetString(PyExc_IndexError, "no such policy slot");
+        return NULL;
+    }
+    return PyBool_FromLong(allowed(&self->pols[slot], path, (size_t)len));
 }
 
 static PyObject *Engine_counts(Engine *self, PyObject *unused) {
@@ -1021,9 +1195,13 @@ static PyObject *Engine_counts(Engine *self, PyObject *unused) {
 }
 
 static PyMethodDef Engine_methods[] = {
-    {"serve", (PyCFunction)Engine_serve, METH_O, serve_doc},
-    {"allowed", (PyCFunction)Engine_allowed, METH_O,
-     "allowed(location) -> bool: True when this engine answers a write there itself"},
+    {"serve", (PyCFunction)Engine_serve, METH_VARARGS, serve_doc},
+    {"allowed", (PyCFunction)Engine_allowed, METH_VARARGS,
+     "allowed(location, slot=0) -> bool: True when this engine answers a write there itself"},
+    {"add_policy", (PyCFunction)(void (*)(void))Engine_add_policy, METH_VARARGS | METH_KEYWORDS,
+     "add_policy(roots, protect, globs, devices, hardlinked_writes) -> slot"},
+    {"reset", (PyCFunction)Engine_reset, METH_NOARGS, "reset(): drop every policy and everything judged"},
+    {"forget", (PyCFunction)Engine_forget, METH_O, "forget(tgid): judge that process again at its next request"},
     {"counts", (PyCFunction)Engine_counts, METH_NOARGS, "counts() -> (handled, deferred)"},
     {NULL, NULL, 0, NULL},
 };
@@ -1032,7 +1210,9 @@ static PyTypeObject EngineType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "peninsula._fastpath.Engine",
     .tp_basicsize = sizeof(Engine),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Engine(roots, protect, globs, devices, hardlinked_writes): the compiled hot path for one policy",
+    .tp_doc = "Engine(roots, protect, globs, devices, hardlinked_writes): the compiled hot path for one policy;\n"
+               "Engine(judge=f): for several, added with add_policy(); f(tid) -> (slot, tgid), slot -1 for an\n"
+               "unconfined process, -2 for one Python must handle",
     .tp_new = Engine_new,
     .tp_init = (initproc)Engine_init,
     .tp_dealloc = (destructor)Engine_dealloc,

@@ -38,6 +38,14 @@ def engine_for(pol: engine.Policy | None):
     return _fastpath.Engine(**spec(pol))
 
 
+def engine_judged_by(judge):
+    """A compiled engine for several policies, added as judge(tid) -> (slot,
+    tgid) needs them (the shell session), or None (pure Python)."""
+    if _fastpath is None or os.environ.get(DISABLE) == "1":
+        return None
+    return _fastpath.Engine(judge=judge)
+
+
 def spec(pol: engine.Policy) -> dict:
     """The policy as the C engine reads it: plain roots, plain protections
     with their position (the last match wins) and whether they re-allow,

@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 
-from . import emulate, target
+from . import emulate, fastpath, target
 from .config import ConfigError
 from .project import Project, find_project, project_policy, strict_policy
 from .resolve import location
@@ -50,6 +50,11 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 from .seccomp import syscall_number
 
                 self.handlers[syscall_number(name)] = getattr(self, f"h_{name}")
+            # The compiled hot path asks self.judge which policy a process is
+            # under; it must not wait for requests on one listener alone.
+            self.fast = fastpath.engine_judged_by(self.judge)
+            self.fast_blocks = False
+            self.fast_slots: dict[ShellState, int] = {}
             self.prompt_ping()
 
         def on_event(self, fd: int, mask: int) -> None:
@@ -91,6 +96,33 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             if len(self.answers) > MAX_ANSWERS:
                 self._prune()
             return state
+
+        def judge(self, tid: int) -> tuple[int, int]:
+            """For the compiled hot path: (policy slot, tgid) of a thread's
+            process, -1 when it is not confined, -2 for Python to handle
+            (the shell itself, a vanished thread)."""
+            with self.lock:
+                try:
+                    tgid = target.Status(tid).tgid
+                except (OSError, KeyError, ValueError):
+                    return -2, 0
+                if tgid == self.shell_pid:
+                    return -2, tgid  # its prompt pings and cd are Python's
+                state = self.state_of(tgid)
+                pol = self.policy_for(state)
+                if pol is None:
+                    return -1, tgid
+                slot = self.fast_slots.get(state)
+                if slot is None:
+                    slot = self.fast_slots[state] = self.fast.add_policy(**fastpath.spec(pol))
+                return slot, tgid
+
+        def _policies_changed(self) -> None:
+            """Config, project configs or trust may have changed: compile again."""
+            self.policies.clear()
+            if self.fast is not None:
+                self.fast.reset()
+                self.fast_slots.clear()
 
         def _prune(self) -> None:
             for key in list(self.answers):
@@ -155,6 +187,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             current = self.state_of(req.tgid)
             if not current.confined:
                 self.answers[(req.tgid, target.start_time(req.tgid))] = ShellState(root)
+                if self.fast is not None:
+                    self.fast.forget(req.tgid)  # judged unconfined until now
 
         def h_chdir(self, req):
             if req.tgid != self.shell_pid and self.state_of(req.tgid).confined:
@@ -173,7 +207,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
         def prompt_ping(self) -> None:
             """The shell is at its prompt: read the facts and set its state."""
             self.reload_config()
-            self.policies.clear()  # project configs and trust may have changed
+            self._policies_changed()  # project configs and trust may have changed
             try:
                 cwd = os.readlink(f"/proc/{self.shell_pid}/cwd")
             except OSError:
@@ -204,7 +238,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             except ConfigError as err:
                 self.tell(f"{err} (keeping the previous configuration)")
                 return
-            self.policies.clear()
+            self._policies_changed()
 
         def write_state(self, project: Project | None = None) -> None:
             state = self.timeline.current
@@ -245,6 +279,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 "writable": list(pol.writable) if pol else None,
                 "protected": list(pol.protected) if pol else None,
                 "requests": self.requests,
+                "compiled_requests": self.fast.counts()[0] if self.fast is not None else None,
             }
 
         def check(self, pid: int | None, path: str) -> dict:

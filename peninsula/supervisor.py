@@ -14,7 +14,6 @@ import json
 import os
 import select
 import time
-import traceback
 
 from . import emulate, fastpath, target
 from .seccomp import Listener
@@ -112,8 +111,10 @@ class Supervisor:
         # The policy the current request is judged by (emulate.Request.check
         # reads it); for `peninsula run` it never changes.
         self.policy = policy
-        # The compiled hot path, for a policy that never changes (run).
+        # The compiled hot path, for a policy that never changes (run): it
+        # waits for the next request itself, this listener being the only one.
         self.fast = fastpath.engine_for(policy)
+        self.fast_blocks = True
         self.poller = select.poll()
         self.listeners: dict[int, Listener] = {}
         self.notices = notices
@@ -190,7 +191,7 @@ class Supervisor:
 
     def handle_one(self) -> None:
         if self.fast is not None:
-            raw = self.fast.serve(self.listener.fd)
+            raw = self.fast.serve(self.listener.fd, self.fast_blocks)
             notif = None if raw is None else self.listener.take(raw)
         else:
             notif = self.listener.recv()
@@ -218,6 +219,8 @@ class Supervisor:
         except Exception:  # a bug must cost one request, not the sandbox
             self.errors += 1
             if self.verbose:
+                import traceback
+
                 traceback.print_exc()
             self.listener.fail(req_id, errno.EPERM)
         finally:

@@ -68,3 +68,22 @@ def test_other_process_walking_into_project_is_confined(term_factory, home, shel
     assert not (home / "out" / "sub").exists()
     term.run("echo ok > out/ok")
     assert (home / "out" / "ok").exists()
+
+
+@pytest.mark.parametrize("shell", ["bash"])
+def test_compiled_hot_path_serves_the_session(term_factory, home, shell):
+    """The session's confined writes are answered by the compiled hot path
+    (when it is built, as setup.sh builds it), refusals still by Python."""
+    import json
+
+    term = term_factory(shell)
+    supervised(term)
+    term.run("cd proj")
+    term.run("for i in 1 2 3 4 5 6 7 8 9 10; do echo $i > f$i; chmod 600 f$i; done; sh -c 'echo x > ../out/z'")
+    assert not (home / "out" / "z").exists()
+    assert "denied open of " + str(home / "out" / "z") in term.screen()
+    term.run("python3 -m peninsula status --json > status.json")
+    reply = json.loads((home / "proj" / "status.json").read_text())
+    assert reply["compiled_requests"] is not None, "the compiled hot path is not built"
+    assert reply["compiled_requests"] >= 10, reply
+    assert all((home / "proj" / f"f{i}").read_text() == f"{i}\n" for i in range(1, 11))
