@@ -500,9 +500,26 @@ static int base_for(Req *r, int dirfd, const char *path) {
 
 /* An O_PATH fd on the existing object path names (resolve.pin); PIN_MISSING
  * when the kernel found no such name, -1 when Python must resolve it. */
+static int fd_object(Req *r, int fd);
+
+/* The number N of "/proc/self/fd/N" (tar's way to chmod an O_PATH fd), else -1. */
+static int own_fd_path(const char *path) {
+    static const char prefix[] = "/proc/self/fd/";
+    if (strncmp(path, prefix, sizeof prefix - 1) != 0)
+        return -1;
+    const char *digits = path + sizeof prefix - 1;
+    size_t n = strspn(digits, "0123456789");
+    if (n == 0 || n > 9 || digits[n] != 0)
+        return -1;
+    return atoi(digits);
+}
+
 static int pin(Req *r, int dirfd, const char *path, int follow) {
     if (path[0] == 0)
         return -1;
+    int own = follow ? own_fd_path(path) : -1;
+    if (own >= 0)
+        return fd_object(r, own); /* the target's own open file, as the kernel would follow it */
     int base = base_for(r, dirfd, path);
     if (base == -1)
         return -1;

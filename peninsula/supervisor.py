@@ -124,6 +124,7 @@ class Supervisor:
         # (the supervisor; a shell session adds its zygote).
         self.own_pids = {os.getpid()}
         self.requests = 0
+        self.python_by_nr: dict[int, int] = {}  # what Python answered (--verbose)
         self.errors = 0
         self.uid, self.gid = os.getuid(), os.getgid()
         self.groups = tuple(sorted(os.getgroups()))
@@ -172,6 +173,13 @@ class Supervisor:
             per = cpu / max(1, handled + deferred) * 1e6
             self.notices.say_plain(f"peninsula: {handled} requests answered by the compiled hot path, {deferred} by Python; "
                                    f"supervisor CPU {cpu:.3f} s ({per:.1f} us per request)")
+            if self.python_by_nr:
+                from .seccomp import X86_64_SYSCALLS
+
+                names = {number: name for name, number in X86_64_SYSCALLS.items()}
+                counts = sorted(self.python_by_nr.items(), key=lambda item: -item[1])
+                self.notices.say_plain("peninsula: answered by Python: "
+                                       + ", ".join(f"{names.get(nr, nr)} {n}" for nr, n in counts))
 
     def add_listener(self, listener: Listener) -> None:
         listener.set_sync_wakeup()
@@ -198,6 +206,8 @@ class Supervisor:
         if notif is None:
             return
         self.requests += 1
+        if self.verbose:
+            self.python_by_nr[notif.data.nr] = self.python_by_nr.get(notif.data.nr, 0) + 1
         req_id = notif.id
         handler = self.handlers.get(notif.data.nr)
         if handler is None:

@@ -24,6 +24,11 @@ for prefix, D, dfd in (("in", P, pd), ("out", O, od)):
     attempt(prefix + "_fchmodat2", sc, "fchmodat2", dfd, "m3", 0o604, 0)
     attempt(prefix + "_fchmodat2_empty", sc, "fchmodat2", ro, "", 0o611, EMPTY)
     attempt(prefix + "_fchmod", sc, "fchmod", ro, 0o615)
+    # tar's way to change an O_PATH fd: chmod and chown of /proc/self/fd/N
+    op = os.open(D + "/fd_target", os.O_PATH)
+    attempt(prefix + "_chmod_proc_self_fd", sc, "chmod", "/proc/self/fd/%d" % op, 0o617)
+    attempt(prefix + "_chown_proc_self_fd", sc, "chown", "/proc/self/fd/%d" % op, UID, GID)
+    attempt(prefix + "_utimensat_proc_self_fd", sc, "utimensat", AT_FDCWD, "/proc/self/fd/%d" % op, ts, 0)
     attempt(prefix + "_chown", sc, "chown", D + "/o1", UID, GID)
     attempt(prefix + "_lchown", sc, "lchown", D + "/link", UID, GID)
     attempt(prefix + "_fchownat", sc, "fchownat", dfd, "o2", UID, GID, NOFOLLOW)
@@ -97,7 +102,7 @@ def test_metadata(box):
     assert conf["x_in_truncate"] == "OK"
     p = pair.project
     mode = lambda n: stat.S_IMODE(os.stat(p / n).st_mode)
-    assert (mode("m1"), mode("m2"), mode("m3"), mode("fd_target")) == (0o600, 0o640, 0o604, 0o615)
+    assert (mode("m1"), mode("m2"), mode("m3"), mode("fd_target")) == (0o600, 0o640, 0o604, 0o617)
     for name in ("o1", "o2", "fd_target"):
         assert (os.stat(p / name).st_uid, os.stat(p / name).st_gid) == (uid, gid), name
     assert os.lstat(p / "link").st_uid == uid
