@@ -1,13 +1,17 @@
 /* peninsula bench: the floor of any seccomp user-notify supervisor here.
  *
- * usage: notify_floor [--sync] CMD [ARGS...]
+ * usage: notify_floor [--sync] [--addfd] [--work US] CMD [ARGS...]
  *
  * Runs CMD under a filter that sends write-intent open/openat calls (the
  * same flag test as peninsula's filter) to this process, which answers each
  * with SECCOMP_USER_NOTIF_FLAG_CONTINUE at once: no path read, no decision.
  * The per-op time of bench/microbench.c under it, minus plain, is the cost
  * of the notification round trip alone; --sync sets SYNC_WAKE_UP as
- * peninsula does. Prints the number of requests answered on stderr.
+ * peninsula does. --addfd answers as peninsula answers an open: ADDFD of a
+ * /dev/null fd, then SEND with its number. --work US busy-waits that long
+ * before answering, standing in for a supervisor's own work (how long the
+ * other CPU sits idle before the answer wakes the target). Prints the
+ * number of requests answered on stderr.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
@@ -55,10 +60,29 @@ static int install_filter(void) {
     return syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 }
 
+static void busy_wait(long us) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < us * 1000L);
+}
+
 int main(int argc, char **argv) {
-    int sync = argc > 1 && strcmp(argv[1], "--sync") == 0;
-    if (argc < 2 + sync) {
-        fprintf(stderr, "usage: notify_floor [--sync] CMD [ARGS...]\n");
+    int sync = 0, addfd = 0, first = 1;
+    long work = 0;
+    for (; first < argc && strncmp(argv[first], "--", 2) == 0; first++) {
+        if (strcmp(argv[first], "--sync") == 0)
+            sync = 1;
+        else if (strcmp(argv[first], "--addfd") == 0)
+            addfd = 1;
+        else if (strcmp(argv[first], "--work") == 0 && first + 1 < argc)
+            work = atol(argv[++first]);
+        else
+            break;
+    }
+    if (first >= argc) {
+        fprintf(stderr, "usage: notify_floor [--sync] [--addfd] [--work US] CMD [ARGS...]\n");
         return 2;
     }
     int sv[2];
@@ -79,7 +103,7 @@ int main(int argc, char **argv) {
         if (sendmsg(sv[1], &msg, 0) < 0)
             return perror("sendmsg"), 1;
         close(listener);
-        execvp(argv[1 + sync], argv + 1 + sync);
+        execvp(argv[first], argv + first);
         perror("execvp");
         _exit(127);
     }
@@ -118,7 +142,18 @@ int main(int argc, char **argv) {
         }
         memset(&resp, 0, sizeof resp);
         resp.id = req.id;
-        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        if (work)
+            busy_wait(work);
+        if (addfd) {
+            int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+            struct seccomp_notif_addfd add = {.id = req.id, .srcfd = (__u32)fd};
+            resp.val = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
+            close(fd);
+            if (resp.val < 0)
+                continue; /* the target went away */
+        } else {
+            resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        }
         if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0)
             answered++;
     }

@@ -588,13 +588,13 @@ static int fd_object(Req *r, int fd) {
 
 /* emulate.Request.check_fd for a file, directory or symlink: 0 when allowed
  * here, -1 when Python decides. is_dir is set for chmod's set-id rule. */
-static int check_object(Req *r, int fd, int *is_dir, int contents_only) {
+static int check_object(Req *r, int fd, int *is_dir) {
     struct stat st;
     char where[PATH_MAX];
     size_t len;
     if (fstat(fd, &st) != 0)
         return -1;
-    if (!S_ISREG(st.st_mode) && (contents_only || (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))))
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
         return -1;
     if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !r->pol->hardlinked_writes)
         return -1;
@@ -710,25 +710,18 @@ static int do_remove(Req *r, int dirfd, uint64_t addr, int flag) {
     return answer(r, unlinkat(ent.parent, ent.name, flag));
 }
 
-static int do_rename(Req *r, int olddir, uint64_t oldaddr, int newdir, uint64_t newaddr, unsigned flags) {
-    char oldpath[PATH_MAX], newpath[PATH_MAX];
-    Entry from, to;
-    if (read_entry(r, olddir, oldaddr, oldpath, &from) != 0 || read_entry(r, newdir, newaddr, newpath, &to) != 0)
-        return DEFER;
-    if (!valid(r))
-        return DONE;
-    return answer(r, renameat2(from.parent, from.name, to.parent, to.name, flags));
-}
+enum { RENAME, LINK };
 
-static int do_link(Req *r, int olddir, uint64_t oldaddr, int newdir, uint64_t newaddr, int flags) {
-    if (flags != 0)
-        return DEFER; /* AT_SYMLINK_FOLLOW, AT_EMPTY_PATH */
+/* rename and link: both ends must be allowed (emulate._rename, _link). */
+static int do_two_names(Req *r, int op, int olddir, uint64_t oldaddr, int newdir, uint64_t newaddr, unsigned flags) {
     char oldpath[PATH_MAX], newpath[PATH_MAX];
     Entry from, to;
     if (read_entry(r, olddir, oldaddr, oldpath, &from) != 0 || read_entry(r, newdir, newaddr, newpath, &to) != 0)
         return DEFER;
     if (!valid(r))
         return DONE;
+    if (op == RENAME)
+        return answer(r, renameat2(from.parent, from.name, to.parent, to.name, flags));
     return answer(r, linkat(from.parent, from.name, to.parent, to.name, 0));
 }
 
@@ -737,7 +730,7 @@ enum { CHMOD, CHOWN, UTIMES };
 /* chmod, chown or utimes of a pinned object, once it is allowed. */
 static int metadata(Req *r, int obj, int op, uint64_t a, uint64_t b, const struct timespec *times) {
     int is_dir = 0;
-    if (obj < 0 || check_object(r, obj, &is_dir, 0) != 0)
+    if (obj < 0 || check_object(r, obj, &is_dir) != 0)
         return DEFER;
     if (op == CHMOD && privileged((mode_t)a, is_dir))
         return DEFER;
@@ -912,15 +905,17 @@ static int dispatch(Req *r) {
             return DEFER;
         return do_remove(r, (int)a[0], a[1], (int)a[2]);
     case SYS_rename:
-        return do_rename(r, AT_FDCWD, a[0], AT_FDCWD, a[1], 0);
+        return do_two_names(r, RENAME, AT_FDCWD, a[0], AT_FDCWD, a[1], 0);
     case SYS_renameat:
-        return do_rename(r, (int)a[0], a[1], (int)a[2], a[3], 0);
+        return do_two_names(r, RENAME, (int)a[0], a[1], (int)a[2], a[3], 0);
     case SYS_renameat2:
-        return do_rename(r, (int)a[0], a[1], (int)a[2], a[3], (unsigned)a[4]);
+        return do_two_names(r, RENAME, (int)a[0], a[1], (int)a[2], a[3], (unsigned)a[4]);
     case SYS_link:
-        return do_link(r, AT_FDCWD, a[0], AT_FDCWD, a[1], 0);
+        return do_two_names(r, LINK, AT_FDCWD, a[0], AT_FDCWD, a[1], 0);
     case SYS_linkat:
-        return do_link(r, (int)a[0], a[1], (int)a[2], a[3], (int)a[4]);
+        if ((int)a[4] != 0)
+            return DEFER; /* AT_SYMLINK_FOLLOW, AT_EMPTY_PATH */
+        return do_two_names(r, LINK, (int)a[0], a[1], (int)a[2], a[3], 0);
     case SYS_fchmod:
         return fd_metadata(r, (int)a[0], CHMOD, a[1], 0);
     case SYS_fchown:
