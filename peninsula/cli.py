@@ -6,7 +6,6 @@ that adds its parser and sets its handler; this file only dispatches.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
@@ -29,7 +28,9 @@ def fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def build_parser(modules=COMMANDS) -> argparse.ArgumentParser:
+def build_parser(modules=COMMANDS):
+    import argparse
+
     parser = argparse.ArgumentParser(prog="peninsula", description="A transparent write sandbox for your shell and commands.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -49,6 +50,14 @@ def _modules_for(argv: list[str]) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "hook":
+        # Every interactive shell start runs `peninsula hook SHELL`, twice
+        # (before and after the re-exec): answered without argparse.
+        from .cmd_shell import HOOK_FILES, hook_text
+
+        if argv[1] in HOOK_FILES:
+            sys.stdout.write(hook_text(argv[1]))
+            return 0
     parser = build_parser(_modules_for(argv))
     args = parser.parse_args(argv)
     if args.version:

@@ -65,6 +65,18 @@ def default_log() -> str:
     return os.path.join(state_dir(), "denials.jsonl")
 
 
+def open_log(path: str) -> int | None:
+    """The denial log, opened for appending; None (and a warning) when it cannot be."""
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        import sys
+
+        sys.stderr.write(f"peninsula: cannot open log {path}: {err.strerror}; denials are shown but not logged\n")
+        return None
+
+
 def temp_roots() -> tuple[str, ...]:
     roots = [r for r in TEMP_ROOTS if os.path.isdir(r)]
     runtime = runtime_dir()

@@ -128,3 +128,8 @@ def ioctl(fd: int, request: int, arg: int) -> int:
 def prctl_set_no_new_privs() -> None:
     PR_SET_NO_NEW_PRIVS = 38
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+
+
+def prctl_set_child_subreaper() -> None:
+    PR_SET_CHILD_SUBREAPER = 36
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))

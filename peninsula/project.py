@@ -7,7 +7,6 @@ markers, peninsula's trust records.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
@@ -34,6 +33,8 @@ def data_dir() -> str:
 
 
 def _content_hash(path: str, content: bytes) -> str:
+    import hashlib  # here: loading OpenSSL costs every shell start ~3 ms, and most have no project config
+
     return hashlib.sha256(path.encode("utf-8", "surrogateescape") + b"\n" + content).hexdigest()
 
 

@@ -50,7 +50,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import baseline, defaults, policy
+from . import baseline, defaults, libc, policy
 from .config import ConfigError, Options, check_env_pattern, check_hostname, parse_env_assignment, parse_port, parse_seconds, parse_size, parse_count
 
 # Exit codes for peninsula's own failures (the command's own status is
@@ -366,10 +366,10 @@ class Running:
         self.start = time.time()
         self._t0 = time.monotonic()
         self._result: Result | None = None
-        _set_child_subreaper()
+        libc.prctl_set_child_subreaper()
         result_r, result_w = os.pipe()
         info_r, info_w = os.pipe()
-        log_fd = _open_log(log_path)
+        log_fd = defaults.open_log(log_path)
         stderr_fd = box.stderr.fileno() if hasattr(box.stderr, "fileno") else 2
         plan = _Plan(box, argv, pol)
         self.supervisor_pid = os.fork()
@@ -477,20 +477,6 @@ def _read_line(fd: int) -> bytes:
     finally:
         os.close(fd)
     return data
-
-
-def _set_child_subreaper() -> None:
-    PR_SET_CHILD_SUBREAPER = 36
-    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def _open_log(path: str) -> int | None:
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as err:
-        sys.stderr.write(f"peninsula: cannot open log {path}: {err.strerror}; denials are shown but not logged\n")
-        return None
 
 
 # -- process trees ---------------------------------------------------------------
@@ -768,7 +754,7 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     signal.signal(signal.SIGQUIT, signal.SIG_IGN)
     kill_request = threading.Event()
     signal.signal(signal.SIGUSR1, lambda *_: kill_request.set())
-    _set_child_subreaper()
+    libc.prctl_set_child_subreaper()
     t0 = time.monotonic()
     start = time.time()
     holder = None

@@ -75,7 +75,7 @@ class SessionError(Exception):
 
 def start_shell(shell_argv: list[str], *, verbose: bool = False) -> int:
     """Run the user's shell under a supervisor; returns the shell's exit status."""
-    from .sandbox import _open_log, _set_child_subreaper
+    from . import libc
 
     if os.environ.get(ENV_SESSION):
         raise SessionError(
@@ -91,8 +91,8 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False) -> int:
     session_id = f"{os.getpid()}-{int(time.time())}"
     session_dir = os.path.join(session_root(), session_id)
     os.makedirs(session_dir, mode=0o700)
-    log_fd = _open_log(defaults.default_log())
-    _set_child_subreaper()
+    log_fd = defaults.open_log(defaults.default_log())
+    libc.prctl_set_child_subreaper()
     result_r, result_w = os.pipe()
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
@@ -114,9 +114,9 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False) -> int:
         data += chunk
     _, status = os.waitpid(pid, 0)
     with contextlib.suppress(OSError):
-        import shutil
-
-        shutil.rmtree(session_dir)
+        for name in os.listdir(session_dir):  # a few flat files: no shutil to load
+            os.unlink(os.path.join(session_dir, name))
+        os.rmdir(session_dir)
     if data:
         result = json.loads(data)
         if "setup_error" in result:
@@ -152,11 +152,12 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -
         os.write(result_w, json.dumps({"setup_error": message}).encode())
         return 0
 
+    # Before the baseline, which may forbid writing the filter cache.
+    program = FilterProgram(filter_bpf(trap_chdir=True))
     try:
         baseline.restrict_self_if_available(roots, scoped=False)
     except Exception as err:
         return setup_failed(f"cannot apply the Landlock baseline: {err}")
-    program = FilterProgram(filter_bpf(trap_chdir=True))
     # Start the shell first: everything else here is off its critical path.
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     child = os.fork()
