@@ -69,7 +69,10 @@ let
     filter = path: type:
       let base = baseNameOf path; rel = lib.removePrefix (toString ./.. + "/") (toString path); in
       !(lib.elem base [ ".git" ".venv" "__pycache__" ".pytest_cache" "result" "peninsula.egg-info" ])
-      && (rel == "pyproject.toml" || rel == "README.md" || rel == "peninsula" || lib.hasPrefix "peninsula/" rel);
+      # an in-place build of the compiled hot path is for the venv's Python:
+      # the package builds its own from peninsula/_fastpath.c (setup.py)
+      && !(lib.hasSuffix ".so" base)
+      && (rel == "pyproject.toml" || rel == "setup.py" || rel == "README.md" || rel == "peninsula" || lib.hasPrefix "peninsula/" rel);
   };
 
   pyproject = builtins.fromTOML (builtins.readFile ../pyproject.toml);

@@ -586,6 +586,8 @@ let
       then builtins.substring (builtins.stringLength pre) (-1) s else s;
     elem = builtins.elem;
     hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
+    hasSuffix = x: s: let n = builtins.stringLength s; m = builtins.stringLength x; in
+      n >= m && builtins.substring (n - m) m s == x;
     licenses = { bsd0 = "0BSD"; mit = "MIT"; };
     platforms = { linux = [ "x86_64-linux" ]; };
   };
@@ -655,9 +657,10 @@ def test_package_source_holds_only_what_the_build_needs(nix, tmp_path):
         assert proc.returncode == 0, proc.stderr
         src = store_root / json.loads(proc.stdout).lstrip("/")
         names = {str(p.relative_to(src)) for p in src.rglob("*")}
-        assert {"pyproject.toml", "README.md", "peninsula", "peninsula/__init__.py", "peninsula/cli.py"} <= names
-        assert not {n for n in names if n.split("/")[0] not in ("pyproject.toml", "README.md", "peninsula")}
-        assert not {n for n in names if "__pycache__" in n or n.endswith(".pyc")}
+        assert {"pyproject.toml", "setup.py", "README.md", "peninsula", "peninsula/__init__.py", "peninsula/cli.py",
+                "peninsula/_fastpath.c"} <= names
+        assert not {n for n in names if n.split("/")[0] not in ("pyproject.toml", "setup.py", "README.md", "peninsula")}
+        assert not {n for n in names if "__pycache__" in n or n.endswith((".pyc", ".so"))}
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(store_root)], check=False)
 
