@@ -832,7 +832,9 @@ static int choose_policy(Req *r) {
         }
         Py_XDECREF(said);
         *r->tstate = PyEval_SaveThread();
-        if (pidfd >= 0 && slot != ASK_PYTHON && slot < e->npols) {
+        /* ASK_PYTHON is remembered too: the shell's own requests would
+         * otherwise cost a judge call each. */
+        if (pidfd >= 0 && slot >= ASK_PYTHON && slot < e->npols) {
             forget_judged(j);
             j->tid = tid;
             j->pidfd = pidfd;
