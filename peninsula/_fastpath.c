@@ -498,8 +498,6 @@ static int base_for(Req *r, int dirfd, const char *path) {
 
 #define PIN_MISSING (-2)
 
-/* An O_PATH fd on the existing object path names (resolve.pin); PIN_MISSING
- * when the kernel found no such name, -1 when Python must resolve it. */
 static int fd_object(Req *r, int fd);
 
 /* The number N of "/proc/self/fd/N" (tar's way to chmod an O_PATH fd), else -1. */
@@ -514,6 +512,8 @@ static int own_fd_path(const char *path) {
     return atoi(digits);
 }
 
+/* An O_PATH fd on the existing object path names (resolve.pin); PIN_MISSING
+ * when the kernel found no such name, -1 when Python must resolve it. */
 static int pin(Req *r, int dirfd, const char *path, int follow) {
     if (path[0] == 0)
         return -1;
@@ -567,6 +567,8 @@ static int entry(Req *r, int dirfd, char *path, size_t len, Entry *out) {
     if (location(r->engine, parent, out->where, PATH_MAX, &loc) != 0 || out->where[0] != '/')
         return -1;
     size_t nlen = strlen(out->name);
+    if (nlen > NAME_MAX || loc + 1 + nlen + 1 > sizeof out->where)
+        return -1; /* a name the kernel refuses (ENAMETOOLONG): Python says so */
     if (loc == 1)
         loc = 0; /* "/" + name */
     out->where[loc] = '/';

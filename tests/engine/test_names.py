@@ -27,6 +27,16 @@ for prefix, D in (("in", P), ("out", O)):
     os.makedirs(d, exist_ok=True)  # mkdir is a write: inside only
     RESULTS["x_" + prefix + "_len"] = len(f)
     attempt(prefix + "_pathmax_open", sc, "open", f, os.O_CREAT | os.O_WRONLY, 0o644)
+    if prefix == "in":
+        # a name too long for the kernel, from a cwd near PATH_MAX: the
+        # supervisor's "where" (cwd + name) is far longer than any path
+        os.chdir(d)
+        for n in (300, 1000, 3000):
+            attempt("err_deep_cwd_open_%d" % n, sc, "open", b"q" * n, os.O_CREAT | os.O_WRONLY, 0o644)
+            attempt("err_deep_cwd_mkdir_%d" % n, sc, "mkdir", b"q" * n, 0o755)
+            attempt("err_deep_cwd_rename_%d" % n, sc, "rename", b"f" * 100, b"q" * n)
+            attempt("err_deep_cwd_link_%d" % n, sc, "link", b"f" * 100, b"q" * n)
+        os.chdir(P)
     attempt("err_" + prefix + "_pathmax_plus1", sc, "open", f + b"g", os.O_CREAT | os.O_WRONLY, 0o644)
     attempt("err_" + prefix + "_pathmax_mkdir_plus1", sc, "mkdir", f + b"g", 0o755)
     attempt("x_" + prefix + "_pathmax_chmod", sc, "chmod", d, 0o755)
