@@ -209,8 +209,10 @@ static int valid(Req *r) {
     return ioctl(r->listener, IOCTL_ID_VALID, &id) == 0;
 }
 
-static void send_(Req *r, int64_t val, int err) {
-    struct resp resp = {r->n.id, val, err ? -err : 0, 0};
+#define FLAG_CONTINUE 1u /* SECCOMP_USER_NOTIF_FLAG_CONTINUE */
+
+static void send_(Req *r, int64_t val, int err, uint32_t flags) {
+    struct resp resp = {r->n.id, val, err ? -err : 0, flags};
     while (ioctl(r->listener, IOCTL_SEND, &resp) != 0 && errno == EINTR)
         ;
     /* ENOENT: the target died or was interrupted; nothing to answer. */
@@ -225,10 +227,10 @@ static void reply_fd(Req *r, int fd, int cloexec) {
         ;
     if (newfd < 0) {
         if (errno != ENOENT && errno != EINPROGRESS)
-            send_(r, 0, errno);
+            send_(r, 0, errno, 0);
         return;
     }
-    send_(r, newfd, 0);
+    send_(r, newfd, 0, 0);
 }
 
 static int beneath(const char *path, size_t len, const Rule *root) {
@@ -614,7 +616,7 @@ static int privileged(mode_t mode, int is_dir) {
 }
 
 static int answer(Req *r, int rc) {
-    send_(r, 0, rc < 0 ? errno : 0);
+    send_(r, 0, rc < 0 ? errno : 0, 0);
     return DONE;
 }
 
@@ -855,9 +857,7 @@ static int choose_policy(Req *r) {
 }
 
 static int continue_(Req *r) {
-    struct resp resp = {r->n.id, 0, 0, 1 /* SECCOMP_USER_NOTIF_FLAG_CONTINUE */};
-    while (ioctl(r->listener, IOCTL_SEND, &resp) != 0 && errno == EINTR)
-        ;
+    send_(r, 0, 0, FLAG_CONTINUE);
     return DONE;
 }
 

@@ -22,28 +22,28 @@ except ImportError:  # not built: pure Python
 DISABLE = "PENINSULA_PURE_PYTHON"
 
 
+def _in_use() -> bool:
+    return _fastpath is not None and os.environ.get(DISABLE) != "1"
+
+
 def state() -> str:
     """Which path serves requests, for `peninsula doctor`."""
     if _fastpath is None:
         return "pure Python (the compiled hot path was not built: no C compiler at install time)"
-    if os.environ.get(DISABLE) == "1":
+    if not _in_use():
         return f"pure Python ({DISABLE}=1)"
     return "compiled (peninsula._fastpath), with Python for refusals and rare cases"
 
 
 def engine_for(pol: engine.Policy | None):
     """A compiled engine for one fixed policy, or None (pure Python)."""
-    if pol is None or _fastpath is None or os.environ.get(DISABLE) == "1":
-        return None
-    return _fastpath.Engine(**spec(pol))
+    return _fastpath.Engine(**spec(pol)) if pol is not None and _in_use() else None
 
 
 def engine_judged_by(judge):
     """A compiled engine for several policies, added as judge(tid) -> (slot,
     tgid) needs them (the shell session), or None (pure Python)."""
-    if _fastpath is None or os.environ.get(DISABLE) == "1":
-        return None
-    return _fastpath.Engine(judge=judge)
+    return _fastpath.Engine(judge=judge) if _in_use() else None
 
 
 def spec(pol: engine.Policy) -> dict:
