@@ -9,7 +9,9 @@ if [[ $(id -u) != 0 ]]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-packages=(python3 python3-venv python3-dev gcc make git tar libseccomp2 direnv bash zsh fish tmux util-linux strace nix-bin)
+packages=(python3 python3-venv python3-dev gcc make git tar libseccomp2 direnv bash zsh fish tmux util-linux strace nix-bin
+          # what a real developer session has running outside the sandbox, for the tests
+          dbus openssh-client gnupg gpg-agent sudo screen socat cmake sqlite3 vim less)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -21,7 +21,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
-TEST_USER = "peninsula-test"
+# A worktree of its own may name its own test user, so that suites run side
+# by side do not share one home.
+TEST_USER = os.environ.get("PENINSULA_TEST_USER", "peninsula-test")
 SCRATCH_ROOT = Path("/var/lib/peninsula-tests")
 RUNTIME_PACKAGES = ("peninsula", "landlockpy", "pyseccomp", "tomlkit")
 
