@@ -18,6 +18,7 @@ def register(sub) -> None:
         "are started in. With no command, starts $SHELL -i.",
     )
     shell.add_argument("--hook", metavar="SHELL", help=argparse_suppress())
+    shell.add_argument("--argv0", metavar="NAME", help=argparse_suppress())
     shell.add_argument("--verbose", "-v", action="store_true", help="print supervisor diagnostics")
     shell.add_argument("argv", nargs="*", metavar="-- SHELL [ARGS...]")
     shell.set_defaults(handler=cmd_shell)
@@ -84,22 +85,33 @@ def cmd_shell(args) -> int:
 
     argv = args.argv or [os.environ.get("SHELL") or "/bin/sh", "-i"]
     try:
-        return start_shell(argv, verbose=args.verbose)
+        return start_shell(argv, verbose=args.verbose, argv0=args.argv0)
     except SessionError as err:
         if args.hook:
-            # Called from a hook with `exec`: failing here would close the
-            # terminal. Say why, loudly, and start the shell unsupervised.
-            sys.stderr.write(f"peninsula: cannot supervise this shell: {err}\n"
-                             "peninsula: starting it UNSUPERVISED (PENINSULA_DISABLE is set)\n")
-            os.environ["PENINSULA_DISABLE"] = str(err)[:200]
-            os.execvp(argv[0], argv)
+            return start_unsupervised(argv, str(err), args.argv0)
         return fail(str(err))
+
+
+def start_unsupervised(argv: list[str], reason: str, argv0: str | None = None) -> int:
+    """Called from a hook with `exec`: failing would close the terminal.
+    Say why in one line and start the shell unsupervised."""
+    reason = " ".join(reason.split())
+    sys.stderr.write(f"peninsula: starting this shell UNSUPERVISED: {reason}\n")
+    # The hooks leave a shell with this set alone, silently: it was said.
+    os.environ["PENINSULA_UNSUPERVISED"] = reason[:200]
+    if not argv:
+        argv = [os.environ.get("SHELL") or "/bin/sh", "-i"]
+    try:
+        os.execvp(argv[0], [argv0 or argv[0], *argv[1:]])
+    except OSError as err:
+        sys.stderr.write(f"peninsula: cannot start {argv[0]}: {err.strerror}\n")
+    return 127
 
 
 def cmd_prompt(args) -> int:
     from .session import ENV_SESSION_DIR
 
-    if os.environ.get("PENINSULA_DISABLE") and not os.environ.get("PENINSULA_SESSION"):
+    if (os.environ.get("PENINSULA_DISABLE") or os.environ.get("PENINSULA_UNSUPERVISED")) and not os.environ.get("PENINSULA_SESSION"):
         print("[peninsula: OFF] ", end="")
         return 0
     session_dir = os.environ.get(ENV_SESSION_DIR)

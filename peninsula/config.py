@@ -199,6 +199,86 @@ def _line_of(source: str, key: str) -> int:
     return source.count("\n", 0, match.start()) + 1
 
 
+_KEY_LINE = re.compile(r"^[ \t]*[A-Za-z0-9_.\"'-]+[ \t]*=|^[ \t]*\[", re.M)
+
+
+def _unclosed_bracket(source: str) -> tuple[int, int | None, str] | None:
+    """The first '[' that TOML needs closed and is not: (its line, the line
+    where a new key shows it was left open or None at the end, the text on
+    its line). Strings and comments are skipped."""
+    stack: list[int] = []  # lines of the open brackets
+    line, i, n = 1, 0, len(source)
+    at_line_start = True
+    while i < n:
+        c = source[i]
+        if c == "\n":
+            line += 1
+            i += 1
+            at_line_start = True
+            if stack and _KEY_LINE.match(source, i):
+                return stack[0], line, source.splitlines()[stack[0] - 1].strip()
+            continue
+        if c in " \t":
+            i += 1
+            continue
+        if c == "#":
+            end = source.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if c in "\"'":
+            quote = source[i:i + 3] if source[i:i + 3] in ('"""', "\'\'\'") else c
+            j = i + len(quote)
+            while j < n and not source.startswith(quote, j):
+                if c == '"' and source[j] == "\\":
+                    j += 1
+                if source[j] == "\n" and len(quote) == 1:
+                    break  # an unterminated one-line string: not our diagnosis
+                j += 1
+            line += source.count("\n", i, j)
+            i = j + len(quote)
+            at_line_start = False
+            continue
+        if c == "[":
+            if at_line_start and not stack:
+                # A table header: it must close on this line.
+                end = source.find("\n", i)
+                text = source[i:] if end < 0 else source[i:end]
+                if "]" not in text.split("#", 1)[0]:
+                    return line, line, text.strip()
+                i += len(text)
+                continue
+            stack.append(line)
+        elif c == "]" and stack:
+            stack.pop()
+        at_line_start = False
+        i += 1
+    if stack:
+        return stack[0], None, source.splitlines()[stack[0] - 1].strip()
+    return None
+
+
+def describe_parse_error(source: str, filename: str, err) -> str:
+    """'file:line: what' for a TOML syntax error. tomlkit reports where it
+    gave up, which for a missing ']' is the next line or, at the end of the
+    file, line 1 col 0 with a NUL: find the bracket left open instead."""
+    unclosed = _unclosed_bracket(source)
+    if unclosed is not None:
+        opened, shown, text = unclosed
+        if shown == opened:
+            return f"{filename}:{opened}: missing ']' at the end of the table header `{text}`"
+        where = f"before line {shown}" if shown else "by the end of the file"
+        return f"{filename}:{opened}: missing ']': the '[' in `{text}` is not closed {where}"
+    message = str(err)
+    line = err.line
+    if "'\\x00'" in message:  # tomlkit's marker for the end of the input
+        line = source.count("\n") + (0 if source.endswith("\n") else 1) or 1
+        message = "unexpected end of file"
+    else:
+        message = re.sub(r" at line \d+ col \d+$", f" (column {err.col + 1})", message)
+        message = message.replace("'\\n'", "end of line")
+    return f"{filename}:{line}: {message}"
+
+
 def profile_dirs() -> tuple[str, ...]:
     """Where named profiles are looked up, first match wins."""
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
@@ -257,7 +337,7 @@ def parse_options(source: str, filename: str, _stack: tuple[str, ...] = (), _des
     try:
         doc = tomlkit.parse(source)
     except ParseError as err:
-        raise ConfigError(f"{filename}:{err.line}: {err}") from None
+        raise ConfigError(describe_parse_error(source, filename, err)) from None
     base_dir = os.path.dirname(os.path.abspath(filename))
     values: dict[str, object] = {}
     included = Options()

@@ -73,8 +73,9 @@ class SessionError(Exception):
     pass
 
 
-def start_shell(shell_argv: list[str], *, verbose: bool = False) -> int:
-    """Run the user's shell under a supervisor; returns the shell's exit status."""
+def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | None = None) -> int:
+    """Run the user's shell under a supervisor; returns the shell's exit status.
+    argv0, when given, is the shell's argv[0] ("-bash" makes a login shell)."""
     from . import libc
 
     if os.environ.get(ENV_SESSION):
@@ -100,12 +101,17 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False) -> int:
     if pid == 0:
         os.close(result_r)
         code = 1
+        started: list[bool] = []
         try:
-            code = _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose)
-        except BaseException:
-            import traceback
+            code = _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0)
+        except BaseException as err:
+            from .cli import describe_exception
 
-            traceback.print_exc()
+            if not started:  # the shell never ran: the caller starts it unsupervised
+                with contextlib.suppress(OSError):
+                    os.write(result_w, json.dumps({"setup_error": describe_exception(err)}).encode())
+            else:
+                sys.stderr.write(f"peninsula: the supervisor failed: {describe_exception(err)}\n")
         finally:
             os._exit(code)
     os.close(result_w)
@@ -142,7 +148,7 @@ def _read(fd: int) -> bytes:
             continue
 
 
-def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -> int:
+def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0) -> int:
     from .filtercache import filter_bpf
     from .seccomp import FilterProgram
 
@@ -163,7 +169,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -
     child = os.fork()
     if child == 0:
         parent_sock.close()
-        _shell_main(shell_argv, roots, program, child_sock, session_dir)
+        _shell_main(shell_argv, roots, program, child_sock, session_dir, argv0)
     child_sock.close()
     from .join import Broker, zygote_main
 
@@ -185,6 +191,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -
     if not fds:
         os.waitpid(child, 0)
         return setup_failed(msg.decode("utf-8", "replace").removeprefix("error "))
+    started.append(True)
     stream = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
     notices = DenialNotices(stream, log_fd, quiet=False, hint_flag="peninsula allow")
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -203,7 +210,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose) -
     return 0
 
 
-def _shell_main(shell_argv, roots, program, sock, session_dir) -> None:
+def _shell_main(shell_argv, roots, program, sock, session_dir, argv0=None) -> None:
     from . import libc
     from .handoff import load_and_hand_over
 
@@ -219,7 +226,7 @@ def _shell_main(shell_argv, roots, program, sock, session_dir) -> None:
         baseline.restrict_self_if_available(roots, scoped=True)
         load_and_hand_over(program, sock)
         sock.close()
-        os.execvpe(shell_argv[0], shell_argv, env)
+        os.execvpe(shell_argv[0], [argv0 or shell_argv[0], *shell_argv[1:]], env)
     except OSError as err:
         from .sandbox import _setup_message
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .config import ConfigError, _line_of, expand_path, read_config_text
+from .config import ConfigError, _line_of, describe_parse_error, expand_path, read_config_text
 
 DEFAULT_MARKERS = (".peninsula.toml", "devenv.nix")
 
@@ -68,7 +68,7 @@ def parse_user_config(source: str, filename: str) -> UserConfig:
     try:
         doc = tomlkit.parse(source).unwrap()
     except ParseError as err:
-        raise ConfigError(f"{filename}:{err.line}: {err}") from None
+        raise ConfigError(describe_parse_error(source, filename, err)) from None
     base_dir = os.path.dirname(os.path.abspath(filename))
     values: dict = {}
     for key, value in doc.items():

@@ -6,14 +6,19 @@
 # shell is at its prompt. It forks nothing.
 if [[ $- == *i* ]]; then
   if [[ -z ${PENINSULA_SESSION-} ]]; then
-    if [[ -n ${PENINSULA_DISABLE-} ]]; then
+    if [[ -n ${PENINSULA_UNSUPERVISED-} ]]; then
+      :  # peninsula could not start and said why, once
+    elif [[ -n ${PENINSULA_DISABLE-} ]]; then
       printf 'peninsula: not supervising this shell (PENINSULA_DISABLE=%s)\n' "$PENINSULA_DISABLE" >&2
     else
-      if shopt -q login_shell; then
-        exec @PENINSULA@ shell --hook bash -- "$BASH" -l -i
-      else
-        exec @PENINSULA@ shell --hook bash -- "$BASH" -i
-      fi
+      # The same arguments (--rcfile FILE, an editor's --init-file...) and
+      # argv[0] ("-bash" for a login shell), and the environment this shell
+      # was started with: the rc file then runs once in effect (PATH is
+      # not extended twice). Builtins only: nothing forks.
+      mapfile -d '' __peninsula_argv < /proc/$$/cmdline
+      mapfile -d '' __peninsula_env < /proc/$$/environ
+      exec env -i "${__peninsula_env[@]}" @PENINSULA@ shell --hook bash --argv0 "${__peninsula_argv[0]}" \
+        -- "$BASH" "${__peninsula_argv[@]:1}"
     fi
   elif [[ ${PENINSULA_SHELL_PID-} == "$$" ]]; then
     __peninsula_prompt() {

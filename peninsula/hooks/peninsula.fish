@@ -3,18 +3,24 @@
 # See the bash hook for how the prompt ping works; it forks nothing.
 if status is-interactive
     if not set -q PENINSULA_SESSION
-        if set -q PENINSULA_DISABLE
+        if set -q PENINSULA_UNSUPERVISED
+            # peninsula could not start and said why, once
+        else if set -q PENINSULA_DISABLE
             echo "peninsula: not supervising this shell (PENINSULA_DISABLE=$PENINSULA_DISABLE)" >&2
         else
             # Not here: this code runs inside `peninsula hook fish | source`,
             # a pipeline that owns the terminal. Re-exec at the first prompt.
+            # Same arguments, argv[0] and start-up environment (see the bash
+            # hook). This shell only lives to its first prompt: it skips fish's
+            # interactive set-up (the greeting would show twice) unless the
+            # exec fails.
+            functions -e __fish_on_interactive
             function __peninsula_start --on-event fish_prompt
                 functions -e __peninsula_start
-                if status is-login
-                    exec @PENINSULA@ shell --hook fish -- (status fish-path) -l -i
-                else
-                    exec @PENINSULA@ shell --hook fish -- (status fish-path) -i
-                end
+                set -l cmdline (string split0 </proc/$fish_pid/cmdline)
+                set -l start_env (string split0 </proc/$fish_pid/environ)
+                exec env -i $start_env @PENINSULA@ shell --hook fish --argv0 $cmdline[1] -- (status fish-path) $cmdline[2..-1]
+                functions -q __fish_config_interactive; and __fish_config_interactive
             end
         end
     else if test "$PENINSULA_SHELL_PID" = "$fish_pid"

@@ -3,12 +3,18 @@
 # See the bash hook for how the prompt ping works; it forks nothing.
 if [[ -o interactive ]]; then
   if [[ -z ${PENINSULA_SESSION-} ]]; then
-    if [[ -n ${PENINSULA_DISABLE-} ]]; then
+    if [[ -n ${PENINSULA_UNSUPERVISED-} ]]; then
+      :  # peninsula could not start and said why, once
+    elif [[ -n ${PENINSULA_DISABLE-} ]]; then
       print -u2 "peninsula: not supervising this shell (PENINSULA_DISABLE=$PENINSULA_DISABLE)"
-    elif [[ -o login ]]; then
-      exec @PENINSULA@ shell --hook zsh -- ${commands[zsh]:-zsh} -l -i
     else
-      exec @PENINSULA@ shell --hook zsh -- ${commands[zsh]:-zsh} -i
+      # Same arguments, argv[0] and start-up environment (see the bash hook).
+      # $(<file) is read by zsh itself: nothing forks.
+      local -a __peninsula_argv __peninsula_env
+      __peninsula_argv=(${(0)"$(</proc/$$/cmdline)"})
+      __peninsula_env=(${(0)"$(</proc/$$/environ)"})
+      exec env -i $__peninsula_env @PENINSULA@ shell --hook zsh --argv0 "$__peninsula_argv[1]" \
+        -- ${commands[zsh]:-zsh} "${(@)__peninsula_argv[2,-1]}"
     fi
   elif [[ ${PENINSULA_SHELL_PID-} == $$ ]]; then
     __peninsula_precmd() {
