@@ -72,7 +72,50 @@ def probe_user_namespaces() -> str:
     return f"user namespaces: not available ({os.strerror(code)}): run --unshare-* needs root here"
 
 
+def _supervisor_of(shell_pid: int) -> int | None:
+    try:
+        with open(f"/proc/{shell_pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def in_session(session: str) -> int:
+    """Inside a supervised shell a probe would only meet our own filter
+    (EBUSY): report the session instead, from its supervisor."""
+    from . import fastpath
+    from .control import ask
+
+    lines = list(baseline.report_for((), scoped=True).lines())
+    reply = ask({"op": "status"})
+    if reply is None:
+        lines.append(f"session {session}: its supervisor does not answer (it may have died: trapped writes then "
+                     "fail with ENOSYS); start a new shell")
+        lines.append("enforced: NOTHING new can be allowed; writes that need the supervisor fail")
+        print("\n".join(lines))
+        return 1
+    supervisor = _supervisor_of(reply["shell_pid"])
+    lines.append(f"seccomp user-notify: in use by this session's supervisor (pid {supervisor or '?'}), "
+                 f"{reply['requests']} requests answered")
+    lines.append("supervisor hot path: " + fastpath.state())
+    lines.append(f"session {reply['session']}: shell pid {reply['shell_pid']}, shell is {reply['shell_state']}")
+    lines.append(f"commands started here now: {reply['caller_state']}")
+    for item in reply.get("project_configs") or ():
+        state = item.get("error") or ("trusted" if item["trusted"] else "NOT trusted (only its protections apply)")
+        lines.append(f"project config: {item['path']}: {state}" if not item.get("error") else f"project config: {state}")
+    missing = baseline.missing_features(scoped=True)
+    if missing:
+        lines.append("enforced: writes checked by the supervisor (best effort), but NOT: " + "; ".join(missing))
+    else:
+        lines.append("enforced: writes confined (Landlock baseline + supervisor policy), signals and abstract sockets scoped")
+    print("\n".join(lines))
+    return 0
+
+
 def main(args=None) -> int:
+    session = os.environ.get("PENINSULA_SESSION")
+    if session and not os.environ.get("PENINSULA_SANDBOX"):
+        return in_session(session)
     lines = []
     abi = baseline.abi_version()
     lines.extend(baseline.report_for((), scoped=True).lines())

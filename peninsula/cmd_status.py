@@ -35,6 +35,17 @@ def cmd_status(args) -> int:
         return 0
     print(f"session {reply['session']} (shell pid {reply['shell_pid']}): shell is {reply['shell_state']}")
     print(f"commands started here now: {reply['caller_state']}")
+    project = reply.get("project") or reply.get("shell_project")
+    for item in reply.get("project_configs") or ():
+        if item.get("error"):
+            print(f"project config: {item['error']} (ignored until fixed)")
+        elif item["trusted"]:
+            print(f"project config: {item['path']}: trusted (its allowances apply)")
+        else:
+            print(f"project config: {item['path']}: NOT trusted (only its protections apply; "
+                  f"to apply it, run `peninsula trust {project}` at a prompt outside the project)")
+    if reply.get("project_configs") == []:
+        print(f"project config: none ({project} has no .peninsula.toml)")
     if reply["writable"] is not None:
         print("writable:")
         for root in reply["writable"]:

@@ -10,13 +10,15 @@ config files would still be denied: they are protected paths.
 from __future__ import annotations
 
 import os
+import shlex
 
 from .cli import fail
 
 REFUSAL = (
     "refused: this command runs confined to {where}, and relaxing the sandbox from inside "
-    "it would let the sandboxed code free itself. Leave the project (cd out) or use another "
-    "terminal, then run it again."
+    "it would let the sandboxed code free itself. Run `{command}` at a prompt outside the "
+    "project (`cd` out first, on a line of its own: the cd is confirmed at the next prompt) "
+    "or in another terminal."
 )
 
 
@@ -29,12 +31,16 @@ def register(sub) -> None:
     allow = sub.add_parser("allow", help="allow confined processes to write PATH (edits the TOML, comments kept)")
     allow.add_argument("path")
     scope = allow.add_mutually_exclusive_group()
-    scope.add_argument("--project", action="store_true", help="in this project's .peninsula.toml (default inside a project)")
+    scope.add_argument("--project", metavar="DIR", nargs="?", const="",
+                       help="in DIR's .peninsula.toml (without DIR: the project around the current directory, "
+                       "the default there)")
     scope.add_argument("--global", dest="globally", action="store_true", help="in the user config, for every project")
     allow.set_defaults(handler=cmd_allow)
 
 
-def refuse_if_confined() -> str | None:
+def refuse_if_confined(command) -> str | None:
+    """The refusal for a confined caller; command(project root or None) is
+    the command line to run instead, from outside."""
     from .control import ask
     from .session import ENV_SESSION
 
@@ -43,7 +49,8 @@ def refuse_if_confined() -> str | None:
         if reply is None:
             return "cannot reach this session's supervisor, so cannot tell whether this command is confined"
         if reply.get("confined"):
-            return REFUSAL.format(where=reply.get("project") or "the temp dirs")
+            project = reply.get("project")
+            return REFUSAL.format(where=project or "the temp dirs", command=command(project))
     return None
 
 
@@ -60,7 +67,7 @@ def _project_dir(arg: str | None) -> str | None:
 def cmd_trust(args) -> int:
     from .project import PROJECT_CONFIGS, record_trust
 
-    refusal = refuse_if_confined()
+    refusal = refuse_if_confined(lambda project: "peninsula trust " + shlex.quote(args.dir and os.path.abspath(args.dir) or project or "DIR"))
     if refusal:
         return fail(refusal)
     root = _project_dir(args.dir)
@@ -107,19 +114,40 @@ def cmd_allow(args) -> int:
     from .project import is_trusted, record_trust
     from .userconfig import config_path, load_user_config
 
-    refusal = refuse_if_confined()
+    from .hints import protection_of
+
+    target = os.path.abspath(os.path.expanduser(args.path))
+
+    def instead(project):
+        scope = "--global" if args.globally else f"--project {shlex.quote(project or 'DIR')}"
+        return f"peninsula allow {shlex.quote(target)} {scope}"
+
+    refusal = refuse_if_confined(instead)
     if refusal:
         return fail(refusal)
-    target = os.path.abspath(os.path.expanduser(args.path))
-    root = None if args.globally else _project_dir(None)
+    conf = load_user_config()
+    pattern = protection_of(os.path.realpath(target), conf.protect)
+    if pattern is not None:
+        return fail(f"allow: refused: {target} is protected ({pattern}): a confined process writing it could run "
+                    "code later, outside the sandbox, so peninsula never makes it writable; nothing was changed")
+    if args.project:
+        root = os.path.realpath(args.project)
+        if not os.path.isdir(root):
+            return fail(f"allow: --project {args.project}: not a directory")
+    else:
+        root = None if args.globally else _project_dir(None)
     if not args.globally and root is None:
-        return fail("allow: not inside a project; use --global to allow PATH for every project")
+        return fail("allow: not inside a project; name it with --project DIR, or use --global to allow PATH "
+                    "for every project")
     try:
         if args.globally:
             path = config_path()
             load_user_config(path)  # refuse to edit a broken file
             _add_to_list(path, "write", target, " peninsula user config; see `peninsula allow --help`")
-            print(f"peninsula: confined processes of every project may now write {target} ({path})")
+            if not _created(target):
+                return 125
+            print(f"peninsula: confined processes of every project may now write {target} ({path})"
+                  + _landlock_note(target, conf, True))
             return 0
         path = os.path.join(root, ".peninsula.toml")
         before = None
@@ -135,8 +163,36 @@ def cmd_allow(args) -> int:
         return fail(f"allow: cannot write {err.filename}: {err.strerror}")
     if was_trusted:
         record_trust(os.path.realpath(path))
-        print(f"peninsula: {root} may now write {target} ({path}, trusted)")
+        print(f"peninsula: {root} may now write {target} ({path}, trusted)" + _landlock_note(target, conf, False))
     else:
         print(f"peninsula: added {target} to {path}, but that file was not trusted before; "
               f"review it, then run `peninsula trust {root}`")
-    return 0
+    return 0 if _created(target) else 125
+
+
+def _created(target: str) -> bool:
+    """The missing parents of an allowed path are created now (by the user,
+    unconfined): a confined process could not create them."""
+    from .allowed_dirs import create_missing
+
+    try:
+        create_missing([target], None, print, leaf=False)
+    except OSError as err:
+        fail(f"allow: recorded, but {os.path.dirname(target)} does not exist and cannot be created "
+             f"({err.strerror}): writes to {target} fail until it exists")
+        return False
+    return True
+
+
+def _landlock_note(target: str, conf, globally: bool) -> str:
+    """The Landlock baseline of a session is fixed at its start: say when
+    the allowance cannot take effect in it."""
+    from .policy import is_beneath
+    from .session import baseline_roots
+
+    if any(is_beneath(os.path.realpath(target), root) for root in baseline_roots(conf)):
+        return ""
+    if globally:
+        return "; it lies outside the Landlock roots of sessions already running: only shells started from now on can write it"
+    return ("; but it lies outside every Landlock root (home, the temp dirs, `baseline` in the user config): "
+            "writes there fail until you add it to `baseline` and start a new shell")

@@ -44,6 +44,9 @@ ALLOWED_IN_HOME = (
     ".psql_history", ".mysql_history", ".irb_history",
     # editor state: viminfo and neovim's swap/undo/shada
     ".viminfo", ".local/state/nvim",
+    # prompt tools run at every prompt, inside projects too: starship's
+    # session logs (never read back, run or sourced)
+    ".cache/starship",
 )
 
 

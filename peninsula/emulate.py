@@ -628,6 +628,14 @@ def h_open_by_handle_at(req):
 
 def _mkdir(req, dirfd, path, mode):
     parent, name, where = req.entry(dirfd, path)
+    # The kernel answers EEXIST before any permission check (`mkdir -p ~/a/b`
+    # walks existing ancestors): no refusal, no notice.
+    try:
+        os.lstat(name, dir_fd=parent)
+    except FileNotFoundError:
+        pass
+    else:
+        raise OSError(errno.EEXIST, "exists")
     req.check(where, "mkdir")
     with req.as_target():
         os.mkdir(name, (mode & 0o7777) & ~req.status.umask, dir_fd=parent)

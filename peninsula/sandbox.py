@@ -345,6 +345,13 @@ class Sandbox:
             raise SandboxError("no command given")
         pol = self.policy()
         self.check()
+        from .allowed_dirs import create_missing
+
+        try:
+            create_missing(self.options.write, pol, lambda line: self.stderr.write(line + "\n"))
+        except OSError as err:
+            raise SandboxError(f"{err.filename}: allowed as writable but missing, and it cannot be created: "
+                               f"{err.strerror}") from None
         log_path = self.options.log or defaults.default_log()
         return Running(self, list(argv), pol, log_path)
 

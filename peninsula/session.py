@@ -84,6 +84,14 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
             f"{os.environ[ENV_SESSION]}); a sandbox cannot nest inside another"
         )
     conf = load_user_config()
+    from .allowed_dirs import create_missing
+    from .hints import guard_policy
+
+    try:
+        create_missing(conf.write, guard_policy(conf.protect), lambda line: sys.stderr.write(line + "\n"), leaf=False)
+    except OSError as err:
+        raise SessionError(f"{err.filename}: in `write` of {conf.source} but missing, and it cannot be created: "
+                           f"{err.strerror}") from None
     missing = baseline.missing_features(scoped=True)
     if missing and not conf.best_effort:
         raise SessionError("; ".join(missing) + " (set best_effort = true in the user config to accept this)")
@@ -193,7 +201,15 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
         return setup_failed(msg.decode("utf-8", "replace").removeprefix("error "))
     started.append(True)
     stream = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
-    notices = DenialNotices(stream, log_fd, quiet=False, hint_flag="peninsula allow")
+    from .hints import shell_hint
+
+    class ShellNotices(DenialNotices):
+        def hint(self, pid, denied):
+            state = sup.state_of(pid)  # already answered for this request: no new walk
+            project = None if state.strict else state.project
+            return shell_hint(denied.path, denied.reason, project, sup.conf.protect)
+
+    notices = ShellNotices(stream, log_fd, quiet=False)
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     broker = Broker(our_zygote_sock, wake_w)
     from .shellsup import make_shell_supervisor

@@ -13,7 +13,7 @@ import threading
 
 from . import emulate, fastpath, target
 from .config import ConfigError
-from .project import Project, find_project, project_policy, strict_policy
+from .project import PROJECT_CONFIGS, Project, find_project, project_configs, project_policy, strict_policy
 from .resolve import location
 from .session import PING_PATH, last_pid, now_tick
 from .timeline import STRICT, UNCONFINED, ShellState, Timeline, tighten
@@ -142,8 +142,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                     pol = strict_policy(self.conf, self.extra_protected)
                 else:
                     pol, notices = project_policy(Project(state.project, ""), self.conf, self.extra_protected)
+                    # Said again after each change of the project's config files.
+                    edition = tuple(_mtime(os.path.join(state.project, rel)) for rel in PROJECT_CONFIGS)
                     for line in notices:
-                        self.tell(line)
+                        self.tell(line, edition)
                 self.policies[state] = pol
             return pol
 
@@ -254,10 +256,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                     handle.write(text)
                 os.rename(path + ".new", path)
 
-        def tell(self, line: str) -> None:
-            if line in self.told:
+        def tell(self, line: str, edition=None) -> None:
+            if (line, edition) in self.told:
                 return
-            self.told.add(line)
+            self.told.add((line, edition))
             self.notices._say(f"peninsula: {line}")
 
         # -- control channel -------------------------------------------------------
@@ -278,6 +280,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 "project": state.project,
                 "writable": list(pol.writable) if pol else None,
                 "protected": list(pol.protected) if pol else None,
+                "project_configs": _config_states(state.project or self.timeline.current.project),
                 "requests": self.requests,
                 "compiled_requests": self.fast.counts()[0] if self.fast is not None else None,
             }
@@ -296,6 +299,15 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             return {"allow": decision.allow, "reason": decision.reason}
 
     return _ShellSupervisor()
+
+
+def _config_states(root: str | None) -> list[dict] | None:
+    """The project's config files and whether each is trusted (for status)."""
+    if root is None:
+        return None
+    configs, errors = project_configs(root)
+    return ([{"path": c.path, "trusted": c.trusted} for c in configs]
+            + [{"path": e.split(":", 1)[0], "trusted": False, "error": e} for e in errors])
 
 
 def _mtime(path: str | None):

@@ -27,11 +27,10 @@ class DenialNotices:
     """One line per (process, path) on the terminal, rate-limited, and one
     JSON line per denial in the log."""
 
-    def __init__(self, stream, log_fd: int | None, quiet: bool, hint_flag: str = "--write"):
+    def __init__(self, stream, log_fd: int | None, quiet: bool):
         self.stream = stream
         self.log_fd = log_fd
         self.quiet = quiet
-        self.hint_flag = hint_flag
         # Insertion-ordered and bounded: a process refused millions of
         # different paths must not grow the supervisor without end.
         self.seen: dict[tuple[int, str], None] = {}
@@ -76,10 +75,14 @@ class DenialNotices:
         self._say(self._line(name, tgid, denied))
 
     def _line(self, name: str, pid: int, denied: emulate.Denied) -> str:
-        hint = ""
-        if denied.path.startswith("/") and "outside" in denied.reason:
-            hint = f"; allow with {self.hint_flag} {denied.path}"
+        hint = self.hint(pid, denied)
         return f"peninsula: denied {denied.op} of {denied.path} by {name} (pid {pid}): {denied.reason}{hint}"
+
+    def hint(self, pid: int, denied: emulate.Denied) -> str:
+        """What to do about it (hints.py: never a protected path)."""
+        from .hints import run_hint
+
+        return run_hint(denied.path, denied.reason)
 
     def _say(self, line: str) -> None:
         if self.suppressed:

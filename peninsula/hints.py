@@ -1,0 +1,43 @@
+"""What a denial notice suggests, so that the suggestion works where it is
+printed: never a path that cannot be allowed (a protected one), and for the
+shell sandbox a command the user can run, with where to run it (`peninsula
+allow` is refused to confined processes, so not in the shell that saw the
+denial while it is inside the project)."""
+
+from __future__ import annotations
+
+import shlex
+
+from . import defaults, policy
+
+
+def guard_policy(extra: tuple[str, ...] = ()) -> policy.Policy:
+    """Only the protections: the shipped ones and extra."""
+    from .sandbox import _canonical
+
+    return policy.Policy(writable=("/",), protected=tuple(_canonical(p) for p in (*defaults.protected_paths(), *extra)))
+
+
+def protection_of(path: str, extra: tuple[str, ...] = ()) -> str | None:
+    """The shipped (or extra) protection that covers path, or None."""
+    return policy.protection_for(guard_policy(extra), path)
+
+
+def run_hint(path: str, reason: str) -> str:
+    """For `peninsula run`: the option that would allow path."""
+    if not path.startswith("/") or "outside" not in reason or protection_of(path):
+        return ""
+    return f"; allow with --write {shlex.quote(path)}"
+
+
+def shell_hint(path: str, reason: str, project: str | None, protect: tuple[str, ...] = ()) -> str:
+    """For the shell sandbox: the exact command, and where to run it."""
+    if not path.startswith("/") or "outside" not in reason:
+        return ""
+    if protection_of(path, protect):
+        return "; it is protected (it could run code later, outside the sandbox) and cannot be allowed"
+    quoted = shlex.quote(path)
+    if project is None:
+        return f"; to allow it for every project, run `peninsula allow {quoted} --global` at a prompt outside any project"
+    return (f"; to allow it, run `peninsula allow {quoted} --project {shlex.quote(project)}` "
+            "at a prompt outside the project or in another terminal")
