@@ -62,6 +62,10 @@ def _answer_control(sup, conn) -> None:
                 reply = sup.describe(pid)
             elif op == "check":
                 reply = sup.check(pid, str(request.get("path", "")))
+            elif op == "judge" and hasattr(sup, "shell_pid"):
+                from .crossjudge import answer_judge
+
+                reply = answer_judge(sup, request)
             elif op == "exec" and getattr(sup, "broker", None) is not None:
                 conn.settimeout(None)
                 sup.broker.serve_exec(sup, conn, pid, request, fds)

@@ -50,6 +50,21 @@ def caller_state(sup, pid: int):
         return sup.state_of(pid)
 
 
+def foreign_refusal(sup, caller: int, state) -> str | None:
+    """The refusal for a caller we judge confined, unless it is a process
+    of another session that judges it not confined (crossjudge.py)."""
+    from .crossjudge import descends_from, judge_foreign
+
+    if descends_from(caller, {sup.shell_pid, *sup.own_pids}):
+        return REFUSAL.format(state=state.describe())
+    foreign = judge_foreign(caller)
+    if foreign is None:
+        return REFUSAL.format(state=state.describe())
+    if foreign["confined"]:
+        return REFUSAL.format(state=f"{foreign['state']}, in session {foreign['session']}")
+    return None
+
+
 class Broker:
     """The supervisor's side: talks to the zygote, adds listeners to the loop."""
 
@@ -61,7 +76,26 @@ class Broker:
         self.send_lock = threading.Lock()
         self.started: dict[int, "queue.Queue[int]"] = {}
         self.next_id = 0
+        self.streams: dict[int, int] = {}  # joined pid -> a dup of its caller's stderr
+        self.streams_lock = threading.Lock()
         threading.Thread(target=self._read_zygote, daemon=True).start()
+
+    def stream_for(self, tgid: int) -> int | None:
+        """A new fd on the caller's stderr when tgid is (a descendant of) a
+        joined command (the receiver closes it), else None."""
+        if not self.streams:
+            return None
+        from .crossjudge import MAX_DEPTH
+
+        pid = tgid
+        for _ in range(MAX_DEPTH):
+            with self.streams_lock:
+                if pid in self.streams:
+                    return os.dup(self.streams[pid])
+            if pid <= 1:
+                return None
+            pid = target.parent_of(pid)
+        return None
 
     def _read_zygote(self) -> None:
         while True:
@@ -84,8 +118,10 @@ class Broker:
         try:
             state = caller_state(sup, caller)
             if state.confined:
-                send(conn, {"error": REFUSAL.format(state=state.describe())})
-                return
+                refusal = foreign_refusal(sup, caller, state)
+                if refusal:
+                    send(conn, {"error": refusal})
+                    return
             argv, env = request.get("argv"), request.get("env")
             if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
                 send(conn, {"error": "exec: no command given"})
@@ -105,6 +141,8 @@ class Broker:
                     return
                 with sup.lock:
                     sup.answers[(pid, target.start_time(pid))] = joined_state
+                with self.streams_lock:
+                    self.streams[pid] = os.dup(fds[2])  # its denial notices go to the caller
                 exited: "queue.Queue[int]" = queue.Queue()
                 self.exits[pid] = exited
                 self.pending.put(Listener(got[0]))
@@ -112,6 +150,8 @@ class Broker:
                 ours.send(b"go")
             send(conn, {"pid": pid, "state": joined_state.describe()})
             send(conn, {"exit": exited.get()})
+            with self.streams_lock, contextlib.suppress(KeyError, OSError):
+                os.close(self.streams.pop(pid))
         finally:
             for fd in fds:
                 with contextlib.suppress(OSError):

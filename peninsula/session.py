@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 from . import baseline, defaults
@@ -204,6 +205,27 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
     from .hints import shell_hint
 
     class ShellNotices(DenialNotices):
+        """Hints for the shell; a joined command's notices go to its caller's stderr."""
+
+        local = threading.local()
+
+        def record(self, tid, tgid, denied):
+            fd = broker.stream_for(tgid)
+            self.local.fd = fd
+            try:
+                super().record(tid, tgid, denied)
+            finally:
+                self.local.fd = None
+                if fd is not None:
+                    os.close(fd)
+
+        def say_plain(self, line):
+            fd = getattr(self.local, "fd", None)
+            if fd is None:
+                return super().say_plain(line)
+            with contextlib.suppress(OSError):
+                os.write(fd, (line + "\n").encode("utf-8", "replace"))
+
         def hint(self, pid, denied):
             state = sup.state_of(pid)  # already answered for this request: no new walk
             project = None if state.strict else state.project
