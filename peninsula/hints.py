@@ -11,6 +11,9 @@ import shlex
 from . import defaults, policy
 
 
+PROTECTED = "; it is protected (it could run code later, outside the sandbox) and cannot be allowed"
+
+
 def guard_policy(extra: tuple[str, ...] = ()) -> policy.Policy:
     """Only the protections: the shipped ones and extra."""
     from .sandbox import _canonical
@@ -25,8 +28,10 @@ def protection_of(path: str, extra: tuple[str, ...] = ()) -> str | None:
 
 def run_hint(path: str, reason: str) -> str:
     """For `peninsula run`: the option that would allow path."""
-    if not path.startswith("/") or "outside" not in reason or protection_of(path):
+    if not path.startswith("/") or "outside" not in reason:
         return ""
+    if protection_of(path):
+        return PROTECTED
     return f"; allow with --write {shlex.quote(path)}"
 
 
@@ -35,7 +40,7 @@ def shell_hint(path: str, reason: str, project: str | None, protect: tuple[str, 
     if not path.startswith("/") or "outside" not in reason:
         return ""
     if protection_of(path, protect):
-        return "; it is protected (it could run code later, outside the sandbox) and cannot be allowed"
+        return PROTECTED
     quoted = shlex.quote(path)
     if project is None:
         return f"; to allow it for every project, run `peninsula allow {quoted} --global` at a prompt outside any project"
