@@ -168,3 +168,17 @@ def test_status_shows_trust_and_the_reminder_comes_after_every_change(term_facto
     term.prompt()
     text = term.run(f"{OUT} status")
     assert f"project config: {config}: trusted" in text
+
+
+def test_trust_on_the_line_that_leaves_is_refused_and_says_why(term_factory, home, user):
+    config = home / "proj" / ".peninsula.toml"
+    user.write(config, 'write = ["../out/t"]\n')
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    text = term.run(f"cd ~ && {OUT} trust proj; echo rc=$?")
+    assert "rc=125" in text and "on a line of its own" in text, text
+    assert f"Run `peninsula trust {home / 'proj'}`" in text, text
+    term.prompt()  # now the shell is confirmed outside
+    text = term.run(f"{OUT} trust proj; echo rc=$?")
+    assert "rc=0" in text and f"trusted {config}" in text, text
