@@ -110,13 +110,20 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
     if pid == 0:
         os.close(result_r)
         code = 1
-        started: list[bool] = []
+        started: dict = {}
         try:
             code = _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0)
         except BaseException as err:
             from .cli import describe_exception
 
-            if not started:  # the shell never ran: the caller starts it unsupervised
+            if not started.get("serving"):
+                # Nothing was answered yet: end the shell if it was started
+                # (it waits for its first trapped call) so that the caller
+                # starts it unsupervised instead, and never two shells.
+                if started.get("shell"):
+                    with contextlib.suppress(OSError):
+                        os.kill(started["shell"], signal.SIGKILL)
+                        os.waitpid(started["shell"], 0)
                 with contextlib.suppress(OSError):
                     os.write(result_w, json.dumps({"setup_error": describe_exception(err)}).encode())
             else:
@@ -179,6 +186,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
     if child == 0:
         parent_sock.close()
         _shell_main(shell_argv, roots, program, child_sock, session_dir, argv0)
+    started["shell"] = child
     child_sock.close()
     from .join import Broker, zygote_main
 
@@ -200,7 +208,6 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
     if not fds:
         os.waitpid(child, 0)
         return setup_failed(msg.decode("utf-8", "replace").removeprefix("error "))
-    started.append(True)
     stream = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
     from .hints import shell_hint
 
@@ -241,6 +248,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
     from .control import serve_control
 
     serve_control(sup, os.path.join(session_dir, "control.sock"))
+    started["serving"] = True
     sup.serve()
     _, status, _ = os.wait4(child, 0)
     code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)

@@ -110,3 +110,28 @@ def test_login_shell_stays_a_login_shell(term_factory, home, user):
     supervised(term)
     text = term.run("shopt -q login_shell && echo is-login-shell")
     assert re.search(r"^is-login-shell", text, re.M), text
+
+
+BREAK_AFTER_FORK = '''
+import sys
+class _Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name == "peninsula.shellsup":
+            raise ModuleNotFoundError("No module named 'peninsula.shellsup'")
+        return None
+sys.meta_path.insert(0, _Missing())
+'''
+
+
+def test_failure_after_the_shell_was_forked_leaves_one_shell(term_factory, home, user):
+    # The supervisor fails after it started the confined shell but before
+    # serving it: that shell is ended, and one unsupervised shell remains.
+    shadow = user.mkdir(user.base / "shadow")
+    user.write(shadow / "sitecustomize.py", BREAK_AFTER_FORK)
+    term = term_factory("bash", env={"PYTHONPATH": f"{shadow}:{user.runtime}"})
+    text = _alive_unsupervised(term)
+    lines = [l for l in text.splitlines() if l.startswith("peninsula:")]
+    assert len(lines) == 1 and "No module named 'peninsula.shellsup'" in lines[0], text
+    ps = term.run("ps -t \"$(tty)\" -o comm= | grep -c '^bash$'")
+    counts = [l for l in ps.splitlines() if l.strip().isdigit()]
+    assert counts[-1] == "1", ps  # one shell on this terminal, no stray confined one
