@@ -89,7 +89,8 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
     from .hints import guard_policy
 
     try:
-        create_missing(conf.write, guard_policy(conf.protect), lambda line: sys.stderr.write(line + "\n"), leaf=False)
+        if conf.write:  # (the guard's imports are not free: every shell start)
+            create_missing(conf.write, guard_policy(conf.protect), lambda line: sys.stderr.write(line + "\n"), leaf=False)
     except OSError as err:
         raise SessionError(f"{err.filename}: in `write` of {conf.source} but missing, and it cannot be created: "
                            f"{err.strerror}") from None
