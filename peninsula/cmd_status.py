@@ -38,7 +38,7 @@ def cmd_status(args) -> int:
     project = reply.get("project") or reply.get("shell_project")
     for item in reply.get("project_configs") or ():
         if item.get("error"):
-            print(f"project config: {item['error']} (ignored until fixed)")
+            print(f"project config: {item['error']}")
         elif item["trusted"]:
             print(f"project config: {item['path']}: trusted (its allowances apply)")
         else:

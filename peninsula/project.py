@@ -160,10 +160,21 @@ def project_configs(root: str) -> tuple[list[ProjectConfig], list[str]]:
             errors.append(f"{path}: not valid UTF-8")
             continue
         except ConfigError as err:
-            errors.append(str(err))
+            last = _LAST_GOOD.get(real)
+            if last is not None:  # fail closed: a typo must not drop its protections
+                found.append(ProjectConfig(path, last, False))
+                errors.append(f"{err} (keeping its last good protections, none of its allowances)")
+            else:
+                errors.append(str(err))
             continue
+        _LAST_GOOD[real] = options
         found.append(ProjectConfig(path, options, is_trusted(real, content)))
     return found, errors
+
+
+# The last config of each project file that parsed, for this process (the
+# supervisor reads them again at every prompt).
+_LAST_GOOD: dict[str, Options] = {}
 
 
 def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> tuple[policy.Policy, list[str]]:

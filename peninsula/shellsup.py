@@ -306,7 +306,8 @@ def _config_states(root: str | None) -> list[dict] | None:
     if root is None:
         return None
     configs, errors = project_configs(root)
-    return ([{"path": c.path, "trusted": c.trusted} for c in configs]
+    broken = {e.split(":", 1)[0] for e in errors}
+    return ([{"path": c.path, "trusted": c.trusted} for c in configs if c.path not in broken]
             + [{"path": e.split(":", 1)[0], "trusted": False, "error": e} for e in errors])
 
 

@@ -182,3 +182,25 @@ def test_trust_on_the_line_that_leaves_is_refused_and_says_why(term_factory, hom
     term.prompt()  # now the shell is confirmed outside
     text = term.run(f"{OUT} trust proj; echo rc=$?")
     assert "rc=0" in text and f"trusted {config}" in text, text
+
+
+def test_broken_project_config_keeps_its_protections(term_factory, home, user):
+    config = home / "proj" / ".peninsula.toml"
+    user.write(config, 'protect = ["secret"]\n')
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    term.run("echo a > secret")
+    assert not (home / "proj" / "secret").exists()
+    user.write(config, 'protect = ["secret"\n')  # a typo
+    term.prompt()
+    text = term.run("echo b > secret")
+    assert f"{config}:1: missing ']'" in text and "keeping its last good protections" in text, text
+    assert not (home / "proj" / "secret").exists()
+    text = term.run(f"{OUT} status")
+    assert f"project config: {config}:1: missing ']'" in text, text
+    # Control: fixed, without the protection, the write goes through.
+    user.write(config, "protect = []\n")
+    term.prompt()
+    term.run("echo c > secret")
+    assert (home / "proj" / "secret").read_text() == "c\n"
