@@ -204,3 +204,16 @@ def test_broken_project_config_keeps_its_protections(term_factory, home, user):
     term.prompt()
     term.run("echo c > secret")
     assert (home / "proj" / "secret").read_text() == "c\n"
+
+
+def test_user_config_allowance_gets_its_missing_parents(term_factory, home, user):
+    config = home / ".config" / "peninsula" / "config.toml"
+    wanted = home / ".cache" / "tool" / "data"
+    user.write(config, config.read_text() + f'write = ["{wanted}"]\n')
+    term = term_factory("bash")
+    supervised(term)
+    assert f"peninsula: created {wanted.parent}" in term.screen()
+    assert wanted.parent.is_dir() and not wanted.exists()  # the allowance itself may be a file
+    term.run("cd proj")
+    text = term.run(f"mkdir {wanted} && echo made")
+    assert "made" in text and "peninsula: denied" not in text, text
