@@ -109,6 +109,19 @@ REFUSED = (
 )
 # Extra traps the shell sandbox needs to see the shell change directory.
 CHDIR_TRAPS = ("chdir", "fchdir")
+# The shell session judges a process by the process that created it, and a
+# confined process must not signal the shell or a laxer session process:
+# signal sends (their target is a register value, or a pidfd the supervisor
+# duplicates) go to the supervisor...
+SIGNAL_TRAPS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal")
+CLONE_PARENT = 0x8000
+F_SETOWN, F_SETOWN_EX = 8, 15
+FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902  # ioctls that name a SIGIO receiver
+# ...and clone3, whose flags are in memory where BPF cannot see them (so
+# CLONE_PARENT there could not be told apart), answers ENOSYS: glibc then
+# makes threads and posix_spawn children with clone, whose flags register
+# is checked in BPF.
+SESSION_REFUSED = (("clone3", errno.ENOSYS),)
 
 
 # The x86_64 numbers of every syscall named here (the only architecture
@@ -117,7 +130,8 @@ CHDIR_TRAPS = ("chdir", "fchdir")
 # cost each supervisor several milliseconds at start. libseccomp 2.5.4
 # knows none of the four newest.
 X86_64_SYSCALLS = {
-    "acct": 163, "bpf": 321, "chdir": 80, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227,
+    "acct": 163, "bpf": 321, "chdir": 80, "clone": 56, "clone3": 435, "fcntl": 72, "kill": 62,
+    "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "pidfd_send_signal": 424, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227,
     "creat": 85, "delete_module": 176, "fchdir": 81, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452,
     "fchown": 93, "fchownat": 260, "file_setattr": 469, "finit_module": 313, "fremovexattr": 199,
     "fsetxattr": 190, "futimesat": 261, "init_module": 175, "io_uring_enter": 426, "io_uring_register": 427,
@@ -195,8 +209,15 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
     for name, err in REFUSED:
         _add(flt, sc.ERRNO(err), name)
     if trap_chdir:
-        for name in CHDIR_TRAPS:
+        for name in CHDIR_TRAPS + SIGNAL_TRAPS:
             _add(flt, sc.NOTIFY, name)
+        _add(flt, sc.NOTIFY, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_PARENT, CLONE_PARENT))
+        for cmd in (F_SETOWN, F_SETOWN_EX):
+            _add(flt, sc.NOTIFY, "fcntl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, cmd))
+        for request in (FIOSETOWN, SIOCSPGRP):
+            _add(flt, sc.NOTIFY, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+        for name, err in SESSION_REFUSED:
+            _add(flt, sc.ERRNO(err), name)
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
         out.seek(0)

@@ -8,10 +8,11 @@ been started, so its imports cost the shell's start-up nothing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 
-from . import emulate, fastpath, target
+from . import emulate, fastpath, lineage, target
 from .config import ConfigError
 from .project import Project, find_project, project_policy, strict_policy
 from .resolve import location
@@ -20,6 +21,7 @@ from .timeline import STRICT, UNCONFINED, ShellState, Timeline, tighten
 from .userconfig import UserConfig, load_user_config
 
 MAX_ANSWERS = 8192
+IOCTL = 16
 
 
 def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int, session_dir: str, verbose: bool,
@@ -50,6 +52,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 from .seccomp import syscall_number
 
                 self.handlers[syscall_number(name)] = getattr(self, f"h_{name}")
+            # Making and signalling processes: judged by lineage.py, never
+            # under a file policy.
+            self.lineage = {nr: functools.partial(func, self) for nr, func in lineage.SESSION_HANDLERS.items()}
+            self.handlers.update(self.lineage)
             # The compiled hot path asks self.judge which policy a process is
             # under; it must not wait for requests on one listener alone.
             self.fast = fastpath.engine_judged_by(self.judge)
@@ -155,6 +161,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                         return emulate.Fd(os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC), True)
                 if handler in (self.h_chdir, self.h_fchdir):
                     return handler(req)
+                if req.nr in self.lineage:
+                    return handler(req)
+                if req.nr == IOCTL and req.args[1] & 0xFFFFFFFF in lineage.OWNER_IOCTLS:
+                    return lineage.h_owner_ioctl(self, req)
                 pol = self.policy_for(self.state_of(req.tgid))
                 if pol is None:
                     return emulate.CONTINUE  # not confined: no restriction bears
