@@ -272,10 +272,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
 
         # -- control channel -------------------------------------------------------
 
-        def describe(self, pid: int | None) -> dict:
-            from .join import caller_state
-
-            state = self.timeline.current if pid is None else caller_state(self, pid)
+        def describe(self, state: ShellState) -> dict:
+            """The session as a caller judged state sees it."""
             with self.lock:
                 pol = self.policy_for(state)
             return {
@@ -292,12 +290,9 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 "compiled_requests": self.fast.counts()[0] if self.fast is not None else None,
             }
 
-        def check(self, pid: int | None, path: str) -> dict:
+        def check(self, state: ShellState, path: str) -> dict:
             from . import policy as engine
 
-            from .join import caller_state
-
-            state = self.timeline.current if pid is None else caller_state(self, pid)
             with self.lock:
                 pol = self.policy_for(state)
             if pol is None:
