@@ -704,9 +704,18 @@ static int do_mkdir(Req *r, int dirfd, uint64_t addr, uint64_t mode) {
     return answer(r, mkdirat(ent.parent, ent.name, (mode_t)(mode & 07777) & ~r->umask));
 }
 
+/* A directory entry that may be a project root, or hold one: Python's
+ * (emulate._refuse_moving_a_root) to move or remove. */
+static int is_directory(const Entry *ent) {
+    struct stat st;
+    return fstatat(ent->parent, ent->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
 static int do_remove(Req *r, int dirfd, uint64_t addr, int flag) {
     char path[PATH_MAX];
     Entry ent;
+    if (flag & AT_REMOVEDIR)
+        return DEFER;
     if (read_entry(r, dirfd, addr, path, &ent) != 0)
         return DEFER;
     if (!valid(r))
@@ -721,6 +730,8 @@ static int do_two_names(Req *r, int op, int olddir, uint64_t oldaddr, int newdir
     char oldpath[PATH_MAX], newpath[PATH_MAX];
     Entry from, to;
     if (read_entry(r, olddir, oldaddr, oldpath, &from) != 0 || read_entry(r, newdir, newaddr, newpath, &to) != 0)
+        return DEFER;
+    if (op == RENAME && (is_directory(&from) || is_directory(&to)))
         return DEFER;
     if (!valid(r))
         return DONE;

@@ -17,7 +17,9 @@ from .config import ConfigError
 from .project import Project, find_project, project_policy, strict_policy
 from .resolve import location
 from .session import PING_PATH, last_pid, now_tick
-from .timeline import STRICT, UNCONFINED, ShellState, Timeline, tighten
+from .policy import is_beneath
+from .roots import HeldRoots
+from .timeline import STRICT, UNCONFINED, ShellState, Timeline, stricter, tighten
 from .userconfig import UserConfig, load_user_config
 
 MAX_ANSWERS = 8192
@@ -47,6 +49,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.policies: dict[ShellState, object] = {}
             self.told: set[str] = set()
             self.known_projects: set[str] = set()  # once a project, always, this session
+            self.project_roots = HeldRoots()  # ...and known by what it is (roots.py)
+            self.shell_moved = False  # the shell changed directory since its last prompt
             self.lock = threading.Lock()
             for name in ("chdir", "fchdir"):
                 from .seccomp import syscall_number
@@ -184,9 +188,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
 
         def _enter(self, req, pinned: int) -> None:
             where = location(pinned)
-            project = self.find(where)
+            project = self.find(where) or self._held_project(pinned)
             root = project.root if project else None
             if req.tgid == self.shell_pid:
+                self.shell_moved = True
                 self.timeline.record(now_tick(), tighten(self.timeline.current, root), last_pid())
                 self.write_state()
                 return
@@ -219,11 +224,19 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.reload_config()
             self._policies_changed()  # project configs and trust may have changed
             try:
-                cwd = os.readlink(f"/proc/{self.shell_pid}/cwd")
+                project = self._shell_project()
             except OSError:
                 return
-            project = self.find(cwd)
             state = ShellState(project.root) if project else UNCONFINED
+            current = self.timeline.current
+            if current.confined and state != current and not self.shell_moved:
+                # The shell has not changed directory since it was judged
+                # confined: its directory was moved, or its project's
+                # markers changed, under it. That lifts nothing.
+                state = stricter(current, state)
+                self.tell(f"the shell's directory is no longer inside {current.project or 'its project'}; "
+                          "it stays confined until you change directory")
+            self.shell_moved = False
             self.timeline.record(now_tick(), state, last_pid())
             if project is not None:
                 self.policy_for(state)  # says once if its config is untrusted
@@ -235,7 +248,33 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             project = find_project(where, self.conf, self.known_projects)
             if project is not None:
                 self.known_projects.add(project.root)
+                self.project_roots.hold(project.root)
             return project
+
+        def _held_project(self, fd: int) -> Project | None:
+            """The innermost held project root at or above the directory fd."""
+            key = self.project_roots.containing(fd)
+            where = self.project_roots.path_of(key) if key is not None else None
+            return Project(where, "recognised earlier in this session") if where else None
+
+        def _shell_project(self) -> Project | None:
+            """The project of the directory the shell is in, by that directory:
+            the held roots above it, and the markers on its path when that
+            path still names it (a new project)."""
+            fd = os.open(f"/proc/{self.shell_pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                held = self._held_project(fd)
+                by_path = None
+                cwd = os.readlink(f"/proc/{self.shell_pid}/cwd")
+                with contextlib.suppress(OSError):
+                    here, there = os.fstat(fd), os.stat(cwd)
+                    if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+                        by_path = self.find(cwd)
+            finally:
+                os.close(fd)
+            if by_path is not None and held is not None and not is_beneath(by_path.root, held.root):
+                return held  # the path names a project outside the one the directory is in
+            return by_path or held
 
         def reload_config(self) -> None:
             path = self.conf.source or _user_config_path()
