@@ -50,7 +50,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.told: set[str] = set()
             self.known_projects: set[str] = set()  # once a project, always, this session
             self.project_roots = HeldRoots()  # ...and known by what it is (roots.py)
-            self.shell_moved = False  # the shell changed directory since its last prompt
+            self.prompt_cwd: tuple[int, int] | None = None  # (dev, ino) of the shell's directory at its last prompt
             self.lock = threading.Lock()
             for name in ("chdir", "fchdir"):
                 from .seccomp import syscall_number
@@ -191,7 +191,6 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             project = self.find(where) or self._held_project(pinned)
             root = project.root if project else None
             if req.tgid == self.shell_pid:
-                self.shell_moved = True
                 self.timeline.record(now_tick(), tighten(self.timeline.current, root), last_pid())
                 self.write_state()
                 return
@@ -224,19 +223,20 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.reload_config()
             self._policies_changed()  # project configs and trust may have changed
             try:
-                project = self._shell_project()
+                project, cwd_key = self._shell_project()
             except OSError:
                 return
             state = ShellState(project.root) if project else UNCONFINED
             current = self.timeline.current
-            if current.confined and state != current and not self.shell_moved:
-                # The shell has not changed directory since it was judged
-                # confined: its directory was moved, or its project's
-                # markers changed, under it. That lifts nothing.
+            if current.confined and state != current and cwd_key == self.prompt_cwd:
+                # The shell is in the directory it was in at its last prompt,
+                # judged confined then: the directory was moved, or its
+                # project's markers changed, under it. Only the shell's own
+                # cd lifts.
                 state = stricter(current, state)
                 self.tell(f"the shell's directory is no longer inside {current.project or 'its project'}; "
                           "it stays confined until you change directory")
-            self.shell_moved = False
+            self.prompt_cwd = cwd_key
             self.timeline.record(now_tick(), state, last_pid())
             if project is not None:
                 self.policy_for(state)  # says once if its config is untrusted
@@ -257,24 +257,26 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             where = self.project_roots.path_of(key) if key is not None else None
             return Project(where, "recognised earlier in this session") if where else None
 
-        def _shell_project(self) -> Project | None:
+        def _shell_project(self) -> tuple[Project | None, tuple[int, int]]:
             """The project of the directory the shell is in, by that directory:
             the held roots above it, and the markers on its path when that
-            path still names it (a new project)."""
+            path still names it (a new project); and that directory's (dev, ino)."""
             fd = os.open(f"/proc/{self.shell_pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
+                here = os.fstat(fd)
                 held = self._held_project(fd)
                 by_path = None
                 cwd = os.readlink(f"/proc/{self.shell_pid}/cwd")
                 with contextlib.suppress(OSError):
-                    here, there = os.fstat(fd), os.stat(cwd)
+                    there = os.stat(cwd)
                     if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
                         by_path = self.find(cwd)
             finally:
                 os.close(fd)
+            key = (here.st_dev, here.st_ino)
             if by_path is not None and held is not None and not is_beneath(by_path.root, held.root):
-                return held  # the path names a project outside the one the directory is in
-            return by_path or held
+                return held, key  # the path names a project outside the one the directory is in
+            return by_path or held, key
 
         def reload_config(self) -> None:
             path = self.conf.source or _user_config_path()
