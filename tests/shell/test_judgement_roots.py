@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from .conftest import supervised
+from .conftest import SHELLS, supervised
 
 EXCHANGE = ("python3 -c 'import ctypes, os, sys; l = ctypes.CDLL(None, use_errno=True); "
             "rc = l.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2); "
@@ -72,7 +72,8 @@ def test_a_directory_above_the_root_cannot_be_moved_from_inside(term_factory, ho
     assert tmp_project.exists() and not Path(f"{base}-moved").exists()
 
 
-def test_moving_the_shells_directory_away_lifts_nothing(term_factory, home, user):
+@pytest.mark.parametrize("shell", SHELLS)
+def test_moving_the_shells_directory_away_lifts_nothing(term_factory, home, user, shell):
     """The chained race: a job moves the directory the shell is in out of the
     project, waits for the prompt, moves it back; the user's next command
     (here an append to ~/.bashrc) must still be confined."""
@@ -80,11 +81,14 @@ def test_moving_the_shells_directory_away_lifts_nothing(term_factory, home, user
     moved = Path("/tmp") / f"pt-judge-sub-{uuid.uuid4().hex[:8]}"
     bashrc = home / ".bashrc"
     before = bashrc.read_text()
-    term = term_factory("bash")
+    term = term_factory(shell)
     supervised(term)
     term.run(f"cd {sub}")
-    term.run(f"(mv {sub} {moved}; sleep 3; mv {moved} {sub}) &")
-    term.prompt()  # the prompt while the directory is in /tmp
+    term.run(f"sh -c 'mv {sub} {moved}; sleep 3; mv {moved} {sub}' &")
+    deadline = time.monotonic() + 10
+    while not moved.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    term.prompt()  # a prompt while the directory is in /tmp
     text = term.run("echo pwned >> ~/.bashrc; pwd -P")
     assert str(moved) in text  # the job did move it, and the shell is in it
     assert "denied open of " + str(bashrc) in text
