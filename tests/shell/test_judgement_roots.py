@@ -84,7 +84,7 @@ def test_moving_the_shells_directory_away_lifts_nothing(term_factory, home, user
     term = term_factory(shell)
     supervised(term)
     term.run(f"cd {sub}")
-    term.run(f"sh -c 'mv {sub} {moved}; sleep 3; mv {moved} {sub}' &")
+    term.run(f"sh -c 'mv {sub} {moved}; sleep 1.5; mv {moved} {sub}' &")
     deadline = time.monotonic() + 10
     while not moved.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -93,7 +93,11 @@ def test_moving_the_shells_directory_away_lifts_nothing(term_factory, home, user
     assert str(moved) in text  # the job did move it, and the shell is in it
     assert "denied open of " + str(bashrc) in text
     assert "stays confined until you change directory" in text
-    term.run("sleep 3.5")
+    deadline = time.monotonic() + 10
+    while not sub.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # moved back
+    term.prompt()
+    term.run("echo pwned >> ~/.bashrc")
     assert bashrc.read_text() == before
     assert sub.exists()
     # Positive control: having changed directory out of the project, it lifts.
