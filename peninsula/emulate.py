@@ -679,20 +679,21 @@ def h_mknodat(req):
 
 
 def _refuse_moving_a_root(req, parent: int, name: bytes, where: str, op: str) -> None:
-    """A project root, or a directory above one, stays where it is: moved
-    away, the shell inside it would look as if it had left (roots.py).
-    Only the shell session holds roots; this runs for confined processes."""
-    held = getattr(req.sup, "project_roots", None)
+    """A project root, a directory above one, or one the confined shell is
+    in, stays where it is: moved away, the shell inside would look as if it
+    had left (roots.py). Only the shell session guards directories; this
+    runs for confined processes."""
+    guarded = getattr(req.sup, "guarded_directories", None)
     name = name.rstrip(b"/")
-    if held is None or name in (b".", b".."):
+    if guarded is None or name in (b".", b".."):
         return  # (the kernel refuses to move or remove those itself)
     try:
         info = os.stat(name, dir_fd=parent, follow_symlinks=False)
     except FileNotFoundError:
         return
-    if stat.S_ISDIR(info.st_mode) and (info.st_dev, info.st_ino) in held.guarded():
-        raise Denied(errno.EACCES, where, "a project root, or a directory holding one, "
-                     "cannot be moved, replaced or removed from inside a project", op)
+    if stat.S_ISDIR(info.st_mode) and (info.st_dev, info.st_ino) in guarded():
+        raise Denied(errno.EACCES, where, "a project root, a directory holding one, or the "
+                     "directory the shell is in cannot be moved, replaced or removed from inside a project", op)
 
 
 def _remove(req, dirfd, path, directory):

@@ -10,9 +10,10 @@ root it recognised as an O_PATH fd, keyed by device and inode, and:
   itself ('..' from an fd of /proc/PID/cwd) until it meets a held root,
   never by the path /proc prints for it;
 - refuses confined processes renaming, removing or replacing (rename over
-  it, RENAME_EXCHANGE) a held root or any directory above one
-  (emulate._refuse_moving_a_root; the compiled hot path hands every
-  directory rename and every rmdir to Python for this).
+  it, RENAME_EXCHANGE) a held root or any directory above one, and, while
+  the shell is confined, the directory it is in or any above that
+  (shellsup.guarded_directories, emulate._refuse_moving_a_root; the
+  compiled hot path hands every directory rename and rmdir to Python).
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ class HeldRoots:
             if key in self._fds:
                 return key
         return None
+
+    def above(self, fd: int) -> set[tuple[int, int]]:
+        """The directory fd names and every directory above it."""
+        return set(self._upwards(fd))
 
     def guarded(self) -> set[tuple[int, int]]:
         """Every held root and every directory above one, as they are now."""

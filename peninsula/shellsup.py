@@ -251,6 +251,22 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 self.project_roots.hold(project.root)
             return project
 
+        def guarded_directories(self) -> set[tuple[int, int]]:
+            """(dev, ino) of the directories a confined process may not move,
+            replace or remove (emulate._refuse_moving_a_root): the project
+            roots and every directory above one; and, while the shell is
+            confined, the directory it is in and those above (moved out of
+            the project, a later `cd sub` would land outside)."""
+            guarded = self.project_roots.guarded()
+            if self.timeline.current.confined:
+                with contextlib.suppress(OSError):
+                    fd = os.open(f"/proc/{self.shell_pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    try:
+                        guarded |= self.project_roots.above(fd)
+                    finally:
+                        os.close(fd)
+            return guarded
+
         def _held_project(self, fd: int) -> Project | None:
             """The innermost held project root at or above the directory fd."""
             key = self.project_roots.containing(fd)

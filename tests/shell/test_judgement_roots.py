@@ -72,34 +72,54 @@ def test_a_directory_above_the_root_cannot_be_moved_from_inside(term_factory, ho
     assert tmp_project.exists() and not Path(f"{base}-moved").exists()
 
 
+def _wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_the_shells_directory_cannot_be_moved_away_from_inside(term_factory, home, user):
+    """The chained race's first step: a job moves the directory the shell is
+    in out of the project (to /tmp, which it may write)."""
+    sub = user.mkdir(home / "proj" / "sub")
+    moved = Path("/tmp") / f"pt-judge-sub-{uuid.uuid4().hex[:8]}"
+    term = term_factory("bash")
+    supervised(term)
+    term.run(f"cd {sub}")
+    text = term.run(f"sh -c 'mv {sub} {moved}; echo mv-rc=$?'")
+    assert "mv-rc=1" in text and "Permission denied" in text
+    assert sub.exists() and not moved.exists()
+    # Positive control: once the shell is elsewhere, the same job may.
+    term.run("cd ..")
+    text = term.run(f"sh -c 'mv {sub} {moved} && mv {moved} {sub} && echo moved-back'")
+    assert "moved-back" in text
+
+
 @pytest.mark.parametrize("shell", SHELLS)
-def test_moving_the_shells_directory_away_lifts_nothing(term_factory, home, user, shell):
-    """The chained race: a job moves the directory the shell is in out of the
-    project, waits for the prompt, moves it back; the user's next command
-    (here an append to ~/.bashrc) must still be confined."""
+def test_a_directory_moved_under_the_shell_lifts_nothing(term_factory, home, user, shell):
+    """The shell's directory is moved out of the project under it (here by
+    an unconfined job, which may), and back later: the prompt in between is
+    in the same directory, so it lifts nothing, and the next command (an
+    append to ~/.bashrc) is still confined."""
     sub = user.mkdir(home / "proj" / "sub")
     moved = Path("/tmp") / f"pt-judge-sub-{uuid.uuid4().hex[:8]}"
     bashrc = home / ".bashrc"
     before = bashrc.read_text()
     term = term_factory(shell)
     supervised(term)
+    term.run(f"sh -c 'while [ ! -e {sub}/go ]; do sleep 0.05; done; mv {sub} {moved}; sleep 1.5; mv {moved} {sub}' &")
     term.run(f"cd {sub}")
-    term.run(f"sh -c 'mv {sub} {moved}; sleep 1.5; mv {moved} {sub}' &")
-    deadline = time.monotonic() + 10
-    while not moved.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    term.run("touch go")
+    _wait_for(moved.exists)
     term.prompt()  # a prompt while the directory is in /tmp
     text = term.run("echo pwned >> ~/.bashrc; pwd -P")
-    assert str(moved) in text  # the job did move it, and the shell is in it
+    assert str(moved) in text  # it did move, and the shell is in it
     assert "denied open of " + str(bashrc) in text
     assert "stays confined until you change directory" in text
-    deadline = time.monotonic() + 10
-    while not sub.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)  # moved back
+    _wait_for(sub.exists)  # moved back
     term.prompt()
     term.run("echo pwned >> ~/.bashrc")
     assert bashrc.read_text() == before
-    assert sub.exists()
     # Positive control: having changed directory out of the project, it lifts.
     term.run("cd ~")
     term.run("echo '# ok' >> ~/.bashrc")
