@@ -113,7 +113,10 @@ CHDIR_TRAPS = ("chdir", "fchdir")
 # confined process must not signal the shell or a laxer session process:
 # signal sends (their target is a register value, or a pidfd the supervisor
 # duplicates) go to the supervisor...
-SIGNAL_TRAPS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal")
+# (syscall, index of the signal argument): signal 0 only asks whether the
+# receiver exists, so BPF lets it through (polling loops send it often).
+SIGNAL_TRAPS = (("kill", 1), ("tkill", 1), ("tgkill", 2), ("rt_sigqueueinfo", 1), ("rt_tgsigqueueinfo", 2),
+                ("pidfd_send_signal", 1))
 CLONE_PARENT = 0x8000
 F_SETOWN, F_SETOWN_EX = 8, 15
 FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902  # ioctls that name a SIGIO receiver
@@ -209,8 +212,12 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
     for name, err in REFUSED:
         _add(flt, sc.ERRNO(err), name)
     if trap_chdir:
-        for name in CHDIR_TRAPS + SIGNAL_TRAPS:
+        for name in CHDIR_TRAPS:
             _add(flt, sc.NOTIFY, name)
+        for name, index in SIGNAL_TRAPS:
+            # Not equal in all 64 bits: a signal number with high bits set
+            # (the kernel reads only the low 32) comes to us as well.
+            _add(flt, sc.NOTIFY, name, sc.Arg(index, sc.NE, 0))
         _add(flt, sc.NOTIFY, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_PARENT, CLONE_PARENT))
         for cmd in (F_SETOWN, F_SETOWN_EX):
             _add(flt, sc.NOTIFY, "fcntl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, cmd))

@@ -177,6 +177,9 @@ def test_confined_process_cannot_signal_the_shell(term_factory, home, tool):
     text = term.run(f"python3 {tool} {','.join(ROUTES)} {shell} {int(signal.SIGSTOP)}").rsplit("cd proj", 1)[1]
     for route in ROUTES:
         assert f"{route}: EPERM" in text, text[-600:]
+    # Signal 0 only asks whether the shell exists: that stays allowed.
+    text = term.run(f"python3 {tool} kill,tgkill,pidfd {shell} 0").rsplit("cd proj", 1)[1]
+    assert "kill: ok" in text and "tgkill: ok" in text and "pidfd: ok" in text
     term.run("echo still-here")  # the shell was never stopped
 
 
