@@ -33,11 +33,11 @@ import errno
 import os
 
 from . import emulate, libc, target
+from .seccomp import F_SETOWN_EX, FIOSETOWN, SIOCSPGRP, syscall_number
 
-CLONE_PARENT = 0x8000
 NR_PIDFD_SEND_SIGNAL = 424
 PIDFD_SIGNAL_PROCESS_GROUP = 4
-F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
+F_OWNER_PID, F_OWNER_PGRP = 1, 2
 SIGINFO_SIZE = 128
 
 
@@ -193,7 +193,7 @@ def h_pidfd_send_signal(sup, req):
     return _pidfd_send_signal(pidfd, sig, info, flags)
 
 
-def _owner_receivers(req, kind: int, pid: int) -> list[int]:
+def _owner_receivers(kind: int, pid: int) -> list[int]:
     if pid == 0:
         return []  # no owner: SIGIO goes nowhere
     if kind == F_OWNER_PGRP:
@@ -211,14 +211,14 @@ def h_fcntl(sup, req):
     if cmd != F_SETOWN_EX:  # F_SETOWN: a pid, or a process group as -pgrp
         owner = _signed(req.args[2])
         kind = F_OWNER_PGRP if owner < 0 else F_OWNER_PID
-        judge_receivers(sup, req, _owner_receivers(req, kind, abs(owner)), "fcntl")
+        judge_receivers(sup, req, _owner_receivers(kind, abs(owner)), "fcntl")
         return emulate.CONTINUE
     fd = _signed(req.args[0])
     if fd < 0:
         raise OSError(errno.EBADF, "bad fd")
     theirs = emulate._their_file(req, fd)
     owner = FOwnerEx.from_buffer_copy(req.memory(req.args[2], ctypes.sizeof(FOwnerEx)))
-    judge_receivers(sup, req, _owner_receivers(req, owner.type, owner.pid), "fcntl")
+    judge_receivers(sup, req, _owner_receivers(owner.type, owner.pid), "fcntl")
     return _fcntl_ptr(theirs, F_SETOWN_EX, owner)
 
 
@@ -232,7 +232,7 @@ def h_owner_ioctl(sup, req):
     theirs = emulate._their_file(req, fd)
     owner = ctypes.c_int.from_buffer_copy(req.memory(req.args[2], ctypes.sizeof(ctypes.c_int))).value
     kind = F_OWNER_PGRP if owner < 0 else F_OWNER_PID
-    judge_receivers(sup, req, _owner_receivers(req, kind, abs(owner)), "ioctl")
+    judge_receivers(sup, req, _owner_receivers(kind, abs(owner)), "ioctl")
     value = ctypes.c_int(owner)
     return libc.ioctl(theirs, req.args[1] & 0xFFFFFFFF, ctypes.addressof(value))
 
@@ -251,13 +251,9 @@ def _fcntl_ptr(fd: int, cmd: int, struct) -> int:
 
 
 SESSION_HANDLERS = {
-    56: h_clone,
-    62: h_kill,
-    200: h_tkill,
-    234: h_tgkill,
-    129: h_rt_sigqueueinfo,
-    297: h_rt_tgsigqueueinfo,
-    424: h_pidfd_send_signal,
-    72: h_fcntl,
+    syscall_number(name): func
+    for name, func in (("clone", h_clone), ("kill", h_kill), ("tkill", h_tkill), ("tgkill", h_tgkill),
+                       ("rt_sigqueueinfo", h_rt_sigqueueinfo), ("rt_tgsigqueueinfo", h_rt_tgsigqueueinfo),
+                       ("pidfd_send_signal", h_pidfd_send_signal), ("fcntl", h_fcntl))
 }
-OWNER_IOCTLS = (0x8901, 0x8902)  # FIOSETOWN, SIOCSPGRP
+OWNER_IOCTLS = (FIOSETOWN, SIOCSPGRP)

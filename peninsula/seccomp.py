@@ -109,12 +109,12 @@ REFUSED = (
 )
 # Extra traps the shell sandbox needs to see the shell change directory.
 CHDIR_TRAPS = ("chdir", "fchdir")
-# The shell session judges a process by the process that created it, and a
-# confined process must not signal the shell or a laxer session process:
-# signal sends (their target is a register value, or a pidfd the supervisor
-# duplicates) go to the supervisor...
-# (syscall, index of the signal argument): signal 0 only asks whether the
-# receiver exists, so BPF lets it through (polling loops send it often).
+# The shell session judges a process by the head of its line, and a
+# confined process must not signal the shell or a laxer session process
+# (lineage.py). Signal sends go to the supervisor, as (syscall, index of the
+# signal argument): signal 0 only asks whether the receiver exists, so BPF
+# lets it through (polling loops send it often). Clone with CLONE_PARENT
+# and the calls that choose who gets SIGIO go there too...
 SIGNAL_TRAPS = (("kill", 1), ("tkill", 1), ("tgkill", 2), ("rt_sigqueueinfo", 1), ("rt_tgsigqueueinfo", 2),
                 ("pidfd_send_signal", 1))
 CLONE_PARENT = 0x8000
@@ -133,8 +133,7 @@ SESSION_REFUSED = (("clone3", errno.ENOSYS),)
 # cost each supervisor several milliseconds at start. libseccomp 2.5.4
 # knows none of the four newest.
 X86_64_SYSCALLS = {
-    "acct": 163, "bpf": 321, "chdir": 80, "clone": 56, "clone3": 435, "fcntl": 72, "kill": 62,
-    "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "pidfd_send_signal": 424, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227,
+    "acct": 163, "bpf": 321, "chdir": 80, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227,
     "creat": 85, "delete_module": 176, "fchdir": 81, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452,
     "fchown": 93, "fchownat": 260, "file_setattr": 469, "finit_module": 313, "fremovexattr": 199,
     "fsetxattr": 190, "futimesat": 261, "init_module": 175, "io_uring_enter": 426, "io_uring_register": 427,
@@ -148,6 +147,9 @@ X86_64_SYSCALLS = {
     "settimeofday": 164, "setuid": 105, "setxattr": 188, "setxattrat": 463, "swapoff": 168, "swapon": 167,
     "symlink": 88, "symlinkat": 266, "truncate": 76, "unlink": 87, "unlinkat": 263, "userfaultfd": 323,
     "utime": 132, "utimensat": 280, "utimes": 235,
+    # the shell session's process traps
+    "clone": 56, "clone3": 435, "fcntl": 72, "kill": 62, "pidfd_send_signal": 424, "rt_sigqueueinfo": 129,
+    "rt_tgsigqueueinfo": 297, "tgkill": 234, "tkill": 200,
 }
 
 

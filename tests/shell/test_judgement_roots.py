@@ -8,7 +8,6 @@ had left. Each attack has a positive control: the same steps from outside.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import uuid
