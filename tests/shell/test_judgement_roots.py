@@ -88,10 +88,12 @@ def test_the_shells_directory_cannot_be_moved_away_from_inside(term_factory, hom
     text = term.run(f"sh -c 'mv {sub} {moved}; echo mv-rc=$?'")
     assert "mv-rc=1" in text and "Permission denied" in text
     assert sub.exists() and not moved.exists()
+    text = term.run(f"sh -c 'rmdir {sub}; echo rmdir-rc=$?'")  # it is empty
+    assert "rmdir-rc=1" in text and sub.exists()
     # Positive control: once the shell is elsewhere, the same job may.
     term.run("cd ..")
-    text = term.run(f"sh -c 'mv {sub} {moved} && mv {moved} {sub} && echo moved-back'")
-    assert "moved-back" in text
+    text = term.run(f"sh -c 'mv {sub} {moved} && mv {moved} {sub} && rmdir {sub} && echo moved-back'")
+    assert "moved-back" in text and not sub.exists()
 
 
 @pytest.mark.parametrize("shell", SHELLS)
