@@ -221,6 +221,11 @@ def test_signals_inside_one_confined_job_and_job_control_work(term_factory, home
     text = term.run("python3 -c 'import os, signal, subprocess; p = subprocess.Popen([\"sleep\", \"30\"]); "
                     "signal.pidfd_send_signal(os.pidfd_open(p.pid), signal.SIGTERM); print(\"pidfd-status\", p.wait())'")
     assert "pidfd-status -15" in text
+    # A process signals itself (kill, raise, pthread_kill: the compiled hot path answers these).
+    text = term.run("python3 -c 'import os, signal, threading; signal.signal(signal.SIGUSR1, lambda *a: print(\"self-signal\")); "
+                    "os.kill(os.getpid(), signal.SIGUSR1); signal.raise_signal(signal.SIGUSR1); "
+                    "signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)'")
+    assert len(re.findall(r"^self-signal\s*$", text, re.M)) == 3
     # The shell stops, continues and kills its confined jobs.
     text = term.run("sleep 30 & echo jobpid=$!")
     job = int(re.findall(r"^jobpid=(\d+)", text, re.M)[-1])
