@@ -1,7 +1,8 @@
 """The session's control channel: a unix socket in the session directory.
 
 One JSON request line per connection, one JSON answer line back. The
-caller's pid comes from SO_PEERCRED, never from the request, and nothing a
+caller is the process that connected, known by the pidfd the kernel took at
+connect (SO_PEERPIDFD), never by the request, and nothing a
 caller sends can relax the policy: status and check only answer questions;
 exec (join.py) starts a command under the session's current policy and is
 refused to confined callers.
@@ -10,20 +11,20 @@ refused to confined callers.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
-import struct
 import threading
+import time
 
 MAX_REQUEST = 1 << 20
 MAX_FDS = 8
+REQUEST_DEADLINE = 2.0  # seconds from accept for the whole request line
 
 
 def serve_control(sup, sock_path: str) -> None:
-    """Answer status/check questions on a unix socket, one JSON line each.
-
-    The caller's pid comes from SO_PEERCRED, never from the request."""
+    """Answer status/check questions on a unix socket, one JSON line each."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(sock_path)
@@ -43,32 +44,44 @@ def serve_control(sup, sock_path: str) -> None:
 
 
 def _answer_control(sup, conn) -> None:
+    from .join import judge_peer
+
     fds: list[int] = []
     with conn:
-        conn.settimeout(2.0)
         try:
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            pid = struct.unpack("3i", creds)[0]
+            # The caller is judged now, by the process that connected (a
+            # pidfd the kernel took at connect), before reading a byte: a pid
+            # read later may belong to another process by then.
+            state = judge_peer(sup, conn)
             data = b""
+            deadline = time.monotonic() + REQUEST_DEADLINE
             while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
-                chunk, more, _, _ = socket.recv_fds(conn, 65536, MAX_FDS)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise OSError(errno.ETIMEDOUT, "the request did not arrive in time")
+                conn.settimeout(left)
+                try:
+                    chunk, more, _, _ = socket.recv_fds(conn, 65536, MAX_FDS)
+                except TimeoutError:
+                    raise OSError(errno.ETIMEDOUT, "the request did not arrive in time") from None
                 fds.extend(more)
                 if not chunk:
                     break
                 data += chunk
+            conn.settimeout(REQUEST_DEADLINE)
             request = json.loads(data or b"{}")
             op = request.get("op")
             if op == "status":
-                reply = sup.describe(pid)
+                reply = sup.describe(state)
             elif op == "check":
-                reply = sup.check(pid, str(request.get("path", "")))
+                reply = sup.check(state, str(request.get("path", "")))
             elif op == "judge" and hasattr(sup, "shell_pid"):
                 from .crossjudge import answer_judge
 
                 reply = answer_judge(sup, request)
             elif op == "exec" and getattr(sup, "broker", None) is not None:
                 conn.settimeout(None)
-                sup.broker.serve_exec(sup, conn, pid, request, fds)
+                sup.broker.serve_exec(sup, conn, state, request, fds)
                 fds = []  # handed over
                 return
             else:

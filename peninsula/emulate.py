@@ -686,9 +686,29 @@ def h_mknodat(req):
     return _mknod(req, req.dirfd(0), req.path(1), req.args[2], req.args[3])
 
 
+def _refuse_moving_a_root(req, parent: int, name: bytes, where: str, op: str) -> None:
+    """A project root, a directory above one, or one the confined shell is
+    in, stays where it is: moved away, the shell inside would look as if it
+    had left (roots.py). Only the shell session guards directories; this
+    runs for confined processes."""
+    guarded = getattr(req.sup, "guarded_directories", None)
+    name = name.rstrip(b"/")
+    if guarded is None or name in (b".", b".."):
+        return  # (the kernel refuses to move or remove those itself)
+    try:
+        info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode) and (info.st_dev, info.st_ino) in guarded():
+        raise Denied(errno.EACCES, where, "a project root, a directory holding one, or the "
+                     "directory the shell is in cannot be moved, replaced or removed from inside a project", op)
+
+
 def _remove(req, dirfd, path, directory):
     parent, name, where = req.entry(dirfd, path)
     req.check(where, "rmdir" if directory else "unlink")
+    if directory:
+        _refuse_moving_a_root(req, parent, name, where, "rmdir")
     with req.as_target():
         if directory:
             os.rmdir(name, dir_fd=parent)
@@ -717,6 +737,8 @@ def _rename(req, olddir, oldpath, newdir, newpath, flags):
     new_parent, new_name, new_where = req.entry(newdir, newpath)
     req.check(old_where, "rename")
     req.check(new_where, "rename")
+    _refuse_moving_a_root(req, old_parent, old_name, old_where, "rename")
+    _refuse_moving_a_root(req, new_parent, new_name, new_where, "rename")
     with req.as_target():
         libc.renameat2(old_parent, old_name, new_parent, new_name, flags)
     return 0

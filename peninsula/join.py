@@ -22,6 +22,7 @@ import os
 import queue
 import signal
 import socket
+import struct
 import threading
 
 from . import target
@@ -34,9 +35,49 @@ REFUSAL = (
 )
 
 
+SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)  # Linux 6.5; Python 3.11 lacks the name
+
+
+def judge_peer(sup, conn: socket.socket):
+    """How the supervisor judges the process that connected to conn.
+
+    The kernel took a pidfd of that process at connect (SO_PEERPIDFD): it
+    names that process and no other, whatever happens to its pid. The pid
+    it has now is read from the pidfd, the facts from /proc, and then the
+    pidfd must still name a live (or unreaped) process: while it does, its
+    pid cannot have been given to anyone else, so the facts were the
+    caller's. A caller that exited is refused, not guessed at."""
+    try:
+        pidfd = conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
+    except OSError as err:
+        if err.errno != errno.ENOPROTOOPT:
+            raise
+        # Before Linux 6.5: a pidfd taken now, at accept, of the pid the
+        # kernel recorded at connect (a pid reused in between is the gap).
+        pid = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pidfd = os.pidfd_open(struct.unpack("3i", pid)[0])
+    try:
+        pid = target.pidfd_target(os.getpid(), pidfd)
+        if pid <= 0:
+            raise OSError(errno.ESRCH, "the caller has exited")
+        state = caller_state(sup, pid)
+        if state.confined:
+            state = _own_session_view(sup, pid, state)
+        try:
+            signal.pidfd_send_signal(pidfd, 0)
+        except PermissionError:
+            pass  # another user's process: the kernel looked it up, so it is there
+        except ProcessLookupError:
+            raise OSError(errno.ESRCH, "the caller has exited") from None
+    finally:
+        os.close(pidfd)
+    return state
+
+
 def caller_state(sup, pid: int):
     """How the supervisor judges a caller; a process under no seccomp filter
-    at all is outside every sandbox, hence not confined."""
+    at all is outside every sandbox, hence not confined. (judge_peer says
+    whether pid was still the caller when this was read.)"""
     from .timeline import UNCONFINED
 
     try:
@@ -50,19 +91,20 @@ def caller_state(sup, pid: int):
         return sup.state_of(pid)
 
 
-def foreign_refusal(sup, caller: int, state) -> str | None:
-    """The refusal for a caller we judge confined, unless it is a process
-    of another session that judges it not confined (crossjudge.py)."""
+def _own_session_view(sup, caller: int, state):
+    """A caller we judge confined may be a process of another session that
+    judges it not confined (crossjudge.py): that session's word decides.
+    Asked while judge_peer still holds the caller's pidfd, so the answer is
+    about the process that connected."""
     from .crossjudge import descends_from, judge_foreign
+    from .timeline import UNCONFINED
 
-    if descends_from(caller, {sup.shell_pid, *sup.own_pids}):
-        return REFUSAL.format(state=state.describe())
+    if not hasattr(sup, "shell_pid") or descends_from(caller, {sup.shell_pid, *sup.own_pids}):
+        return state
     foreign = judge_foreign(caller)
-    if foreign is None:
-        return REFUSAL.format(state=state.describe())
-    if foreign["confined"]:
-        return REFUSAL.format(state=f"{foreign['state']}, in session {foreign['session']}")
-    return None
+    if foreign is None or foreign["confined"]:
+        return state
+    return UNCONFINED
 
 
 class Broker:
@@ -113,15 +155,12 @@ class Broker:
                 if waiter is not None:
                     waiter.put(message["code"])
 
-    def serve_exec(self, sup, conn, caller: int, request: dict, fds: list[int]) -> None:
-        """Run one exec request to the end (in a control thread)."""
+    def serve_exec(self, sup, conn, state, request: dict, fds: list[int]) -> None:
+        """Run one exec request, from a caller judged state, to the end (in a control thread)."""
         try:
-            state = caller_state(sup, caller)
             if state.confined:
-                refusal = foreign_refusal(sup, caller, state)
-                if refusal:
-                    send(conn, {"error": refusal})
-                    return
+                send(conn, {"error": REFUSAL.format(state=state.describe())})
+                return
             argv, env = request.get("argv"), request.get("env")
             if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
                 send(conn, {"error": "exec: no command given"})

@@ -109,6 +109,22 @@ REFUSED = (
 )
 # Extra traps the shell sandbox needs to see the shell change directory.
 CHDIR_TRAPS = ("chdir", "fchdir")
+# The shell session judges a process by the head of its line, and a
+# confined process must not signal the shell or a laxer session process
+# (lineage.py). Signal sends go to the supervisor, as (syscall, index of the
+# signal argument): signal 0 only asks whether the receiver exists, so BPF
+# lets it through (polling loops send it often). Clone with CLONE_PARENT
+# and the calls that choose who gets SIGIO go there too...
+SIGNAL_TRAPS = (("kill", 1), ("tkill", 1), ("tgkill", 2), ("rt_sigqueueinfo", 1), ("rt_tgsigqueueinfo", 2),
+                ("pidfd_send_signal", 1))
+CLONE_PARENT = 0x8000
+F_SETOWN, F_SETOWN_EX = 8, 15
+FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902  # ioctls that name a SIGIO receiver
+# ...and clone3, whose flags are in memory where BPF cannot see them (so
+# CLONE_PARENT there could not be told apart), answers ENOSYS: glibc then
+# makes threads and posix_spawn children with clone, whose flags register
+# is checked in BPF.
+SESSION_REFUSED = (("clone3", errno.ENOSYS),)
 
 
 # The x86_64 numbers of every syscall named here (the only architecture
@@ -131,6 +147,9 @@ X86_64_SYSCALLS = {
     "settimeofday": 164, "setuid": 105, "setxattr": 188, "setxattrat": 463, "swapoff": 168, "swapon": 167,
     "symlink": 88, "symlinkat": 266, "truncate": 76, "unlink": 87, "unlinkat": 263, "userfaultfd": 323,
     "utime": 132, "utimensat": 280, "utimes": 235,
+    # the shell session's process traps
+    "clone": 56, "clone3": 435, "fcntl": 72, "kill": 62, "pidfd_send_signal": 424, "rt_sigqueueinfo": 129,
+    "rt_tgsigqueueinfo": 297, "tgkill": 234, "tkill": 200,
 }
 
 
@@ -197,6 +216,17 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
     if trap_chdir:
         for name in CHDIR_TRAPS:
             _add(flt, sc.NOTIFY, name)
+        for name, index in SIGNAL_TRAPS:
+            # Not equal in all 64 bits: a signal number with high bits set
+            # (the kernel reads only the low 32) comes to us as well.
+            _add(flt, sc.NOTIFY, name, sc.Arg(index, sc.NE, 0))
+        _add(flt, sc.NOTIFY, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_PARENT, CLONE_PARENT))
+        for cmd in (F_SETOWN, F_SETOWN_EX):
+            _add(flt, sc.NOTIFY, "fcntl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, cmd))
+        for request in (FIOSETOWN, SIOCSPGRP):
+            _add(flt, sc.NOTIFY, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+        for name, err in SESSION_REFUSED:
+            _add(flt, sc.ERRNO(err), name)
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
         out.seek(0)

@@ -8,18 +8,22 @@ been started, so its imports cost the shell's start-up nothing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 
-from . import emulate, fastpath, target
+from . import emulate, fastpath, lineage, target
 from .config import ConfigError
 from .project import PROJECT_CONFIGS, Project, find_project, project_configs, project_policy, strict_policy
 from .resolve import location
 from .session import PING_PATH, last_pid, now_tick
-from .timeline import STRICT, UNCONFINED, ShellState, Timeline, tighten
+from .policy import is_beneath
+from .roots import HeldRoots
+from .timeline import STRICT, UNCONFINED, ShellState, Timeline, stricter, tighten
 from .userconfig import UserConfig, load_user_config
 
 MAX_ANSWERS = 8192
+IOCTL = 16
 
 
 def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int, session_dir: str, verbose: bool,
@@ -45,11 +49,17 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.policies: dict[ShellState, object] = {}
             self.told: set[str] = set()
             self.known_projects: set[str] = set()  # once a project, always, this session
+            self.project_roots = HeldRoots()  # ...and known by what it is (roots.py)
+            self.prompt_cwd: tuple[int, int] | None = None  # (dev, ino) of the shell's directory at its last prompt
             self.lock = threading.Lock()
             for name in ("chdir", "fchdir"):
                 from .seccomp import syscall_number
 
                 self.handlers[syscall_number(name)] = getattr(self, f"h_{name}")
+            # Making and signalling processes: judged by lineage.py, never
+            # under a file policy.
+            self.lineage = {nr: functools.partial(func, self) for nr, func in lineage.SESSION_HANDLERS.items()}
+            self.handlers.update(self.lineage)
             # The compiled hot path asks self.judge which policy a process is
             # under; it must not wait for requests on one listener alone.
             self.fast = fastpath.engine_judged_by(self.judge)
@@ -157,6 +167,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                         return emulate.Fd(os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC), True)
                 if handler in (self.h_chdir, self.h_fchdir):
                     return handler(req)
+                if req.nr in self.lineage:
+                    return handler(req)
+                if req.nr == IOCTL and req.args[1] & 0xFFFFFFFF in lineage.OWNER_IOCTLS:
+                    return lineage.h_owner_ioctl(self, req)
                 pol = self.policy_for(self.state_of(req.tgid))
                 if pol is None:
                     return emulate.CONTINUE  # not confined: no restriction bears
@@ -176,7 +190,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
 
         def _enter(self, req, pinned: int) -> None:
             where = location(pinned)
-            project = self.find(where)
+            project = self.find(where) or self._held_project(pinned)
             root = project.root if project else None
             if req.tgid == self.shell_pid:
                 self.timeline.record(now_tick(), tighten(self.timeline.current, root), last_pid())
@@ -211,11 +225,20 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.reload_config()
             self._policies_changed()  # project configs and trust may have changed
             try:
-                cwd = os.readlink(f"/proc/{self.shell_pid}/cwd")
+                project, cwd_key = self._shell_project()
             except OSError:
                 return
-            project = self.find(cwd)
             state = ShellState(project.root) if project else UNCONFINED
+            current = self.timeline.current
+            if current.confined and state != current and cwd_key == self.prompt_cwd:
+                # The shell is in the directory it was in at its last prompt,
+                # judged confined then: the directory was moved, or its
+                # project's markers changed, under it. Only the shell's own
+                # cd lifts.
+                state = stricter(current, state)
+                self.tell(f"the shell's directory is no longer inside {current.project or 'its project'}; "
+                          "it stays confined until you change directory")
+            self.prompt_cwd = cwd_key
             self.timeline.record(now_tick(), state, last_pid())
             if project is not None:
                 self.policy_for(state)  # says once if its config is untrusted
@@ -227,7 +250,51 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             project = find_project(where, self.conf, self.known_projects)
             if project is not None:
                 self.known_projects.add(project.root)
+                self.project_roots.hold(project.root)
             return project
+
+        def guarded_directories(self) -> set[tuple[int, int]]:
+            """(dev, ino) of the directories a confined process may not move,
+            replace or remove (emulate._refuse_moving_a_root): the project
+            roots and every directory above one; and, while the shell is
+            confined, the directory it is in and those above (moved out of
+            the project, a later `cd sub` would land outside)."""
+            guarded = self.project_roots.guarded()
+            if self.timeline.current.confined:
+                with contextlib.suppress(OSError):
+                    fd = os.open(f"/proc/{self.shell_pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    try:
+                        guarded |= self.project_roots.above(fd)
+                    finally:
+                        os.close(fd)
+            return guarded
+
+        def _held_project(self, fd: int) -> Project | None:
+            """The innermost held project root at or above the directory fd."""
+            key = self.project_roots.containing(fd)
+            where = self.project_roots.path_of(key) if key is not None else None
+            return Project(where, "recognised earlier in this session") if where else None
+
+        def _shell_project(self) -> tuple[Project | None, tuple[int, int]]:
+            """The project of the directory the shell is in, by that directory:
+            the held roots above it, and the markers on its path when that
+            path still names it (a new project); and that directory's (dev, ino)."""
+            fd = os.open(f"/proc/{self.shell_pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                here = os.fstat(fd)
+                held = self._held_project(fd)
+                by_path = None
+                cwd = os.readlink(f"/proc/{self.shell_pid}/cwd")
+                with contextlib.suppress(OSError):
+                    there = os.stat(cwd)
+                    if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+                        by_path = self.find(cwd)
+            finally:
+                os.close(fd)
+            key = (here.st_dev, here.st_ino)
+            if by_path is not None and held is not None and not is_beneath(by_path.root, held.root):
+                return held, key  # the path names a project outside the one the directory is in
+            return by_path or held, key
 
         def reload_config(self) -> None:
             path = self.conf.source or _user_config_path()
@@ -264,10 +331,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
 
         # -- control channel -------------------------------------------------------
 
-        def describe(self, pid: int | None) -> dict:
-            from .join import caller_state
-
-            state = self.timeline.current if pid is None else caller_state(self, pid)
+        def describe(self, state: ShellState) -> dict:
+            """The session as a caller judged state sees it."""
             with self.lock:
                 pol = self.policy_for(state)
             return {
@@ -285,12 +350,9 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 "compiled_requests": self.fast.counts()[0] if self.fast is not None else None,
             }
 
-        def check(self, pid: int | None, path: str) -> dict:
+        def check(self, state: ShellState, path: str) -> dict:
             from . import policy as engine
 
-            from .join import caller_state
-
-            state = self.timeline.current if pid is None else caller_state(self, pid)
             with self.lock:
                 pol = self.policy_for(state)
             if pol is None:
