@@ -24,9 +24,11 @@ import signal
 import socket
 import struct
 import threading
+from dataclasses import dataclass
 
 from . import target
 from .control import send
+from .timeline import ShellState
 from .seccomp import Listener
 
 REFUSAL = (
@@ -102,9 +104,21 @@ def _own_session_view(sup, caller: int, state):
     if not hasattr(sup, "shell_pid") or descends_from(caller, {sup.shell_pid, *sup.own_pids}):
         return state
     foreign = judge_foreign(caller)
-    if foreign is None or foreign["confined"]:
+    if foreign is None:
         return state
+    if foreign["confined"]:
+        return ForeignState(strict=True, told=f"{foreign['state']}, in session {foreign['session']}")
     return UNCONFINED
+
+
+@dataclass(frozen=True)
+class ForeignState(ShellState):
+    """Confined, as another session judged its own process (told: its words)."""
+
+    told: str = ""
+
+    def describe(self) -> str:
+        return self.told
 
 
 class Broker:
