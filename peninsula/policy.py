@@ -191,3 +191,19 @@ def landlock_expressible(policy: Policy) -> bool:
             if is_beneath(text, root) or is_beneath(root, text):
                 return False
     return True
+
+
+def decide_connect(*, allowed: str | None, datagram: bool, listener: str | None, inside: bool) -> Decision:
+    """May a confined process reach a pathname unix socket? allowed: the
+    allow-list entry of the socket's inode (None: not listed); listener:
+    who listens on it (None when unknown), inside: whether that process is
+    under the caller's confinement (or a stricter one). A listener outside
+    would act for the caller with the user's full rights."""
+    if allowed is not None:
+        return Decision(True, f"allowed socket: {allowed}", "allow-list")
+    if datagram:
+        return Decision(False, "the receiver of a datagram socket cannot be identified, and it is not on the socket allow-list")
+    if listener is not None and inside:
+        return Decision(True, f"the listener {listener} is in the same confinement")
+    who = listener or "an unknown process"
+    return Decision(False, f"the listener {who} is not in this confinement and the socket is not on the allow-list")

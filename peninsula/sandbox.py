@@ -792,6 +792,9 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     except Exception as err:
         say_pid(0)
         return setup_failed(f"peninsula: cannot apply the Landlock baseline: {err}")
+    from .sockets import AllowList, shipped_allowlist
+
+    sockets_allowed = AllowList(shipped_allowlist())  # before the command can rename anything
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
@@ -832,6 +835,8 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     stream = os.fdopen(os.dup(stderr_fd), "w", buffering=1, errors="replace")
     notices = _notices(stream, log_fd, box.quiet)
     sup = Supervisor(listener_fd, plan.policy, notices, box.verbose)
+    sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
+    sup.sockets = sockets_allowed
     sup.serve()
     reaper.thread.join()
     finished.set()

@@ -45,6 +45,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.policies: dict[ShellState, object] = {}
             self.told: set[str] = set()
             self.known_projects: set[str] = set()  # once a project, always, this session
+            self.control_allowed = False
             self.lock = threading.Lock()
             for name in ("chdir", "fchdir"):
                 from .seccomp import syscall_number
@@ -116,6 +117,25 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 if slot is None:
                     slot = self.fast_slots[state] = self.fast.add_policy(**fastpath.spec(pol))
                 return slot, tgid
+
+        def listener_inside(self, caller_tgid: int, pid: int) -> bool:
+            """A socket's listener is in the caller's confinement when its line
+            leads to the shell and the timeline judges it confined as
+            strictly (its project, or strict). A line that cannot be traced
+            is outside: the opposite of judging a caller."""
+            if not target.descends_from(pid, self.shell_pid):
+                return False
+            mine, theirs = self.state_of(caller_tgid), self.state_of(pid)
+            return theirs.confined and (theirs.strict or theirs == mine)
+
+        def socket_allowlist(self):
+            # The control socket (status, check, exec) judges its callers
+            # itself; it is bound after this supervisor starts.
+            if not self.control_allowed:
+                self.control_allowed = True
+                self.sockets.add("peninsula", os.path.join(self.session_dir, "control.sock"),
+                                 "this session's control socket: it judges each caller itself")
+            return self.sockets
 
         def _policies_changed(self) -> None:
             """Config, project configs or trust may have changed: compile again."""
