@@ -1,0 +1,208 @@
+"""The user's own services, reached through sockets (issue 11, invariant 8).
+
+Each service is started as the test identity OUTSIDE any sandbox, and each
+route is first shown to work unconfined (the positive control), so no test
+passes because the route was broken anyway. A confined process must then
+be refused (EACCES, a notice) wherever the listener would act for it with
+the user's full rights, and still reach the agents that only sign.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from .helpers import PY
+
+# A service that runs whatever it receives: the shape of tmux, systemd
+# --user or an editor server, without their protocols.
+SERVICE = textwrap.dedent("""
+    import os, socket, subprocess, sys
+    path = sys.argv[1]
+    s = socket.socket(socket.AF_UNIX)
+    if path.startswith("@"):
+        s.bind("\\0" + path[1:])
+    else:
+        if os.path.exists(path):
+            os.unlink(path)
+        s.bind(path)
+    s.listen(64)
+    print("ready", flush=True)
+    while True:
+        c, _ = s.accept()
+        try:
+            data = b""
+            while not data.endswith(b"\\n"):
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            if data.endswith(b"\\n"):
+                subprocess.run(["sh", "-c", data.decode()])
+                c.sendall(b"ran\\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+""")
+
+CLIENT = textwrap.dedent("""
+    import errno, socket, sys
+    path = sys.argv[1]
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect("\\0" + path[1:] if path.startswith("@") else path)
+        s.sendall(sys.argv[2].encode() + b"\\n")
+        print("reply", s.recv(16).decode().strip())
+    except OSError as err:
+        print("errno", errno.errorcode[err.errno])
+""")
+
+
+def _start(who, argv, env=None, ready=b"ready"):
+    proc = subprocess.Popen(who.prefix() + [str(a) for a in argv], env=who.env(env), cwd=str(who.base),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    line = proc.stdout.readline()
+    assert line.startswith(ready), line
+    return proc
+
+
+def _stop(proc):
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def places(who):
+    proj = who.mkdir(who.base / "proj")
+    out = who.mkdir(who.base / "out")
+    return proj, out
+
+
+def _wait_for(path, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not path.exists():
+        time.sleep(0.05)
+    return path.exists()
+
+
+def test_service_that_runs_commands(who, places):
+    proj, out = places
+    sock = who.base / "svc.sock"
+    service = _start(who, [PY, "-c", SERVICE, sock])
+    try:
+        control = who.run([PY, "-c", CLIENT, sock, f"touch {out}/control"])
+        assert control.stdout.decode().split() == ["reply", "ran"], control
+        assert (out / "control").exists()
+        confined = who.peninsula("run", "--write", proj, "--", PY, "-c", CLIENT, sock, f"touch {out}/escaped")
+        assert confined.stdout.decode().split() == ["errno", "EACCES"], confined
+        err = confined.stderr.decode()
+        assert f"denied connect of {sock}" in err and "python3" in err and "not in this confinement" in err, err
+        time.sleep(0.3)
+        assert not (out / "escaped").exists()
+        # Relative to the target's cwd, and through a symlink in the project.
+        os.symlink(sock, proj / "link")
+        confined = who.peninsula("run", "--write", proj, "--", PY, "-c", CLIENT, "link", f"touch {out}/escaped",
+                                 cwd=proj)
+        assert confined.stdout.decode().split() == ["errno", "EACCES"], confined
+        assert not (out / "escaped").exists()
+    finally:
+        _stop(service)
+
+
+def test_abstract_service_stays_scoped(who, places):
+    proj, out = places
+    name = f"@pt-{uuid.uuid4().hex[:8]}"
+    service = _start(who, [PY, "-c", SERVICE, name])
+    try:
+        control = who.run([PY, "-c", CLIENT, name, f"touch {out}/control"])
+        assert control.stdout.decode().split() == ["reply", "ran"], control
+        confined = who.peninsula("run", "--write", proj, "--", PY, "-c", CLIENT, name, f"touch {out}/escaped")
+        assert confined.stdout.decode().split() == ["errno", "EPERM"], confined
+        time.sleep(0.3)
+        assert not (out / "escaped").exists()
+    finally:
+        _stop(service)
+
+
+INSIDE = textwrap.dedent("""
+    import os, socket, sys, threading
+    path = sys.argv[1]
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.listen(8)
+    def serve():
+        while True:
+            c, _ = s.accept()
+            c.sendall(b"inside\\n")
+            c.close()
+    threading.Thread(target=serve, daemon=True).start()
+    for blocking in (True, False):
+        c = socket.socket(socket.AF_UNIX)
+        c.setblocking(blocking)
+        c.connect(path)
+        c.setblocking(True)
+        print("got", c.recv(16).decode().strip())
+    d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    d.bind(path + ".dg")
+    try:
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"x", path + ".dg")
+        print("datagram sent")
+    except OSError as err:
+        print("datagram", err.errno)
+""")
+
+
+def test_listener_inside_the_confinement(who, places):
+    proj, _ = places
+    done = who.peninsula("run", "--write", proj, "--", PY, "-c", INSIDE, proj / "in.sock")
+    lines = done.stdout.decode().splitlines()
+    assert lines[:2] == ["got inside", "got inside"], done
+    # A datagram's receiver cannot be named by the kernel: refused unless listed.
+    assert lines[2] == "datagram 13", done
+    assert "denied sendto" in done.stderr.decode()
+
+
+def test_tmux_server_outside(who, places):
+    proj, out = places
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux not installed")
+    sock = who.base / "tmux.sock"
+    env = {"TERM": "xterm"}
+    assert who.run(["tmux", "-S", sock, "new-session", "-d", "-s", "pt"], env=env).returncode == 0
+    try:
+        control = who.run(["tmux", "-S", sock, "new-window", f"touch {out}/control"], env=env)
+        assert control.returncode == 0 and _wait_for(out / "control"), control
+        confined = who.peninsula("run", "--write", proj, "--", "tmux", "-S", sock, "new-window",
+                                 f"touch {out}/escaped", env=env)
+        assert confined.returncode != 0
+        assert f"denied connect of {sock}" in confined.stderr.decode()
+        time.sleep(0.5)
+        assert not (out / "escaped").exists()
+    finally:
+        who.run(["tmux", "-S", sock, "kill-server"], env=env)
+
+
+def test_dbus_session_bus_outside(who, places):
+    proj, _ = places
+    if shutil.which("dbus-daemon") is None:
+        pytest.skip("dbus not installed")
+    sock = who.base / "bus"
+    daemon = _start(who, ["dbus-daemon", "--session", f"--address=unix:path={sock}", "--nofork", "--print-address"],
+                    ready=f"unix:path={sock},guid=".encode())
+    try:
+        ask = ["dbus-send", f"--bus=unix:path={sock}", "--dest=org.freedesktop.DBus", "--print-reply",
+               "/org/freedesktop/DBus", "org.freedesktop.DBus.ListNames"]
+        control = who.run(ask)
+        assert control.returncode == 0 and b"org.freedesktop.DBus" in control.stdout, control
+        confined = who.peninsula("run", "--write", proj, "--", *ask)
+        assert confined.returncode != 0, confined
+        assert f"denied connect of {sock}" in confined.stderr.decode()
+    finally:
+        _stop(daemon)
