@@ -206,3 +206,62 @@ def test_dbus_session_bus_outside(who, places):
         assert f"denied connect of {sock}" in confined.stderr.decode()
     finally:
         _stop(daemon)
+
+
+@pytest.fixture
+def agent_home(who):
+    """A home of its own (its ~/.gnupg and keys), owned by the identity."""
+    home = who.mkdir(who.base / "home")
+    os.chmod(home, 0o700)
+    return home
+
+
+def test_ssh_agent_allowed_from_the_session_only(who, places, agent_home):
+    proj, _ = places
+    sock = who.base / "agent.sock"
+    env = {"HOME": str(agent_home)}
+    assert who.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", agent_home / "key"], env=env).returncode == 0
+    agent = subprocess.Popen(who.prefix() + ["ssh-agent", "-D", "-a", str(sock)], env=who.env(env),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(sock)
+        with_agent = {**env, "SSH_AUTH_SOCK": str(sock)}
+        assert who.run(["ssh-add", "-q", agent_home / "key"], env=with_agent).returncode == 0
+        control = who.run(["ssh-add", "-l"], env=with_agent)
+        assert control.returncode == 0 and b"ED25519" in control.stdout, control
+        confined = who.peninsula("run", "--write", proj, "--", "ssh-add", "-l", env=with_agent)
+        assert confined.returncode == 0 and b"ED25519" in confined.stdout, confined
+        # The allowed agent is the one the session started with, not one a
+        # confined process names.
+        renamed = who.peninsula("run", "--write", proj, "--", "sh", "-c", f"SSH_AUTH_SOCK={sock} ssh-add -l", env=env)
+        assert renamed.returncode != 0 and b"ED25519" not in renamed.stdout, renamed
+        assert f"denied connect of {sock}" in renamed.stderr.decode()
+    finally:
+        _stop(agent)
+
+
+def test_gpg_agent_signs_a_commit(who, places, agent_home):
+    proj, _ = places
+    env = {"HOME": str(agent_home), "GIT_CONFIG_NOSYSTEM": "1"}
+    gen = who.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "Pen Test <pt@example.org>",
+                   "ed25519", "sign", "never"], env=env)
+    assert gen.returncode == 0, gen.stderr
+    socket_path = agent_home / ".gnupg" / "S.gpg-agent"
+    assert socket_path.exists()  # gpg left its agent running, outside any sandbox
+    # gpg takes lock files in ~/.gnupg even to read its keyring, and
+    # ~/.gnupg is never writable in a sandbox (a separate matter from the
+    # agent's socket): a reader that takes no locks.
+    who.write(agent_home / ".gnupg" / "gpg.conf", "lock-never\n")
+    repo = who.mkdir(proj / "repo")
+    git = ["git", "-c", "user.name=Pen", "-c", "user.email=pt@example.org", "-c", "user.signingkey=pt@example.org"]
+    assert who.run(["git", "init", "-q", repo], env=env).returncode == 0
+    who.write(repo / "f", "x\n")
+    assert who.run([*git, "-C", repo, "add", "f"], env=env).returncode == 0
+    control = who.run([*git, "-C", repo, "commit", "-q", "-S", "-m", "control"], env=env)
+    assert control.returncode == 0, control.stderr
+    confined = who.peninsula("run", "--write", proj, "--", *git, "-C", repo, "commit", "-q", "--allow-empty",
+                             "-S", "-m", "confined", env=env)
+    assert confined.returncode == 0, confined.stderr
+    shown = who.run(["git", "-C", repo, "log", "--show-signature", "-1"], env=env)
+    assert b"Good signature" in shown.stdout + shown.stderr, shown
+    who.run(["gpgconf", "--kill", "gpg-agent"], env=env)
