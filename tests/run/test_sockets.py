@@ -265,3 +265,146 @@ def test_gpg_agent_signs_a_commit(who, places, agent_home):
     shown = who.run(["git", "-C", repo, "log", "--show-signature", "-1"], env=env)
     assert b"Good signature" in shown.stdout + shown.stderr, shown
     who.run(["gpgconf", "--kill", "gpg-agent"], env=env)
+
+
+# The attacker: its own listener (allowed), and a name that another
+# process flips between it and the outside service. One thread also flips
+# the address in memory while another is inside connect().
+ATTACKER = textwrap.dedent("""
+    import ctypes, errno, os, socket, struct, sys, threading, time
+    ok, evil, link, out, rounds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(ok)
+    s.listen(64)
+    def serve():
+        while True:
+            c, _ = s.accept()
+            c.close()
+    threading.Thread(target=serve, daemon=True).start()
+    libc = ctypes.CDLL(None, use_errno=True)
+    def addr(path):
+        raw = struct.pack("H", socket.AF_UNIX) + path.encode()
+        return raw + b"\\0" * (110 - len(raw))
+    A, B = addr(ok), addr(evil)
+    buf = ctypes.create_string_buffer(A, 110)
+    stop = False
+    def flip():
+        while not stop:
+            ctypes.memmove(buf, B, 110)
+            ctypes.memmove(buf, A, 110)
+    threading.Thread(target=flip, daemon=True).start()
+    counts = {}
+    for i in range(rounds):
+        for how in ("memory", "name"):
+            c = socket.socket(socket.AF_UNIX)
+            if how == "memory":
+                r = libc.connect(c.fileno(), buf, 110)
+                e = ctypes.get_errno() if r else 0
+            else:
+                try:
+                    c.connect(link)
+                    e = 0
+                except OSError as err:
+                    e = err.errno
+            if e == 0:
+                try:
+                    c.sendall(f"touch {out}/escaped-{how}-{i}\\n".encode())
+                except OSError:
+                    pass
+            key = how + " " + errno.errorcode.get(e, "OK")
+            counts[key] = counts.get(key, 0) + 1
+            c.close()
+    stop = True
+    for key in sorted(counts):
+        print(key, counts[key])
+""")
+
+SWAPPER = textwrap.dedent("""
+    import os, sys, time
+    a, b, link = sys.argv[1], sys.argv[2], sys.argv[3]
+    for target, name in ((a, link + ".a"), (b, link + ".b")):
+        if os.path.lexists(name):
+            os.unlink(name)
+        os.symlink(target, name)
+    print("ready", flush=True)
+    while True:
+        os.symlink(a, link + ".t"); os.rename(link + ".t", link)
+        os.symlink(b, link + ".t"); os.rename(link + ".t", link)
+""")
+
+
+def test_swapped_path_and_address_never_escape(who, places):
+    proj, out = places
+    evil = who.base / "svc.sock"
+    ok, link = proj / "ok.sock", proj / "link"
+    service = _start(who, [PY, "-c", SERVICE, evil])
+    # The name is flipped by a process outside the sandbox (the
+    # supervisor serialises a confined renamer's requests with ours).
+    swapper = _start(who, [PY, "-c", SWAPPER, ok, evil, link])
+    try:
+        control = who.run([PY, "-c", CLIENT, evil, f"touch {out}/control"])
+        assert control.stdout.decode().split() == ["reply", "ran"], control
+        done = who.peninsula("run", "--quiet", "--write", proj, "--", PY, "-c", ATTACKER, ok, evil, link, out, "300",
+                             timeout=180)
+        assert done.returncode == 0, done.stderr
+        counts = dict(line.rsplit(" ", 1) for line in done.stdout.decode().splitlines())
+        time.sleep(0.5)
+        assert sorted(p.name for p in out.iterdir()) == ["control"], counts
+        # Both outcomes were seen on both routes: the race was really run.
+        for how in ("memory", "name"):
+            assert int(counts.get(f"{how} OK", 0)) > 0 and int(counts.get(f"{how} EACCES", 0)) > 0, counts
+    finally:
+        _stop(swapper)
+        _stop(service)
+
+
+# A listener inside that exits, and an outside one that takes its name.
+REPLACED = textwrap.dedent("""
+    import errno, os, socket, sys, time
+    path = sys.argv[1]
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.listen(8)
+    def attempt():
+        c = socket.socket(socket.AF_UNIX)
+        try:
+            c.connect(path)
+            return "OK"
+        except OSError as err:
+            return errno.errorcode[err.errno]
+        finally:
+            c.close()
+    print("inside", attempt())
+    s.close()
+    os.unlink(path)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    print("outside", attempt())
+""")
+
+TAKER = textwrap.dedent("""
+    import os, socket, sys, time
+    path = sys.argv[1]
+    print("ready", flush=True)
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    while os.path.exists(path):
+        time.sleep(0.01)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.listen(8)
+    time.sleep(30)
+""")
+
+
+def test_listener_replaced_is_judged_afresh(who, places):
+    proj, _ = places
+    path = proj / "svc.sock"
+    taker = _start(who, [PY, "-c", TAKER, path])
+    try:
+        done = who.peninsula("run", "--write", proj, "--", PY, "-c", REPLACED, path)
+        assert done.stdout.decode().splitlines() == ["inside OK", "outside EACCES"], done
+    finally:
+        _stop(taker)
