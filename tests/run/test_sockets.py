@@ -18,52 +18,9 @@ import uuid
 
 import pytest
 
+from services import CLIENT, SERVICE
+
 from .helpers import PY
-
-# A service that runs whatever it receives: the shape of tmux, systemd
-# --user or an editor server, without their protocols.
-SERVICE = textwrap.dedent("""
-    import os, socket, subprocess, sys
-    path = sys.argv[1]
-    s = socket.socket(socket.AF_UNIX)
-    if path.startswith("@"):
-        s.bind("\\0" + path[1:])
-    else:
-        if os.path.exists(path):
-            os.unlink(path)
-        s.bind(path)
-    s.listen(64)
-    print("ready", flush=True)
-    while True:
-        c, _ = s.accept()
-        try:
-            data = b""
-            while not data.endswith(b"\\n"):
-                chunk = c.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            if data.endswith(b"\\n"):
-                subprocess.run(["sh", "-c", data.decode()])
-                c.sendall(b"ran\\n")
-        except OSError:
-            pass
-        finally:
-            c.close()
-""")
-
-CLIENT = textwrap.dedent("""
-    import errno, socket, sys
-    path = sys.argv[1]
-    s = socket.socket(socket.AF_UNIX)
-    try:
-        s.connect("\\0" + path[1:] if path.startswith("@") else path)
-        s.sendall(sys.argv[2].encode() + b"\\n")
-        print("reply", s.recv(16).decode().strip())
-    except OSError as err:
-        print("errno", errno.errorcode[err.errno])
-""")
-
 
 def _start(who, argv, env=None, ready=b"ready"):
     proc = subprocess.Popen(who.prefix() + [str(a) for a in argv], env=who.env(env), cwd=str(who.base),
@@ -344,7 +301,7 @@ def test_swapped_path_and_address_never_escape(who, places):
     try:
         control = who.run([PY, "-c", CLIENT, evil, f"touch {out}/control"])
         assert control.stdout.decode().split() == ["reply", "ran"], control
-        done = who.peninsula("run", "--quiet", "--write", proj, "--", PY, "-c", ATTACKER, ok, evil, link, out, "300",
+        done = who.peninsula("run", "--quiet", "--write", proj, "--", PY, "-c", ATTACKER, ok, evil, link, out, "100",
                              timeout=180)
         assert done.returncode == 0, done.stderr
         counts = dict(line.rsplit(" ", 1) for line in done.stdout.decode().splitlines())
