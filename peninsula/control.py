@@ -62,6 +62,8 @@ def _answer_control(sup, conn) -> None:
                 reply = sup.describe(pid)
             elif op == "check":
                 reply = sup.check(pid, str(request.get("path", "")))
+            elif op == "check_connect":
+                reply = sup.check_connect(pid, str(request.get("path", "")))
             elif op == "exec" and getattr(sup, "broker", None) is not None:
                 conn.settimeout(None)
                 sup.broker.serve_exec(sup, conn, pid, request, fds)

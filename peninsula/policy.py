@@ -207,3 +207,37 @@ def decide_connect(*, allowed: str | None, datagram: bool, listener: str | None,
         return Decision(True, f"the listener {listener} is in the same confinement")
     who = listener or "an unknown process"
     return Decision(False, f"the listener {who} is not in this confinement and the socket is not on the allow-list")
+
+
+# Services known by where their sockets live, for notices: each runs what
+# a client asks, with the user's rights.
+SOCKET_SERVICES: tuple[tuple[str, str], ...] = (
+    ("/tmp/tmux-*/*", "tmux server"),
+    ("/run/screen/*", "screen session"),
+    ("/tmp/screen/*", "screen session"),
+    ("/tmp/uscreens/*", "screen session"),
+    ("/run/user/*/systemd/private", "systemd user manager"),
+    ("/run/user/*/bus", "D-Bus session bus"),
+    ("/tmp/dbus-*", "D-Bus session bus"),
+    ("/run/dbus/system_bus_socket", "D-Bus system bus"),
+    ("/run/docker.sock", "docker"),
+    ("/var/run/docker.sock", "docker"),
+    ("/run/user/*/docker.sock", "docker (rootless)"),
+    ("/run/user/*/podman/podman.sock", "podman"),
+    ("/tmp/.X11-unix/X*", "X11 display (keystrokes into any window)"),
+    ("/run/user/*/wayland-*", "Wayland display"),
+    ("/run/user/*/emacs/*", "emacs server"),
+    ("/tmp/emacs*/*", "emacs server"),
+    ("/run/user/*/nvim.*", "neovim server"),
+    ("/tmp/nvim*/*", "neovim server"),
+    ("/run/user/*/peninsula/*", "a peninsula session"),
+    ("/tmp/peninsula-*/*", "a peninsula session"),
+)
+
+
+def socket_service(path: str) -> str | None:
+    """The service a socket path belongs to, when it is a known one."""
+    for pattern, name in SOCKET_SERVICES:
+        if fnmatch.fnmatchcase(path, pattern):
+            return name
+    return None

@@ -177,6 +177,7 @@ class Sandbox:
         configs=(),
         allow_connect=(),
         allow_bind=(),
+        allow_socket=(),
         unshare_net: bool = False,
         unshare_pid: bool = False,
         unshare_ipc: bool = False,
@@ -216,6 +217,7 @@ class Sandbox:
             log=log,
             allow_connect=tuple(_check(p, parse_port, "--allow-connect") for p in allow_connect),
             allow_bind=tuple(_check(p, parse_port, "--allow-bind") for p in allow_bind),
+            allow_socket=tuple(os.path.abspath(os.path.expanduser(p)) for p in allow_socket),
             unshare_net=unshare_net,
             unshare_pid=unshare_pid,
             unshare_ipc=unshare_ipc,
@@ -792,9 +794,10 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     except Exception as err:
         say_pid(0)
         return setup_failed(f"peninsula: cannot apply the Landlock baseline: {err}")
-    from .sockets import AllowList, shipped_allowlist
+    from .sockets import AllowList, shipped_allowlist, user_allowlist
 
-    sockets_allowed = AllowList(shipped_allowlist())  # before the command can rename anything
+    sockets_allowed = AllowList(shipped_allowlist() + user_allowlist(box.options.allow_socket, "--allow-socket"))
+    # (found before the command can rename anything)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
@@ -837,6 +840,7 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     sup = Supervisor(listener_fd, plan.policy, notices, box.verbose)
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
     sup.sockets = sockets_allowed
+    sup.socket_hint = "--allow-socket"
     sup.serve()
     reaper.thread.join()
     finished.set()

@@ -298,6 +298,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 "project": state.project,
                 "writable": list(pol.writable) if pol else None,
                 "protected": list(pol.protected) if pol else None,
+                "sockets": self.socket_allowlist().describe(),
                 "requests": self.requests,
                 "compiled_requests": self.fast.counts()[0] if self.fast is not None else None,
             }
@@ -314,6 +315,20 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 return {"allow": True, "reason": "not confined: " + state.describe()}
             decision = engine.decide_write(pol, path)
             return {"allow": decision.allow, "reason": decision.reason}
+
+        def check_connect(self, pid: int | None, path: str) -> dict:
+            """Would a connect to the socket at path pass for pid's
+            commands? Judged as a confined connect is: the inode against
+            the allow-list, else the listener (a probe of ours connects to
+            it; the listener sees a connection close unused)."""
+            from .join import caller_state
+            from .sockets import explain_socket
+
+            state = self.timeline.current if pid is None else caller_state(self, pid)
+            if not state.confined:
+                return {"allow": True, "reason": "not confined: " + state.describe()}
+            caller = pid if pid is not None else self.shell_pid
+            return explain_socket(self, caller, path, locked=True)
 
     return _ShellSupervisor()
 

@@ -81,6 +81,17 @@ def shipped_allowlist(env: dict | None = None) -> list[tuple[str, str, str]]:
     return out
 
 
+def user_allowlist(patterns, origin: str) -> list[tuple[str, str, str]]:
+    """Entries for the sockets the user allowed (globs expanded now)."""
+    import glob
+
+    out = []
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
+            out.append((policy.socket_service(path) or "socket", path, f"allowed by {origin} {pattern}"))
+    return out
+
+
 def gpg_agent_socket(env) -> str | None:
     """gpg-agent's standard socket for the home directory gpg would use
     (what `gpgconf --list-dirs agent-socket` prints, without its start-up
@@ -265,8 +276,20 @@ def _unix_target(req, sock: _Target, path: bytes, op: str):
     if decision.allow:
         return pinned, None
     if datagram:
-        raise Denied(errno.EACCES, shown, decision.reason, op)
+        raise Denied(errno.EACCES, shown, _explained(req.sup, shown, decision.reason), op)
     return pinned, _Judge(req, shown, errno.EACCES, op)
+
+
+def _explained(sup, shown: str, reason: str) -> str:
+    """The reason, with the service named when it is a known one, and the
+    line that would allow it."""
+    service = policy.socket_service(shown)
+    if service:
+        reason = f"{service}: {reason}"
+    hint = getattr(sup, "socket_hint", None)
+    if hint and shown.startswith("/"):
+        reason += f"; allow with {hint} {shown}"
+    return reason
 
 
 class _Judge:
@@ -302,7 +325,8 @@ class _Judge:
                 return 0
             with contextlib.suppress(OSError):
                 peer.shutdown(socket.SHUT_RDWR)
-            self.sup.notices.record(self.tid, self.tgid, Denied(self.err, self.shown, decision.reason, self.op))
+            reason = _explained(self.sup, self.shown, decision.reason)
+            self.sup.notices.record(self.tid, self.tgid, Denied(self.err, self.shown, reason, self.op))
             return self.err
         finally:
             peer.close()
@@ -456,3 +480,40 @@ def _check_tcp_port(req, sock) -> None:
     port = struct.unpack_from("!H", sock.addr, 2)[0] if len(sock.addr) >= 4 else None
     if port not in ports:
         raise Denied(errno.EACCES, f"tcp port {port}", "not in --allow-connect", "connect")
+
+
+def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
+    """For `peninsula check --connect`: the answer a confined connect from
+    caller_tgid to path would get. The path is the caller's absolute one."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        return {"allow": False, "reason": f"{err.strerror} (the connect would fail with {errno.errorcode.get(err.errno)})"}
+    if not stat.S_ISSOCK(info.st_mode):
+        return {"allow": False, "reason": "not a socket (the connect would fail with ECONNREFUSED)"}
+    allowed = sup.socket_allowlist().inodes.get((info.st_dev, info.st_ino))
+    if allowed is not None:
+        decision = policy.decide_connect(allowed=f"{allowed[0]} ({allowed[2]})", datagram=False, listener=None, inside=False)
+        return {"allow": True, "reason": decision.reason}
+    probe = socket.socket(AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    try:
+        pinned = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        try:
+            err = _raw_connect(probe.fileno(), _proc_addr(pinned))
+        finally:
+            os.close(pinned)
+        if err:
+            return {"allow": False, "reason": f"no listener reached ({errno.errorcode.get(err, err)})"}
+        pid, pidfd = _peer_pid(probe)
+    finally:
+        probe.close()
+    who, inside = None, False
+    if pid > 0:
+        who = f"{target.comm(pid)} (pid {pid})"
+        lock = getattr(sup, "lock", None) if locked else None
+        with lock if lock is not None else contextlib.nullcontext():
+            inside = sup.listener_inside(caller_tgid, pid) and _alive(pidfd, pid)
+        os.close(pidfd)
+    decision = policy.decide_connect(allowed=None, datagram=False, listener=who, inside=inside)
+    reason = decision.reason if decision.allow else _explained(sup, path, decision.reason)
+    return {"allow": decision.allow, "reason": reason}

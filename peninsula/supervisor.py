@@ -136,6 +136,7 @@ class Supervisor:
         from .sockets import AllowList, shipped_allowlist
 
         self.sockets = AllowList(shipped_allowlist())
+        self.socket_hint: str | None = None  # the option that allows a socket, for notices
 
     def socket_allowlist(self):
         return self.sockets

@@ -365,3 +365,19 @@ def test_listener_replaced_is_judged_afresh(who, places):
         assert done.stdout.decode().splitlines() == ["inside OK", "outside EACCES"], done
     finally:
         _stop(taker)
+
+
+def test_allow_socket_lets_the_user_choose(who, places):
+    proj, out = places
+    sock = who.base / "svc.sock"
+    service = _start(who, [PY, "-c", SERVICE, sock])
+    try:
+        allowed = who.peninsula("run", "--allow-socket", who.base / "svc.*", "--write", proj, "--",
+                                PY, "-c", CLIENT, sock, f"touch {out}/allowed")
+        assert allowed.stdout.decode().split() == ["reply", "ran"], allowed
+        assert _wait_for(out / "allowed")
+        refused = who.peninsula("run", "--write", proj, "--", PY, "-c", CLIENT, sock, f"touch {out}/refused")
+        assert refused.stdout.decode().split() == ["errno", "EACCES"], refused
+        assert f"allow with --allow-socket {sock}" in refused.stderr.decode()
+    finally:
+        _stop(service)
