@@ -50,6 +50,10 @@ def _answer_control(sup, conn) -> None:
             creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             pid = struct.unpack("3i", creds)[0]
             data = b""
+            if pid == os.getpid():
+                # A confined caller's connect was made by this supervisor
+                # (sockets.py), which then named the caller on the line first.
+                pid, data = _tagged_caller(sup, conn)
             while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
                 chunk, more, _, _ = socket.recv_fds(conn, 65536, MAX_FDS)
                 fds.extend(more)
@@ -78,6 +82,24 @@ def _answer_control(sup, conn) -> None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         send(conn, reply)
+
+
+def _tagged_caller(sup, conn) -> tuple[int, bytes]:
+    """The caller named by the supervisor's tag line, and what follows it."""
+    import hmac
+
+    data = b""
+    while b"\n" not in data and len(data) < 256:
+        chunk = conn.recv(256 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    parts = line.split()
+    token = getattr(sup, "control_token", None)
+    if len(parts) != 3 or parts[0] != b"peninsula-caller" or token is None or not hmac.compare_digest(parts[1], token):
+        raise ValueError("connection from the supervisor without its tag")
+    return int(parts[2]), rest
 
 
 def send(conn, reply: dict) -> None:

@@ -46,6 +46,11 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.told: set[str] = set()
             self.known_projects: set[str] = set()  # once a project, always, this session
             self.control_allowed = False
+            # Names the caller of a control connection this supervisor made
+            # for a confined process (its SO_PEERCRED is ours): secret.
+            import secrets
+
+            self.control_token = secrets.token_hex(16).encode()
             self.lock = threading.Lock()
             for name in ("chdir", "fchdir"):
                 from .seccomp import syscall_number

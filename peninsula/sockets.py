@@ -113,12 +113,13 @@ class AllowList:
     else under an allowed name (a hard link to the tmux socket in /tmp)."""
 
     def __init__(self, entries: list[tuple[str, str, str]]):
-        self.entries = list(entries)
+        self.entries: list[tuple[str, str, str]] = []
         self.inodes: dict[tuple[int, int], tuple[str, str, str]] = {}
-        for entry in self.entries:
+        for entry in entries:
             self.add(*entry)
 
     def add(self, service: str, path: str, reason: str) -> None:
+        self.entries.append((service, path, reason))
         try:
             info = os.stat(path)
         except OSError:
@@ -274,6 +275,9 @@ def _unix_target(req, sock: _Target, path: bytes, op: str):
     decision = policy.decide_connect(allowed=None if allowed is None else f"{allowed[0]} ({allowed[2]})",
                                      datagram=datagram, listener=None, inside=False)
     if decision.allow:
+        token = getattr(req.sup, "control_token", None)
+        if allowed[0] == "peninsula" and token is not None and not datagram:
+            return pinned, _Tag(token, req.tgid)
         return pinned, None
     if datagram:
         raise Denied(errno.EACCES, shown, _explained(req.sup, shown, decision.reason), op)
@@ -290,6 +294,28 @@ def _explained(sup, shown: str, reason: str) -> str:
     if hint and shown.startswith("/"):
         reason += f"; allow with {hint} {shown}"
     return reason
+
+
+class _Tag:
+    """The session's control socket learns its caller from SO_PEERCRED,
+    which names whoever called connect(): here the supervisor. So the
+    supervisor names the caller first, with a secret the caller cannot
+    know, before the caller can write anything."""
+
+    def __init__(self, token: bytes, tgid: int):
+        self.line = b"peninsula-caller " + token + b" %d\n" % tgid
+
+    def __call__(self, fd: int, threaded: bool) -> int:
+        # A fresh connection's buffer is empty: the line fits, even on a
+        # non-blocking socket (whose flags are the target's, not touched).
+        conn = socket.socket(fileno=os.dup(fd))
+        try:
+            conn.sendall(self.line)
+            return 0
+        except OSError as err:
+            return err.errno or errno.EIO
+        finally:
+            conn.close()
 
 
 class _Judge:

@@ -32,6 +32,9 @@ def test_services_outside_refused_in_a_project(term_factory, home, user):
         # The terminal this shell runs in is a tmux server outside the session.
         text = term.run(f"tmux new-window -d 'touch {out}/tmux-escaped'; echo tmux=$?")
         assert "tmux=1" in text and "denied connect of /tmp/tmux-" in text, text
+        text = term.run(f"python3 -m peninsula check --connect {sock}; python3 -m peninsula status")
+        assert f"connect {sock}: DENIED: the listener python3" in text, text
+        assert "unix sockets a confined command may reach" in text and "control.sock: peninsula" in text, text
         term.run("cd ..")
         assert "reply ran" in term.run(f"{ask} 'touch {out}/after'")
         time.sleep(0.5)
