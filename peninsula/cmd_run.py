@@ -16,8 +16,8 @@ from .cli import fail
 RUN_EPILOG = """\
 what is writable:
   the project directory (default: the current directory), /tmp, /var/tmp,
-  /dev/shm, $XDG_RUNTIME_DIR, the terminal and /dev/null, and every --write
-  PATH. Shell start-up files, ~/.ssh, ~/.gnupg, git's global config,
+  /dev/shm, the terminal and /dev/null, and every --write PATH
+  ($XDG_RUNTIME_DIR is not: the user's service sockets live there). Shell start-up files, ~/.ssh, ~/.gnupg, git's global config,
   toolchains in ~/.local/bin, ~/.cargo/bin, ~/.rustup and peninsula's own
   files stay protected even beneath a writable root. Reading and executing
   are never restricted.

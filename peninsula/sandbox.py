@@ -258,7 +258,11 @@ class Sandbox:
     def policy(self) -> policy.Policy:
         opts = self.options
         roots = [] if opts.read_only else [self.project]
-        roots += list(opts.write) + list(defaults.temp_roots())
+        # Not $XDG_RUNTIME_DIR: the user's services (D-Bus, gpg-agent,
+        # Wayland, pulse) listen there, and a command that may replace their
+        # sockets can answer unconfined programs in their place.
+        runtime = defaults.runtime_dir()
+        roots += list(opts.write) + [r for r in defaults.temp_roots() if r != runtime]
         writable = tuple(dict.fromkeys(_canonical(r) for r in roots))
         if "/" in writable:
             raise SandboxError("refusing to make / writable: that is no sandbox")

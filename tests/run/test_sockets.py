@@ -381,3 +381,18 @@ def test_allow_socket_lets_the_user_choose(who, places):
         assert f"allow with --allow-socket {sock}" in refused.stderr.decode()
     finally:
         _stop(service)
+
+
+def test_runtime_dir_is_not_writable_by_default(who, places):
+    """The user's service sockets live in $XDG_RUNTIME_DIR: a command that
+    could replace them could answer unconfined programs in their place."""
+    proj, _ = places
+    runtime = who.mkdir(who.base / "runtime")
+    os.chmod(runtime, 0o700)
+    env = {"XDG_RUNTIME_DIR": str(runtime)}
+    control = who.run(["sh", "-c", f"touch {runtime}/control"], env=env)
+    assert control.returncode == 0 and (runtime / "control").exists()
+    refused = who.peninsula("run", "--", "sh", "-c", f"touch {runtime}/bus", env=env, cwd=proj)
+    assert refused.returncode != 0 and not (runtime / "bus").exists(), refused
+    allowed = who.peninsula("run", "--write", runtime, "--", "sh", "-c", f"touch {runtime}/bus", env=env, cwd=proj)
+    assert allowed.returncode == 0 and (runtime / "bus").exists(), allowed
