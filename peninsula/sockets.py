@@ -336,9 +336,8 @@ class _Judge:
         peer = socket.socket(fileno=os.dup(fd))
         try:
             pid, pidfd = _peer_pid(peer)
-            who, inside = None, False
+            inside = False
             if pid > 0:
-                who = f"{target.comm(pid)} (pid {pid})"
                 # From a thread of its own, the shell supervisor's state is shared.
                 lock = getattr(self.sup, "lock", None) if threaded else None
                 with lock if lock is not None else contextlib.nullcontext():
@@ -346,9 +345,10 @@ class _Judge:
                 inside = inside and _alive(pidfd, pid)
             if pidfd >= 0:
                 os.close(pidfd)
-            decision = policy.decide_connect(allowed=None, datagram=False, listener=who, inside=inside)
-            if decision.allow:
+            if inside:
                 return 0
+            who = f"{target.comm(pid)} (pid {pid})" if pid > 0 else None
+            decision = policy.decide_connect(allowed=None, datagram=False, listener=who, inside=False)
             with contextlib.suppress(OSError):
                 peer.shutdown(socket.SHUT_RDWR)
             reason = _explained(self.sup, self.shown, decision.reason)
