@@ -841,9 +841,8 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     threading.Thread(target=watchdog, daemon=True).start()
     stream = os.fdopen(os.dup(stderr_fd), "w", buffering=1, errors="replace")
     notices = _notices(stream, log_fd, box.quiet)
-    sup = Supervisor(listener_fd, plan.policy, notices, box.verbose)
+    sup = Supervisor(listener_fd, plan.policy, notices, box.verbose, sockets=sockets_allowed)
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
-    sup.sockets = sockets_allowed
     sup.socket_hint = "--allow-socket"
     sup.serve()
     reaper.thread.join()

@@ -78,6 +78,13 @@ def shipped_allowlist(env: dict | None = None) -> list[tuple[str, str, str]]:
         out.append(("gpg-agent", gpg, "signs and decrypts with keys it holds; the caller cannot make it run code (git commit -S)"))
     for path in ("/dev/log", "/run/systemd/journal/socket"):
         out.append(("system log", path, "the system logger (root's) only stores what it is sent"))
+    # getpwnam, getaddrinfo: without these, users from LDAP (sssd) or
+    # systemd-userdb have no names, and lookups lose their cache.
+    import glob
+
+    for path in ("/run/nscd/socket", "/var/lib/sss/pipes/nss", "/run/systemd/resolve/io.systemd.Resolve",
+                 *sorted(glob.glob("/run/systemd/userdb/*"))):
+        out.append(("name service", path, "answers user, group and host lookups (the system's); runs nothing"))
     return out
 
 

@@ -106,7 +106,7 @@ def _raw(nr: int, *args) -> int:
 
 
 class Supervisor:
-    def __init__(self, listener_fd: int, policy, notices: DenialNotices, verbose: bool = False):
+    def __init__(self, listener_fd: int, policy, notices: DenialNotices, verbose: bool = False, sockets=None):
         self.listener = Listener(listener_fd)
         # The policy the current request is judged by (emulate.Request.check
         # reads it); for `peninsula run` it never changes.
@@ -132,10 +132,13 @@ class Supervisor:
         # The TCP ports of --allow-connect (None: any): connects are made
         # here, outside the command's Landlock domain (sockets.py).
         self.tcp_connect_ports: tuple[int, ...] | None = None
-        # Found now, before any confined process can rename things.
-        from .sockets import AllowList, shipped_allowlist
+        # Found now, before any confined process can rename things (a run
+        # finds them before its command starts, and passes them).
+        if sockets is None:
+            from .sockets import AllowList, shipped_allowlist
 
-        self.sockets = AllowList(shipped_allowlist())
+            sockets = AllowList(shipped_allowlist())
+        self.sockets = sockets
         self.socket_hint: str | None = None  # the option that allows a socket, for notices
 
     def socket_allowlist(self):
