@@ -396,3 +396,26 @@ def test_runtime_dir_is_not_writable_by_default(who, places):
     assert refused.returncode != 0 and not (runtime / "bus").exists(), refused
     allowed = who.peninsula("run", "--write", runtime, "--", "sh", "-c", f"touch {runtime}/bus", env=env, cwd=proj)
     assert allowed.returncode == 0 and (runtime / "bus").exists(), allowed
+
+
+def test_screen_session_outside(who, places):
+    proj, out = places
+    if shutil.which("screen") is None:
+        pytest.skip("screen not installed")
+    screendir = who.mkdir(who.base / "screens")
+    os.chmod(screendir, 0o700)
+    env = {"SCREENDIR": str(screendir), "TERM": "xterm"}
+    assert who.run(["screen", "-dmS", "pt", "sh"], env=env).returncode == 0
+    try:
+        deadline = time.monotonic() + 5
+        while not list(screendir.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        control = who.run(["screen", "-S", "pt", "-X", "stuff", f"touch {out}/control\n"], env=env)
+        assert control.returncode == 0 and _wait_for(out / "control"), control
+        confined = who.peninsula("run", "--write", proj, "--", "screen", "-S", "pt", "-X", "stuff",
+                                 f"touch {out}/escaped\n", env=env)
+        assert confined.returncode != 0 and "denied connect of" in confined.stderr.decode(), confined
+        time.sleep(0.5)
+        assert not (out / "escaped").exists()
+    finally:
+        who.run(["screen", "-S", "pt", "-X", "quit"], env=env)
