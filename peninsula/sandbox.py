@@ -843,7 +843,7 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     notices = _notices(stream, log_fd, box.quiet)
     sup = Supervisor(listener_fd, plan.policy, notices, box.verbose, sockets=sockets_allowed)
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
-    sup.socket_hint = "--allow-socket"
+    sup.socket_hint = "--allow-socket {path}"
     sup.serve()
     reaper.thread.join()
     finished.set()

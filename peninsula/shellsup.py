@@ -46,6 +46,13 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.told: set[str] = set()
             self.known_projects: set[str] = set()  # once a project, always, this session
             self.control_allowed = False
+            from .sockets import user_allowlist
+
+            # The user's allow_socket, found now like the shipped list: a
+            # confined process cannot have renamed anything yet.
+            for entry in user_allowlist(conf.allow_socket, "allow_socket in " + (conf.source or _user_config_path())):
+                self.sockets.add(*entry)
+            self.socket_hint = 'allow_socket = ["{path}"] in ' + (conf.source or _user_config_path()) + " (new sessions)"
             # Names the caller of a control connection this supervisor made
             # for a confined process (its SO_PEERCRED is ours): secret.
             import secrets

@@ -299,7 +299,7 @@ def _explained(sup, shown: str, reason: str) -> str:
         reason = f"{service}: {reason}"
     hint = getattr(sup, "socket_hint", None)
     if hint and shown.startswith("/"):
-        reason += f"; allow with {hint} {shown}"
+        reason += "; allow with " + hint.replace("{path}", shown)
     return reason
 
 

@@ -29,6 +29,7 @@ def test_services_outside_refused_in_a_project(term_factory, home, user):
         text = term.run(f"{ask} 'touch {out}/escaped'")
         assert "errno EACCES" in text
         assert f"denied connect of {sock}" in text
+        assert f'allow with allow_socket = ["{sock}"] in' in text.replace("\n", ""), text
         # The terminal this shell runs in is a tmux server outside the session.
         text = term.run(f"tmux new-window -d 'touch {out}/tmux-escaped'; echo tmux=$?")
         assert "tmux=1" in text and "denied connect of /tmp/tmux-" in text, text
@@ -39,6 +40,26 @@ def test_services_outside_refused_in_a_project(term_factory, home, user):
         assert "reply ran" in term.run(f"{ask} 'touch {out}/after'")
         time.sleep(0.5)
         assert sorted(p.name for p in out.iterdir()) == ["after", "control", "tmux-control"]
+    finally:
+        service.kill()
+        service.wait()
+
+
+def test_allow_socket_in_the_user_config(term_factory, home, user):
+    client = user.write(home / "client.py", CLIENT)
+    sock, out = home / "svc.sock", home / "out"
+    service = subprocess.Popen(user.prefix() + [SYSTEM_PYTHON, "-c", SERVICE, str(sock)], env=user.env({"HOME": str(home)}),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert service.stdout.readline().strip() == b"ready"
+        config = home / ".config" / "peninsula" / "config.toml"
+        user.write(config, config.read_text() + f'allow_socket = ["{home}/svc.*"]\n')
+        term = term_factory("bash")
+        supervised(term)
+        term.run("cd proj")
+        assert "reply ran" in term.run(f"python3 {client} {sock} 'touch {out}/allowed'")
+        time.sleep(0.3)
+        assert (out / "allowed").exists()
     finally:
         service.kill()
         service.wait()
