@@ -246,26 +246,30 @@ def _alive(pidfd: int, pid: int) -> bool:
 
 class _Target:
     """The target's socket (a duplicate of its open file) and what the
-    kernel checks first, in the kernel's order: EBADF, then the address
-    (EINVAL, EFAULT), then ENOTSOCK."""
+    kernel checks first, in the kernel's order: EBADF, then for connect the
+    address (EINVAL, EFAULT) before ENOTSOCK, for sendto after it."""
 
-    def __init__(self, req, fd_index: int, addr_index: int, len_index: int):
+    def __init__(self, req, fd_index: int, addr_index: int, len_index: int, socket_first: bool = False):
         number = _int(req.args[fd_index])
         if number < 0:
             raise OSError(errno.EBADF, "bad fd")
         self.fd = _their_file(req, number)
+        if socket_first:
+            self._is_socket()
         length = _int(req.args[len_index])
         if length < 0 or length > SOCKADDR_STORAGE:
             raise OSError(errno.EINVAL, "address length")
         self.addr = req.memory(req.args[addr_index], length) if length else b""
-        info = os.fstat(self.fd)
-        if not stat.S_ISSOCK(info.st_mode):
-            raise OSError(errno.ENOTSOCK, "not a socket")
+        self._is_socket()
         self.family = struct.unpack_from("H", self.addr)[0] if len(self.addr) >= 2 else None
         probe = socket.socket(fileno=os.dup(self.fd))  # it asks the kernel for domain and type
         self.domain, self.type = probe.family, probe.type
         probe.close()
         self.blocking = os.get_blocking(self.fd)
+
+    def _is_socket(self) -> None:
+        if not stat.S_ISSOCK(os.fstat(self.fd).st_mode):
+            raise OSError(errno.ENOTSOCK, "not a socket")
 
 
 def _unix_target(req, sock: _Target, path: bytes, op: str):
@@ -453,7 +457,7 @@ def h_sendto(req):
     """sendto with a destination (the filter sends only those): on a unix
     datagram socket the address chooses the receiver. The data is read
     once and sent from here, like the address."""
-    sock = _Target(req, 0, 4, 5)
+    sock = _Target(req, 0, 4, 5, socket_first=True)
     flags = _int(req.args[3])
     size = req.args[2]
     if sock.type == socket.SOCK_STREAM:

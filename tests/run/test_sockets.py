@@ -419,3 +419,41 @@ def test_screen_session_outside(who, places):
         assert not (out / "escaped").exists()
     finally:
         who.run(["screen", "-S", "pt", "-X", "quit"], env=env)
+
+
+ERRNOS = textwrap.dedent("""
+    import ctypes, errno, json, os, socket
+    libc = ctypes.CDLL(None, use_errno=True)
+    def e(r):
+        return errno.errorcode.get(ctypes.get_errno()) if r < 0 else "OK"
+    f = os.open("/", os.O_RDONLY)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_UNIX)
+    t = socket.socket()
+    addr = b"\\x01\\x00/x\\x00"
+    out = {
+        "connect ebadf": e(libc.connect(999, addr, 5)),
+        "connect notsock, bad length": e(libc.connect(f, addr, 500)),
+        "connect notsock": e(libc.connect(f, addr, 5)),
+        "connect efault": e(libc.connect(c.fileno(), ctypes.c_void_p(8), 16)),
+        "connect no such path": e(libc.connect(s.fileno(), b"\\x01\\x00/nonexistent/x\\x00", 19)),
+        "connect a directory": e(libc.connect(s.fileno(), b"\\x01\\x00/\\x00", 4)),
+        "connect unnamed": e(libc.connect(s.fileno(), b"\\x01\\x00", 2)),
+        "connect inet address on unix": e(libc.connect(c.fileno(), b"\\x02\\x00\\x00\\x50\\x7f\\x00\\x00\\x01" + bytes(8), 16)),
+        "connect unspec": e(libc.connect(c.fileno(), b"\\x00\\x00", 2)),
+        "sendto notsock, bad length": e(libc.sendto(f, b"x", 1, 0, addr, 500)),
+        "sendto bad length": e(libc.sendto(c.fileno(), b"x", 1, 0, addr, 500)),
+        "sendto no such path": e(libc.sendto(c.fileno(), b"x", 1, 0, b"\\x01\\x00/nonexistent/x\\x00", 19)),
+        "sendto on a stream socket": e(libc.sendto(s.fileno(), b"x", 1, 0, addr, 5)),
+        "tcp refused": e(libc.connect(t.fileno(), b"\\x02\\x00\\x00\\x01\\x7f\\x00\\x00\\x01" + bytes(8), 16)),
+    }
+    print(json.dumps(out, sort_keys=True))
+""")
+
+
+def test_errnos_are_the_kernels(who, places):
+    proj, _ = places
+    plain = who.run([PY, "-c", ERRNOS])
+    confined = who.peninsula("run", "--quiet", "--write", proj, "--", PY, "-c", ERRNOS)
+    assert plain.returncode == 0 and confined.returncode == 0, (plain, confined)
+    assert confined.stdout == plain.stdout, (plain.stdout, confined.stdout)
