@@ -16,18 +16,23 @@ made here, on that socket:
   /proc/self/fd/<pin>, so it reaches exactly the inode decided on. A socket
   inode is bound to at most one socket for its life, so the listener judged
   is the listener reached;
-- an abstract unix address has no inode: the listener is judged after the
-  connect (the connected socket's peer), and a refused connection is shut
-  down before the target sees it;
+- an abstract unix address has no inode: it is judged the same way, on
+  the connection made (Landlock scopes abstract sockets in the target, but
+  this connect is the supervisor's);
 - other families (TCP, UDP...) are connected as given; the TCP port rules
   of --allow-connect are applied here, as Landlock would in the target.
 
-Who the listener is comes from the kernel (SO_PEERPIDFD of a probe socket
-connected by the supervisor to the pinned inode): the pid of the process
-that called listen(), judged by the supervisor's own rules (a run: a process
-under this sandbox's filter; a shell session: the same timeline as every
-other decision). A connect that may wait (a blocking socket) is finished in
-a thread of its own, so the supervisor's loop never waits for a network.
+Who the listener is comes from the kernel: SO_PEERPIDFD of the connection
+just made names the process that called listen(), judged by the
+supervisor's own rules (a run: a process under this sandbox's filter; a
+shell session: the same timeline as every other decision). A connection
+refused is shut down before the target gets its answer. A connect that may
+wait (a blocking socket) is finished in a thread of its own, so the
+supervisor's loop never waits for a network.
+
+The listener sees the supervisor as its peer (SO_PEERCRED): the
+supervisor's pid, with the target's uid and gids. The session's control
+socket is told the real caller (see _Tag).
 """
 
 from __future__ import annotations
