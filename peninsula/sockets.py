@@ -41,6 +41,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import signal
 import socket
 import stat
 import struct
@@ -229,22 +230,22 @@ def _unix_path(addr: bytes) -> bytes | None:
 
 def _peer_pid(sock: socket.socket) -> tuple[int, int]:
     """The pid of the process that called listen() on sock's peer, and a
-    pidfd on it (-1, -1 when the kernel cannot say)."""
+    pidfd on that same process (-1, -1 when the kernel cannot say). Both
+    come from the one struct pid the socket keeps."""
     try:
         pidfd = sock.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
     except OSError:
         return -1, -1
-    try:
-        pid = target.pidfd_target(os.getpid(), pidfd)
-    except OSError:
-        pid = -1
+    pid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
     return pid, pidfd
 
 
-def _alive(pidfd: int, pid: int) -> bool:
-    """pidfd still names pid, alive: what was read of pid in /proc was it."""
+def _alive(pidfd: int) -> bool:
+    """The process behind pidfd has not exited: what was read of pid in
+    /proc, after the pidfd was taken, was that process."""
     try:
-        return target.pidfd_target(os.getpid(), pidfd) == pid
+        signal.pidfd_send_signal(pidfd, 0)
+        return True
     except OSError:
         return False
 
@@ -358,7 +359,7 @@ class _Judge:
                 lock = getattr(self.sup, "lock", None) if threaded else None
                 with lock if lock is not None else contextlib.nullcontext():
                     inside = self.sup.listener_inside(self.tgid, pid)
-                inside = inside and _alive(pidfd, pid)
+                inside = inside and _alive(pidfd)
             if pidfd >= 0:
                 os.close(pidfd)
             if inside:
@@ -554,7 +555,7 @@ def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
         who = f"{target.comm(pid)} (pid {pid})"
         lock = getattr(sup, "lock", None) if locked else None
         with lock if lock is not None else contextlib.nullcontext():
-            inside = sup.listener_inside(caller_tgid, pid) and _alive(pidfd, pid)
+            inside = sup.listener_inside(caller_tgid, pid) and _alive(pidfd)
         os.close(pidfd)
     decision = policy.decide_connect(allowed=None, datagram=False, listener=who, inside=inside)
     reason = decision.reason if decision.allow else _explained(sup, path, decision.reason)
