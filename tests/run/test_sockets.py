@@ -457,3 +457,40 @@ def test_errnos_are_the_kernels(who, places):
     confined = who.peninsula("run", "--quiet", "--write", proj, "--", PY, "-c", ERRNOS)
     assert plain.returncode == 0 and confined.returncode == 0, (plain, confined)
     assert confined.stdout == plain.stdout, (plain.stdout, confined.stdout)
+
+
+# A connect that waits (a full backlog) must not hold up the supervisor:
+# the other thread's writes go on meanwhile.
+WAITING = textwrap.dedent("""
+    import os, socket, sys, threading, time
+    path, proj = sys.argv[1], sys.argv[2]
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.listen(0)
+    first = socket.socket(socket.AF_UNIX)
+    first.connect(path)  # the backlog is now full: the next connect waits
+    done = []
+    def wait():
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(path)
+        done.append(time.monotonic())
+    threading.Thread(target=wait, daemon=True).start()
+    time.sleep(0.5)
+    t = time.monotonic()
+    for i in range(20):
+        with open(os.path.join(proj, f"w{i}"), "w") as f:
+            f.write("x")
+    print("writes while waiting", len(done) == 0, round(time.monotonic() - t, 2) < 5)
+    s.accept()[0].close()
+    s.accept()[0].close()
+    deadline = time.monotonic() + 5
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("connected after accept", bool(done))
+""")
+
+
+def test_waiting_connect_does_not_stall_the_supervisor(who, places):
+    proj, _ = places
+    done = who.peninsula("run", "--write", proj, "--", PY, "-c", WAITING, proj / "wait.sock", proj, timeout=60)
+    assert done.stdout.decode().splitlines() == ["writes while waiting True True", "connected after accept True"], done
