@@ -16,8 +16,8 @@ from .cli import fail
 RUN_EPILOG = """\
 what is writable:
   the project directory (default: the current directory), /tmp, /var/tmp,
-  /dev/shm, $XDG_RUNTIME_DIR, the terminal and /dev/null, and every --write
-  PATH. Shell start-up files, ~/.ssh, ~/.gnupg, git's global config,
+  /dev/shm, the terminal and /dev/null, and every --write PATH
+  ($XDG_RUNTIME_DIR is not: the user's service sockets live there). Shell start-up files, ~/.ssh, ~/.gnupg, git's global config,
   toolchains in ~/.local/bin, ~/.cargo/bin, ~/.rustup and peninsula's own
   files stay protected even beneath a writable root. Reading and executing
   are never restricted.
@@ -78,6 +78,9 @@ def register(sub) -> None:
 
     net = run.add_argument_group("network (Landlock ABI 4; with neither flag, the network is untouched)")
     net.add_argument("--allow-connect", metavar="PORT", action="append", default=[], help="allow TCP connect to PORT; all other TCP connects and binds are refused (repeatable)")
+    net.add_argument("--allow-socket", metavar="PATH", action="append", default=[],
+                     help="let confined processes reach the unix socket PATH (globs allowed) although its listener "
+                     "is outside the sandbox and acts with your rights (repeatable; see README, 'Sockets')")
     net.add_argument("--allow-bind", metavar="PORT", action="append", default=[], help="allow TCP bind to PORT; all other TCP connects and binds are refused (repeatable)")
 
     env = run.add_argument_group("environment")
@@ -132,6 +135,7 @@ def main(args) -> int:
             hostname=args.hostname,
             allow_connect=args.allow_connect,
             allow_bind=args.allow_bind,
+            allow_socket=args.allow_socket,
             clear_env=args.clear_env,
             keep_env=args.keep_env,
             setenv=args.setenv,

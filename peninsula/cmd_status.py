@@ -16,6 +16,8 @@ def register(sub) -> None:
     check = sub.add_parser("check", help="say whether a write to PATH would pass, and why",
                            description="Judge a write to PATH the way the supervisor would for a command started here.")
     check.add_argument("path")
+    check.add_argument("--connect", action="store_true",
+                       help="judge a connect to the unix socket PATH instead of a write (asks the session's supervisor)")
     check.add_argument("--json", action="store_true", help="print the answer as JSON")
     check.set_defaults(handler=cmd_check)
 
@@ -53,6 +55,12 @@ def cmd_status(args) -> int:
         print("protected (denied even beneath a writable root):")
         for pattern in reply["protected"]:
             print(f"  {pattern}")
+    if reply.get("sockets") is not None:
+        print("unix sockets a confined command may reach although their listener is outside (by inode, as found at start):")
+        for entry in reply["sockets"]:
+            state = "" if entry["present"] else " (not there at start: not allowed)"
+            print(f"  {entry['path']}: {entry['service']}: {entry['reason']}{state}")
+        print("  and any socket whose listener is in the same confinement")
     return 0
 
 
@@ -66,6 +74,8 @@ def cmd_check(args) -> int:
     from .control import ask
     from .session import ENV_SESSION
 
+    if args.connect:
+        return _check_connect(args)
     where = resolve_for_check(args.path)
     if os.environ.get(ENV_SESSION):
         reply = ask({"op": "check", "path": where})
@@ -95,3 +105,21 @@ def offline_check(where: str) -> dict:
     pol, _ = project_policy(project, conf)
     decision = policy.decide_write(pol, where)
     return {"allow": decision.allow, "reason": f"{decision.reason} (project {project.root})"}
+
+
+def _check_connect(args) -> int:
+    from .control import ask
+    from .session import ENV_SESSION
+
+    where = resolve_for_check(args.path)
+    if not os.environ.get(ENV_SESSION):
+        return fail("check --connect asks a session's supervisor (who listens, and how it is judged): "
+                    "run it in a peninsula session")
+    reply = ask({"op": "check_connect", "path": where})
+    if reply is None or "allow" not in reply:
+        return fail("cannot reach this session's supervisor")
+    if args.json:
+        print(json.dumps({"path": where, **reply}))
+    else:
+        print(f"connect {where}: {'allowed' if reply['allow'] else 'DENIED'}: {reply['reason']}")
+    return 0 if reply["allow"] else 1

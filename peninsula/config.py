@@ -11,6 +11,7 @@ A config file holds the same options as the `peninsula run` flags:
     log = "~/.local/state/peninsula/denials.jsonl"
     allow_connect = [443]                   # TCP ports (Landlock ABI 4)
     allow_bind = [8080]
+    allow_socket = ["/tmp/.X11-unix/X*"]    # unix sockets a confined process may reach
     unshare_net = true                      # also unshare_pid, unshare_ipc, unshare_uts
     hostname = "sandbox"                    # needs unshare_uts
     limit_as = "2G"                         # also limit_fsize (sizes), limit_cpu,
@@ -51,6 +52,8 @@ class Options:
     # network (Landlock ABI 4): TCP ports; empty for both = network untouched
     allow_connect: tuple[int, ...] = ()
     allow_bind: tuple[int, ...] = ()
+    # unix sockets whose listener outside may act for a confined process
+    allow_socket: tuple[str, ...] = ()
     # namespaces
     unshare_net: bool = False
     unshare_pid: bool = False
@@ -93,7 +96,7 @@ class Options:
         return replace(self, **changes)
 
 
-_PATH_LISTS = ("write", "protect")
+_PATH_LISTS = ("write", "protect", "allow_socket")
 _PORT_LISTS = ("allow_connect", "allow_bind")
 _BOOLS = ("read_only", "hardlinked_writes", "unshare_net", "unshare_pid", "unshare_ipc", "unshare_uts", "clear_env",
           "best_effort", "fast")

@@ -44,16 +44,21 @@ def serve_control(sup, sock_path: str) -> None:
 
 
 def _answer_control(sup, conn) -> None:
-    from .join import judge_peer
+    from .join import judge_pidfd, peer_pidfd
 
     fds: list[int] = []
     with conn:
         try:
             # The caller is judged now, by the process that connected (a
-            # pidfd the kernel took at connect), before reading a byte: a pid
-            # read later may belong to another process by then.
-            state = judge_peer(sup, conn)
+            # pidfd the kernel took at connect), before reading its request:
+            # a pid read later may belong to another process by then.
+            pidfd = peer_pidfd(conn)
             data = b""
+            if pidfd is None:
+                # A confined caller's connect was made by this supervisor
+                # (sockets.py), which then named the caller on the line first.
+                pidfd, data = _tagged_caller(sup, conn)
+            state = judge_pidfd(sup, pidfd)
             deadline = time.monotonic() + REQUEST_DEADLINE
             while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
                 left = deadline - time.monotonic()
@@ -79,6 +84,8 @@ def _answer_control(sup, conn) -> None:
                 from .crossjudge import answer_judge
 
                 reply = answer_judge(sup, request)
+            elif op == "check_connect":
+                reply = sup.check_connect(state, str(request.get("path", "")))
             elif op == "exec" and getattr(sup, "broker", None) is not None:
                 conn.settimeout(None)
                 sup.broker.serve_exec(sup, conn, state, request, fds)
@@ -93,6 +100,28 @@ def _answer_control(sup, conn) -> None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         send(conn, reply)
+
+
+def _tagged_caller(sup, conn) -> tuple[int, bytes]:
+    """The caller named by the supervisor's tag line, and what follows it."""
+    import hmac
+
+    conn.settimeout(REQUEST_DEADLINE)
+    data = b""
+    while b"\n" not in data and len(data) < 256:
+        chunk = conn.recv(256 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    parts = line.split()
+    token = getattr(sup, "control_token", None)
+    if len(parts) != 3 or parts[0] != b"peninsula-caller" or token is None or not hmac.compare_digest(parts[1], token):
+        raise ValueError("connection from the supervisor without its tag")
+    pidfd = sup.collect_tagged_caller(parts[2])
+    if pidfd is None:
+        raise ValueError("connection from the supervisor with an unknown tag")
+    return pidfd, rest
 
 
 def send(conn, reply: dict) -> None:

@@ -1157,6 +1157,10 @@ def handlers() -> dict[int, object]:
                 table[number] = _acting(func)
     for name in IDENTITY_CHANGES:
         table[syscall_number(name)] = _identity_change
+    from . import sockets
+
+    table[syscall_number("connect")] = _acting(sockets.h_connect)
+    table[syscall_number("sendto")] = _acting(sockets.h_sendto)
     return table
 
 

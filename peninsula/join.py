@@ -40,15 +40,11 @@ REFUSAL = (
 SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)  # Linux 6.5; Python 3.11 lacks the name
 
 
-def judge_peer(sup, conn: socket.socket):
-    """How the supervisor judges the process that connected to conn.
-
-    The kernel took a pidfd of that process at connect (SO_PEERPIDFD): it
-    names that process and no other, whatever happens to its pid. The pid
-    it has now is read from the pidfd, the facts from /proc, and then the
-    pidfd must still name a live (or unreaped) process: while it does, its
-    pid cannot have been given to anyone else, so the facts were the
-    caller's. A caller that exited is refused, not guessed at."""
+def peer_pidfd(conn: socket.socket) -> int | None:
+    """A pidfd of the process that connected to conn, which the kernel took
+    at connect (SO_PEERPIDFD): it names that process and no other, whatever
+    happens to its pid. None when that process is this supervisor, which
+    connects for confined processes (sockets.py) and tags the connection."""
     try:
         pidfd = conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
     except OSError as err:
@@ -58,6 +54,23 @@ def judge_peer(sup, conn: socket.socket):
         # kernel recorded at connect (a pid reused in between is the gap).
         pid = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         pidfd = os.pidfd_open(struct.unpack("3i", pid)[0])
+    try:
+        if target.pidfd_target(os.getpid(), pidfd) == os.getpid():
+            os.close(pidfd)
+            return None
+    except BaseException:
+        os.close(pidfd)
+        raise
+    return pidfd
+
+
+def judge_pidfd(sup, pidfd: int):
+    """How the supervisor judges the process pidfd names (pidfd is closed).
+
+    The pid it has now is read from the pidfd, the facts from /proc, and
+    then the pidfd must still name a live (or unreaped) process: while it
+    does, its pid cannot have been given to anyone else, so the facts were
+    the caller's. A caller that exited is refused, not guessed at."""
     try:
         pid = target.pidfd_target(os.getpid(), pidfd)
         if pid <= 0:
@@ -78,7 +91,7 @@ def judge_peer(sup, conn: socket.socket):
 
 def caller_state(sup, pid: int):
     """How the supervisor judges a caller; a process under no seccomp filter
-    at all is outside every sandbox, hence not confined. (judge_peer says
+    at all is outside every sandbox, hence not confined. (judge_pidfd says
     whether pid was still the caller when this was read.)"""
     from .timeline import UNCONFINED
 
@@ -96,7 +109,7 @@ def caller_state(sup, pid: int):
 def _own_session_view(sup, caller: int, state):
     """A caller we judge confined may be a process of another session that
     judges it not confined (crossjudge.py): that session's word decides.
-    Asked while judge_peer still holds the caller's pidfd, so the answer is
+    Asked while judge_pidfd still holds the caller's pidfd, so the answer is
     about the process that connected."""
     from .crossjudge import descends_from, judge_foreign
     from .timeline import UNCONFINED

@@ -191,3 +191,53 @@ def landlock_expressible(policy: Policy) -> bool:
             if is_beneath(text, root) or is_beneath(root, text):
                 return False
     return True
+
+
+def decide_connect(*, allowed: str | None, datagram: bool, listener: str | None, inside: bool) -> Decision:
+    """May a confined process reach a pathname unix socket? allowed: the
+    allow-list entry of the socket's inode (None: not listed); listener:
+    who listens on it (None when unknown), inside: whether that process is
+    under the caller's confinement (or a stricter one). A listener outside
+    would act for the caller with the user's full rights."""
+    if allowed is not None:
+        return Decision(True, f"allowed socket: {allowed}", "allow-list")
+    if datagram:
+        return Decision(False, "the receiver of a datagram socket cannot be identified, and it is not on the socket allow-list")
+    if listener is not None and inside:
+        return Decision(True, f"the listener {listener} is in the same confinement")
+    who = listener or "an unknown process"
+    return Decision(False, f"the listener {who} is not in this confinement and the socket is not on the allow-list")
+
+
+# Services known by where their sockets live, for notices: each runs what
+# a client asks, with the user's rights.
+SOCKET_SERVICES: tuple[tuple[str, str], ...] = (
+    ("/tmp/tmux-*/*", "tmux server"),
+    ("/run/screen/*", "screen session"),
+    ("/tmp/screen/*", "screen session"),
+    ("/tmp/uscreens/*", "screen session"),
+    ("/run/user/*/systemd/private", "systemd user manager"),
+    ("/run/user/*/bus", "D-Bus session bus"),
+    ("/tmp/dbus-*", "D-Bus session bus"),
+    ("/run/dbus/system_bus_socket", "D-Bus system bus"),
+    ("/run/docker.sock", "docker"),
+    ("/var/run/docker.sock", "docker"),
+    ("/run/user/*/docker.sock", "docker (rootless)"),
+    ("/run/user/*/podman/podman.sock", "podman"),
+    ("/tmp/.X11-unix/X*", "X11 display (keystrokes into any window)"),
+    ("/run/user/*/wayland-*", "Wayland display"),
+    ("/run/user/*/emacs/*", "emacs server"),
+    ("/tmp/emacs*/*", "emacs server"),
+    ("/run/user/*/nvim.*", "neovim server"),
+    ("/tmp/nvim*/*", "neovim server"),
+    ("/run/user/*/peninsula/*", "a peninsula session"),
+    ("/tmp/peninsula-*/*", "a peninsula session"),
+)
+
+
+def socket_service(path: str) -> str | None:
+    """The service a socket path belongs to, when it is a known one."""
+    for pattern, name in SOCKET_SERVICES:
+        if fnmatch.fnmatchcase(path, pattern):
+            return name
+    return None

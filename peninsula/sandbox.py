@@ -177,6 +177,7 @@ class Sandbox:
         configs=(),
         allow_connect=(),
         allow_bind=(),
+        allow_socket=(),
         unshare_net: bool = False,
         unshare_pid: bool = False,
         unshare_ipc: bool = False,
@@ -216,6 +217,7 @@ class Sandbox:
             log=log,
             allow_connect=tuple(_check(p, parse_port, "--allow-connect") for p in allow_connect),
             allow_bind=tuple(_check(p, parse_port, "--allow-bind") for p in allow_bind),
+            allow_socket=tuple(os.path.abspath(os.path.expanduser(p)) for p in allow_socket),
             unshare_net=unshare_net,
             unshare_pid=unshare_pid,
             unshare_ipc=unshare_ipc,
@@ -256,7 +258,11 @@ class Sandbox:
     def policy(self) -> policy.Policy:
         opts = self.options
         roots = [] if opts.read_only else [self.project]
-        roots += list(opts.write) + list(defaults.temp_roots())
+        # Not $XDG_RUNTIME_DIR: the user's services (D-Bus, gpg-agent,
+        # Wayland, pulse) listen there, and a command that may replace their
+        # sockets can answer unconfined programs in their place.
+        runtime = defaults.runtime_dir()
+        roots += list(opts.write) + [r for r in defaults.temp_roots() if r != runtime]
         writable = tuple(dict.fromkeys(_canonical(r) for r in roots))
         if "/" in writable:
             raise SandboxError("refusing to make / writable: that is no sandbox")
@@ -799,6 +805,10 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     except Exception as err:
         say_pid(0)
         return setup_failed(f"peninsula: cannot apply the Landlock baseline: {err}")
+    from .sockets import AllowList, shipped_allowlist, user_allowlist
+
+    sockets_allowed = AllowList(shipped_allowlist() + user_allowlist(box.options.allow_socket, "--allow-socket"))
+    # (found before the command can rename anything)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
@@ -838,7 +848,9 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     threading.Thread(target=watchdog, daemon=True).start()
     stream = os.fdopen(os.dup(stderr_fd), "w", buffering=1, errors="replace")
     notices = _notices(stream, log_fd, box.quiet)
-    sup = Supervisor(listener_fd, plan.policy, notices, box.verbose)
+    sup = Supervisor(listener_fd, plan.policy, notices, box.verbose, sockets=sockets_allowed)
+    sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
+    sup.socket_hint = "--allow-socket {path}"
     sup.serve()
     reaper.thread.join()
     finished.set()

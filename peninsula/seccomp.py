@@ -107,6 +107,11 @@ REFUSED = (
     ("quotactl", errno.EPERM),
     ("quotactl_fd", errno.EPERM),
 )
+# Whom a socket reaches (sockets.py): every connect, and sendto with a
+# destination address (argument 4 not NULL). The address is in memory, so
+# the filter cannot tell a unix path from a TCP port.
+SOCKET_TRAPS = ("connect",)
+ADDRESSED_SENDS = (("sendto", 4),)
 # Extra traps the shell sandbox needs to see the shell change directory.
 CHDIR_TRAPS = ("chdir", "fchdir")
 # The shell session judges a process by the head of its line, and a
@@ -133,7 +138,7 @@ SESSION_REFUSED = (("clone3", errno.ENOSYS),)
 # cost each supervisor several milliseconds at start. libseccomp 2.5.4
 # knows none of the four newest.
 X86_64_SYSCALLS = {
-    "acct": 163, "bpf": 321, "chdir": 80, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227,
+    "acct": 163, "bpf": 321, "chdir": 80, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227, "connect": 42, "sendto": 44,
     "creat": 85, "delete_module": 176, "fchdir": 81, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452,
     "fchown": 93, "fchownat": 260, "file_setattr": 469, "finit_module": 313, "fremovexattr": 199,
     "fsetxattr": 190, "futimesat": 261, "init_module": 175, "io_uring_enter": 426, "io_uring_register": 427,
@@ -199,13 +204,15 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
     # dodge every rule below: kill it.
     flt.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     flt.set_attr(sc.Attr.CTL_NNP, 0)  # the launcher sets no_new_privs itself
-    for name in PATH_MUTATORS + FD_MUTATORS + PROCESS_ACCESS + IDENTITY_CHANGES:
+    for name in PATH_MUTATORS + FD_MUTATORS + PROCESS_ACCESS + IDENTITY_CHANGES + SOCKET_TRAPS:
         if not (kernel_judges_names and name in KERNEL_JUDGED):
             _add(flt, sc.NOTIFY, name)
     for name, index in FLAGGED_OPENS:
         judged = kernel_judges_names and name != "open_by_handle_at"
         for condition in _write_intent_rules(sc, index, judged):
             _add(flt, sc.NOTIFY, name, condition)
+    for name, index in ADDRESSED_SENDS:
+        _add(flt, sc.NOTIFY, name, sc.Arg(index, sc.NE, 0))
     for request in (TIOCSTI, TIOCLINUX) + REFUSED_IOCTLS:
         # The kernel compares only the low 32 bits of an ioctl request.
         _add(flt, sc.ERRNO(errno.EPERM), "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))

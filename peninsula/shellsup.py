@@ -23,6 +23,7 @@ from .timeline import STRICT, UNCONFINED, ShellState, Timeline, stricter, tighte
 from .userconfig import UserConfig, load_user_config
 
 MAX_ANSWERS = 8192
+MAX_TAGGED = 64
 IOCTL = 16
 
 
@@ -51,6 +52,21 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.known_projects: set[str] = set()  # once a project, always, this session
             self.project_roots = HeldRoots()  # ...and known by what it is (roots.py)
             self.prompt_cwd: tuple[int, int] | None = None  # (dev, ino) of the shell's directory at its last prompt
+            self.control_allowed = False
+            from .sockets import user_allowlist
+
+            # The user's allow_socket, found now like the shipped list: a
+            # confined process cannot have renamed anything yet.
+            for entry in user_allowlist(conf.allow_socket, "allow_socket in " + (conf.source or _user_config_path())):
+                self.sockets.add(*entry)
+            self.socket_hint = 'allow_socket = ["{path}"] in ' + (conf.source or _user_config_path()) + " (new sessions)"
+            # Names the caller of a control connection this supervisor made
+            # for a confined process (its SO_PEERCRED is ours): secret.
+            import secrets
+
+            self.control_token = secrets.token_hex(16).encode()
+            self.tagged_callers: dict[bytes, int] = {}  # nonce -> pidfd of the caller (sockets._Tag)
+            self.tagged_lock = threading.Lock()
             self.lock = threading.Lock()
             for name in ("chdir", "fchdir"):
                 from .seccomp import syscall_number
@@ -126,6 +142,25 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 if slot is None:
                     slot = self.fast_slots[state] = self.fast.add_policy(**fastpath.spec(pol))
                 return slot, tgid
+
+        def listener_inside(self, caller_tgid: int, pid: int) -> bool:
+            """A socket's listener is in the caller's confinement when its line
+            leads to the shell and the timeline judges it confined as
+            strictly (its project, or strict). A line that cannot be traced
+            is outside: the opposite of judging a caller."""
+            if not target.descends_from(pid, self.shell_pid):
+                return False
+            mine, theirs = self.state_of(caller_tgid), self.state_of(pid)
+            return theirs.confined and (theirs.strict or theirs == mine)
+
+        def socket_allowlist(self):
+            # The control socket (status, check, exec) judges its callers
+            # itself; it is bound after this supervisor starts.
+            if not self.control_allowed:
+                self.control_allowed = True
+                self.sockets.add("peninsula", os.path.join(self.session_dir, "control.sock"),
+                                 "this session's control socket: it judges each caller itself")
+            return self.sockets
 
         def _policies_changed(self) -> None:
             """Config, project configs or trust may have changed: compile again."""
@@ -323,6 +358,22 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                     handle.write(text)
                 os.rename(path + ".new", path)
 
+        def tag_caller(self, pidfd: int) -> bytes:
+            """Keep pidfd of a confined caller whose control connection this
+            supervisor made, under a fresh nonce the connection will carry."""
+            import secrets
+
+            nonce = secrets.token_hex(16).encode()
+            with self.tagged_lock:
+                while len(self.tagged_callers) >= MAX_TAGGED:  # never collected: the oldest go
+                    os.close(self.tagged_callers.pop(next(iter(self.tagged_callers))))
+                self.tagged_callers[nonce] = pidfd
+            return nonce
+
+        def collect_tagged_caller(self, nonce: bytes) -> int | None:
+            with self.tagged_lock:
+                return self.tagged_callers.pop(nonce, None)
+
         def tell(self, line: str, edition=None) -> None:
             if (line, edition) in self.told:
                 return
@@ -346,6 +397,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 "writable": list(pol.writable) if pol else None,
                 "protected": list(pol.protected) if pol else None,
                 "project_configs": _config_states(state.project or self.timeline.current.project),
+                "sockets": self.socket_allowlist().describe(),
                 "requests": self.requests,
                 "compiled_requests": self.fast.counts()[0] if self.fast is not None else None,
             }
@@ -359,6 +411,18 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 return {"allow": True, "reason": "not confined: " + state.describe()}
             decision = engine.decide_write(pol, path)
             return {"allow": decision.allow, "reason": decision.reason}
+
+        def check_connect(self, state: ShellState, path: str) -> dict:
+            """Would a connect to the socket at path pass for a caller judged
+            state? Judged as a confined connect is: the inode against the
+            allow-list, else the listener (a probe of ours connects to it;
+            the listener sees a connection close unused), compared with the
+            shell's own line (where `peninsula check` runs)."""
+            from .sockets import explain_socket
+
+            if not state.confined:
+                return {"allow": True, "reason": "not confined: " + state.describe()}
+            return explain_socket(self, self.shell_pid, path, locked=True)
 
     return _ShellSupervisor()
 

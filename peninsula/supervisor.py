@@ -109,7 +109,7 @@ def _raw(nr: int, *args) -> int:
 
 
 class Supervisor:
-    def __init__(self, listener_fd: int, policy, notices: DenialNotices, verbose: bool = False):
+    def __init__(self, listener_fd: int, policy, notices: DenialNotices, verbose: bool = False, sockets=None):
         self.listener = Listener(listener_fd)
         # The policy the current request is judged by (emulate.Request.check
         # reads it); for `peninsula run` it never changes.
@@ -132,6 +132,26 @@ class Supervisor:
         self.uid, self.gid = os.getuid(), os.getgid()
         self.groups = tuple(sorted(os.getgroups()))
         os.umask(0)  # the target's umask is applied by hand
+        # The TCP ports of --allow-connect (None: any): connects are made
+        # here, outside the command's Landlock domain (sockets.py).
+        self.tcp_connect_ports: tuple[int, ...] | None = None
+        # Found now, before any confined process can rename things (a run
+        # finds them before its command starts, and passes them).
+        if sockets is None:
+            from .sockets import AllowList, shipped_allowlist
+
+            sockets = AllowList(shipped_allowlist())
+        self.sockets = sockets
+        self.socket_hint: str | None = None  # the option that allows a socket, for notices
+
+    def socket_allowlist(self):
+        return self.sockets
+
+    def listener_inside(self, caller_tgid: int, pid: int) -> bool:
+        """Is pid (a socket's listener) in the confinement of caller_tgid?
+        A run's confinement is every process under its filter: the
+        supervisor is a child subreaper, so they all stay beneath it."""
+        return pid not in self.own_pids and target.filtered(pid) and target.descends_from(pid, os.getpid())
 
     @contextlib.contextmanager
     def as_target(self, req: emulate.Request):

@@ -148,3 +148,38 @@ def pidfd_target(tid: int, pidfd: int) -> int:
     except OSError:
         pass
     raise OSError(errno.EBADF, "not a pidfd")
+
+
+
+def _read_proc(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 8192)
+    finally:
+        os.close(fd)
+
+
+def filtered(pid: int) -> bool:
+    """Whether pid runs under a seccomp filter (a run's command and all it
+    starts do; the supervisor and the namespace holder do not)."""
+    try:
+        text = _read_proc(f"/proc/{pid}/status")
+    except OSError:
+        return False
+    at = text.find(b"\nSeccomp_filters:")
+    return at >= 0 and int(text[at + 17:text.index(b"\n", at + 1)]) > 0
+
+
+def descends_from(pid: int, ancestor: int, limit: int = 4096) -> bool:
+    """Whether ancestor is on pid's chain of parents (pid itself excluded)."""
+    for _ in range(limit):
+        try:
+            stat = _read_proc(f"/proc/{pid}/stat")
+        except OSError:
+            return False
+        pid = int(stat[stat.rindex(b")") + 2 :].split(None, 2)[1])
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+    return False

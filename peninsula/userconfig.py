@@ -3,6 +3,7 @@
     baseline = ["/srv/code"]          # more Landlock roots, beyond home and temp
     write = ["~/.cache/pip"]          # every confined process may write here
     protect = ["~/.aws"]              # never writable by confined processes
+    allow_socket = ["/tmp/.X11-unix/X*"]  # unix sockets confined processes may reach (new sessions)
     hardlinked_writes = false
     best_effort = false               # run with weaker enforcement rather than refuse
 
@@ -29,6 +30,7 @@ class UserConfig:
     baseline: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
     protect: tuple[str, ...] = ()
+    allow_socket: tuple[str, ...] = ()
     hardlinked_writes: bool = False
     best_effort: bool = False
     direnv: bool = True
@@ -42,7 +44,7 @@ def config_path() -> str:
     return os.path.join(base, "peninsula", "config.toml")
 
 
-_TOP = {"baseline": "paths", "write": "paths", "protect": "paths", "hardlinked_writes": "bool", "best_effort": "bool", "projects": "table"}
+_TOP = {"baseline": "paths", "write": "paths", "protect": "paths", "allow_socket": "paths", "hardlinked_writes": "bool", "best_effort": "bool", "projects": "table"}
 _PROJECTS = {"direnv": "bool", "markers": "names", "roots": "paths"}
 
 
