@@ -334,6 +334,7 @@ REPLACED = textwrap.dedent("""
     print("inside", attempt())
     s.close()
     os.unlink(path)
+    open(path + ".gone", "w").close()  # the taker's cue: a poll could miss the socket's short life
     deadline = time.monotonic() + 10
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -345,9 +346,7 @@ TAKER = textwrap.dedent("""
     import os, socket, sys, time
     path = sys.argv[1]
     print("ready", flush=True)
-    while not os.path.exists(path):
-        time.sleep(0.01)
-    while os.path.exists(path):
+    while not os.path.exists(path + ".gone"):
         time.sleep(0.01)
     s = socket.socket(socket.AF_UNIX)
     s.bind(path)
