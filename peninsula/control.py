@@ -62,6 +62,13 @@ def _answer_control(sup, conn) -> None:
                 reply = sup.describe(pid)
             elif op == "check":
                 reply = sup.check(pid, str(request.get("path", "")))
+            elif op == "privileged":
+                from .privileged import serve_request
+
+                conn.settimeout(None)
+                serve_request(sup, conn, request, fds)
+                fds = []  # closed there
+                return
             elif op == "exec" and getattr(sup, "broker", None) is not None:
                 conn.settimeout(None)
                 sup.broker.serve_exec(sup, conn, pid, request, fds)
