@@ -359,7 +359,9 @@ def workflow_home(runtime):
     key = re.search(r"^fpr:+([0-9A-F]+):", fingerprint, re.M).group(1)
     assert user.run(["git", "config", "--global", "user.signingkey", key], env=env).returncode == 0
     yield user, home
+    started = time.monotonic()
     shutil.rmtree(scratch, ignore_errors=True)
+    sys.stderr.write(f"workflow home removed in {time.monotonic() - started:.0f} s\n")
 
 
 # -- running: each shell types every workflow in turn ----------------------------------
@@ -421,7 +423,8 @@ def _run_shell(user, home: Path, shell: str, out: dict) -> None:
                     _go(term, shell, "proj")
                 result["denials"] = [line for line in _between(text, index).splitlines() if DENIED in line]
             except AssertionError as err:
-                result["error"] = str(err)[-3000:]
+                text = str(err)
+                result["error"] = text if len(text) < 4000 else f"{text[:500]}\n[...]\n{text[-3000:]}"
                 term.close()  # whatever hangs there, the next workflow gets a fresh shell
                 term = _session(user, home, shell)
             result["seconds"] = time.monotonic() - result["seconds"]
