@@ -66,7 +66,8 @@ def write_shims(session_dir: str, path: str) -> str:
         if _find(name, path, directory) is None:
             continue
         with open(os.path.join(directory, name), "w") as handle:
-            handle.write(f"#!/bin/sh\nexec {_sh_quote(sys.executable)} -s -c {_sh_quote(entry)} {name} \"$@\"\n")
+            # -I: no PYTHONPATH, user site or startup files decide what the shim runs.
+            handle.write(f"#!/bin/sh\nexec {_sh_quote(sys.executable)} -I -c {_sh_quote(entry)} {name} \"$@\"\n")
             os.fchmod(handle.fileno(), 0o700)
     return directory
 

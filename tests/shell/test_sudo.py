@@ -114,3 +114,21 @@ def test_confined_job_cannot_use_the_helper_after_the_shell_left(term_factory, s
         out = (home / "proj" / name).read_text()
         assert REFUSED in out and out.endswith("rc=1\n"), (name, out)
         assert "\n0\n" not in "\n" + out
+
+
+def test_confined_process_cannot_replace_the_shims(term_factory, sudo_rule, home):
+    term = term_factory("bash")
+    supervised(term)
+    shim = term.run('echo "shim=$(command -v sudo)"').split("shim=")[-1].split()[0]
+    assert shim.endswith("/bin/sudo") and "peninsula" in shim, shim
+    original = Path(shim).read_text()
+    term.run("cd proj")
+    term.prompt()
+    text = term.run(f"echo evil > {shim}; rm -f {shim}; mv {shim} {shim}.x; echo tried")
+    assert "peninsula: denied" in text, text
+    assert Path(shim).read_text() == original
+    # Positive control: the same writes from outside the project (the user's own shell) succeed.
+    term.run("cd ..")
+    term.prompt()
+    term.run(f"cp {shim} {shim}.copy && echo changed >> {shim}.copy")
+    assert Path(shim + ".copy").read_text().endswith("changed\n")
