@@ -199,7 +199,7 @@ def serve_request(sup, conn: socket.socket, request: dict, fds: list[int]) -> No
         if pid <= 0:
             raise ProcessLookupError("the caller has exited")
         state = caller_state(sup, pid)
-        group = _process_group(pid)
+        group, umask = _process_group(pid), _umask(pid)
         # The pid was read by number: the caller still being alive proves
         # it was not reused while we judged it.
         signal.pidfd_send_signal(pidfd, 0)
@@ -214,7 +214,8 @@ def serve_request(sup, conn: socket.socket, request: dict, fds: list[int]) -> No
                 and isinstance(env, dict) and isinstance(path, str) and len(fds) == 4):
             send(conn, {"error": "privileged: malformed request"})
             return
-        message = {"path": path, "argv": argv, "env": outside_env(env, sup.session_dir), "pgid": group}
+        message = {"path": path, "argv": argv, "env": outside_env(env, sup.session_dir), "pgid": group,
+                   "umask": umask}
         with sup.privileged_lock:
             socket.send_fds(helper, [json.dumps(message).encode()], [*fds, conn.fileno()])
     except (OSError, ValueError) as err:
@@ -225,6 +226,14 @@ def serve_request(sup, conn: socket.socket, request: dict, fds: list[int]) -> No
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def _umask(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    raise ValueError("the caller's umask is unknown")
 
 
 def _process_group(pid: int) -> int:
@@ -305,6 +314,7 @@ def _start(message: dict, stdio: list[int], cwd: int, exe: int) -> tuple[int, in
             for number, fd in enumerate(stdio):
                 os.dup2(fd, number)
             os.fchdir(cwd)
+            os.umask(message["umask"])
             # Received fds are inheritable: keep none of the helper's.
             os.closerange(3, min(exe, error_w))
             os.closerange(min(exe, error_w) + 1, max(exe, error_w))

@@ -11,7 +11,8 @@ import pytest
 
 from .conftest import SHELLS, supervised
 
-RULE = "{user} ALL=(root) NOPASSWD: /usr/bin/true, /usr/bin/id -u, /usr/bin/sleep 30\n"
+RULE = "{user} ALL=(root) NOPASSWD: /usr/bin/true, /usr/bin/id -u, /usr/bin/sleep 30, /usr/bin/touch {marker}\n"
+UMASK_MARKER = Path("/tmp/peninsula-test-sudo-umask")
 REFUSED = "sudo refused: this command runs confined to "
 DIRECT = ("python3 -c 'import os, sys; from peninsula.privileged import run_outside; "
           "sys.exit(run_outside(os.environ[\"PENINSULA_SESSION_DIR\"], \"/usr/bin/sudo\", [\"sudo\", \"-n\", \"id\", \"-u\"]))'")
@@ -20,7 +21,7 @@ DIRECT = ("python3 -c 'import os, sys; from peninsula.privileged import run_outs
 @pytest.fixture
 def sudo_rule(user):
     path = Path(f"/etc/sudoers.d/peninsula-test-{user.name}")
-    path.write_text(RULE.format(user=user.name))
+    path.write_text(RULE.format(user=user.name, marker=UMASK_MARKER))
     path.chmod(0o440)
     try:
         check = subprocess.run(["visudo", "-cf", str(path)], capture_output=True, text=True)
@@ -31,6 +32,7 @@ def sudo_rule(user):
         yield
     finally:
         path.unlink()
+        UMASK_MARKER.unlink(missing_ok=True)
 
 
 def _lines(text: str, after: str) -> list[str]:
@@ -76,6 +78,11 @@ def test_sudo_keeps_job_control_and_signals(term_factory, sudo_rule):
     # kill from the shell (not the terminal) reaches it through the shim.
     text = term.run("sudo -n sleep 30 & sleep 1; kill %1; wait %1; echo killed=$?")
     assert "killed=143" in text, text
+    # The caller's umask reaches the program, as it would without peninsula
+    # (sudo unions it with its own 022: 077 shows as mode 600, 022 as 644).
+    UMASK_MARKER.unlink(missing_ok=True)
+    term.run(f"umask 077; sudo -n touch {UMASK_MARKER}; umask 022")
+    assert UMASK_MARKER.stat().st_uid == 0 and UMASK_MARKER.stat().st_mode & 0o777 == 0o600
     text = term.run("pgrep -x sleep || echo none-left")
     assert "none-left" in text.split("pgrep -x sleep ||")[-1], text
 
