@@ -47,6 +47,7 @@ def _answer_control(sup, conn) -> None:
     from .join import judge_pidfd, peer_pidfd
 
     fds: list[int] = []
+    pidfd = None
     with conn:
         try:
             # The caller is judged now, by the process that connected (a
@@ -58,7 +59,7 @@ def _answer_control(sup, conn) -> None:
                 # A confined caller's connect was made by this supervisor
                 # (sockets.py), which then named the caller on the line first.
                 pidfd, data = _tagged_caller(sup, conn)
-            state = judge_pidfd(sup, pidfd)
+            state = judge_pidfd(sup, pidfd)  # the pidfd is held until the answer
             deadline = time.monotonic() + REQUEST_DEADLINE
             while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
                 left = deadline - time.monotonic()
@@ -86,6 +87,13 @@ def _answer_control(sup, conn) -> None:
                 reply = answer_judge(sup, request)
             elif op == "check_connect":
                 reply = sup.check_connect(state, str(request.get("path", "")))
+            elif op == "privileged":
+                from .privileged import serve_request
+
+                conn.settimeout(None)
+                serve_request(sup, conn, request, fds, pidfd, state)
+                fds = []  # closed there
+                return
             elif op == "exec" and getattr(sup, "broker", None) is not None:
                 conn.settimeout(None)
                 sup.broker.serve_exec(sup, conn, state, request, fds)
@@ -99,6 +107,8 @@ def _answer_control(sup, conn) -> None:
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+            if pidfd is not None:
+                os.close(pidfd)
         send(conn, reply)
 
 

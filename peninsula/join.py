@@ -65,28 +65,31 @@ def peer_pidfd(conn: socket.socket) -> int | None:
 
 
 def judge_pidfd(sup, pidfd: int):
-    """How the supervisor judges the process pidfd names (pidfd is closed).
+    """How the supervisor judges the process pidfd names.
 
     The pid it has now is read from the pidfd, the facts from /proc, and
     then the pidfd must still name a live (or unreaped) process: while it
     does, its pid cannot have been given to anyone else, so the facts were
     the caller's. A caller that exited is refused, not guessed at."""
-    try:
-        pid = target.pidfd_target(os.getpid(), pidfd)
-        if pid <= 0:
-            raise OSError(errno.ESRCH, "the caller has exited")
-        state = caller_state(sup, pid)
-        if state.confined:
-            state = _own_session_view(sup, pid, state)
-        try:
-            signal.pidfd_send_signal(pidfd, 0)
-        except PermissionError:
-            pass  # another user's process: the kernel looked it up, so it is there
-        except ProcessLookupError:
-            raise OSError(errno.ESRCH, "the caller has exited") from None
-    finally:
-        os.close(pidfd)
+    pid = target.pidfd_target(os.getpid(), pidfd)
+    if pid <= 0:
+        raise OSError(errno.ESRCH, "the caller has exited")
+    state = caller_state(sup, pid)
+    if state.confined:
+        state = _own_session_view(sup, pid, state)
+    still_alive(pidfd)
     return state
+
+
+def still_alive(pidfd: int) -> None:
+    """Raise unless pidfd still names a live (or unreaped) process: then
+    the facts read by its pid before this call were its own."""
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except PermissionError:
+        pass  # another user's process: the kernel looked it up, so it is there
+    except ProcessLookupError:
+        raise OSError(errno.ESRCH, "the caller has exited") from None
 
 
 def caller_state(sup, pid: int):

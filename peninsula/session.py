@@ -104,16 +104,24 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
     os.makedirs(session_dir, mode=0o700)
     log_fd = defaults.open_log(defaults.default_log())
     libc.prctl_set_child_subreaper()
+    from . import privileged
+
+    shims = privileged.write_shims(session_dir, os.environ.get("PATH", ""))
+    # sudo and friends outside projects: we are under neither no_new_privs
+    # nor Landlock, so we start them for the supervisor (privileged.py).
+    helper_ours, helper_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     result_r, result_w = os.pipe()
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     pid = os.fork()
     if pid == 0:
         os.close(result_r)
+        helper_ours.close()
         code = 1
         started: dict = {}
         try:
-            code = _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0)
+            code = _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0,
+                                    helper_theirs, shims)
         except BaseException as err:
             from .cli import describe_exception
 
@@ -132,11 +140,18 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
         finally:
             os._exit(code)
     os.close(result_w)
+    helper_theirs.close()
+    import threading
+
+    threading.Thread(target=privileged.helper_loop, args=(helper_ours,), daemon=True).start()
     data = b""
     while chunk := _read(result_r):
         data += chunk
     _, status = os.waitpid(pid, 0)
     with contextlib.suppress(OSError):
+        for name in os.listdir(shims):
+            os.unlink(os.path.join(shims, name))
+        os.rmdir(shims)
         for name in os.listdir(session_dir):  # a few flat files: no shutil to load
             os.unlink(os.path.join(session_dir, name))
         os.rmdir(session_dir)
@@ -165,7 +180,7 @@ def _read(fd: int) -> bytes:
             continue
 
 
-def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0) -> int:
+def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0, helper, shims) -> int:
     from .filtercache import filter_bpf
     from .seccomp import FilterProgram
 
@@ -186,7 +201,8 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
     child = os.fork()
     if child == 0:
         parent_sock.close()
-        _shell_main(shell_argv, roots, program, child_sock, session_dir, argv0)
+        helper.close()
+        _shell_main(shell_argv, roots, program, child_sock, session_dir, shims, argv0)
     started["shell"] = child
     child_sock.close()
     from .join import Broker, zygote_main
@@ -197,6 +213,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
         # The zygote: a child of ours, so joining commands nest in our domain.
         our_zygote_sock.close()
         parent_sock.close()
+        helper.close()
         for fd in (result_w, log_fd):
             if fd is not None:
                 os.close(fd)
@@ -246,6 +263,9 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
 
     sup = make_shell_supervisor(fds[0], notices, conf, child, session_dir, verbose, broker, wake_r)
     sup.own_pids.add(zygote)
+    import threading
+
+    sup.privileged_helper, sup.privileged_lock = helper, threading.Lock()
     from .control import serve_control
 
     serve_control(sup, os.path.join(session_dir, "control.sock"))
@@ -257,7 +277,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
     return 0
 
 
-def _shell_main(shell_argv, roots, program, sock, session_dir, argv0=None) -> None:
+def _shell_main(shell_argv, roots, program, sock, session_dir, shims, argv0=None) -> None:
     from . import libc
     from .handoff import load_and_hand_over
 
@@ -269,6 +289,7 @@ def _shell_main(shell_argv, roots, program, sock, session_dir, argv0=None) -> No
         env[ENV_SESSION] = os.path.basename(session_dir)
         env[ENV_SESSION_DIR] = session_dir
         env[ENV_SHELL_PID] = str(os.getpid())
+        env["PATH"] = f"{shims}:{env['PATH']}" if env.get("PATH") else shims
         libc.prctl_set_no_new_privs()
         baseline.restrict_self_if_available(roots, scoped=True)
         load_and_hand_over(program, sock)
