@@ -141,7 +141,6 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
             os._exit(code)
     os.close(result_w)
     helper_theirs.close()
-    import threading
 
     threading.Thread(target=privileged.helper_loop, args=(helper_ours,), daemon=True).start()
     data = b""
@@ -263,7 +262,6 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
 
     sup = make_shell_supervisor(fds[0], notices, conf, child, session_dir, verbose, broker, wake_r)
     sup.own_pids.add(zygote)
-    import threading
 
     sup.privileged_helper, sup.privileged_lock = helper, threading.Lock()
     from .control import serve_control
