@@ -173,7 +173,7 @@ def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[st
     protections apply, its allowances wait for `peninsula trust`.
     """
     root = project.root
-    writable = [root, *conf.write, *defaults.temp_roots(), *defaults.allowed_in_home()]
+    writable = [root, *conf.write, *defaults.temp_roots()]
     protected = [
         *defaults.protected_paths(),
         *conf.protect,
@@ -199,6 +199,7 @@ def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[st
         writable=tuple(dict.fromkeys(_canonical(p) for p in writable)),
         protected=tuple(_canonical(p) for p in protected),
         hardlinked_writes=hardlinked,
+        state=defaults.state_allowances(),
     )
     return pol, notices
 
@@ -209,6 +210,7 @@ def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> po
 
     protected = [*defaults.protected_paths(), *conf.protect, *extra_protected]
     return policy.Policy(
-        writable=tuple(_canonical(p) for p in defaults.temp_roots() + defaults.allowed_in_home()),
+        writable=tuple(_canonical(p) for p in defaults.temp_roots()),
         protected=tuple(_canonical(p) for p in protected),
+        state=defaults.state_allowances(),
     )
