@@ -1,0 +1,73 @@
+"""Issue 17 class 7: what a project sets in the shell's own execution hooks
+does not outlive it.
+
+An allowed .envrc that loads .env (dotenv_if_exists) re-exports it when it
+changes, without a new `direnv allow`. A confined process writes shell code
+into such variables there; without peninsula's guard direnv exports them,
+they replace direnv's own hook (so nothing unloads them), and they run at
+every prompt, unconfined once the user has left. With the guard they are
+put back before the shell runs them, with one line saying so.
+"""
+
+import pytest
+
+from .conftest import supervised
+
+# What a confined process writes into .env, per shell: each value runs
+# `touch out/<marker>` in the shell when evaluated. The bash one also sends
+# peninsula's prompt ping itself, so that confinement is lifted when the
+# user leaves although peninsula's own hook is gone.
+ATTACKS = {
+    "bash": ("PROMPT_COMMAND=': >| /dev/null/.peninsula-prompt; touch {out}/pc'\nPS1='$(touch {out}/ps1)> '\nPS0='$(touch {out}/ps0)'\n", ("pc", "ps1", "ps0")),
+    "zsh": ("PS1='$(touch {out}/ps1)> '\nRPROMPT='$(touch {out}/rprompt)'\n", ("ps1", "rprompt")),
+    "fish": ("fish_function_path={proj}/fns\n", ("fish",)),
+}
+
+
+def _project(user, home, shell):
+    proj = home / "proj"
+    user.write(proj / ".envrc", "dotenv_if_exists\n")
+    result = user.run(["direnv", "allow", str(proj)], cwd=proj, env={"HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    fns = user.mkdir(proj / "fns")
+    # fish autoloads fish_right_prompt from fish_function_path at each prompt.
+    user.write(fns / "fish_right_prompt.fish", f"function fish_right_prompt; touch {home}/out/fish; end\n")
+    text, markers = ATTACKS[shell]
+    return text.format(out=home / "out", proj=proj), [home / "out" / m for m in markers]
+
+
+def _attack(term, env_text):
+    term.run("cd proj")
+    # The confined process: an ordinary command started in the project.
+    quoted = env_text.replace("\\", "\\\\").replace("'", "'\\''")
+    term.run(f"printf '%s' '{quoted}' > .env")
+    for _ in range(3):
+        term.prompt()
+    term.run("cd ..")
+    for _ in range(3):
+        term.prompt()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_project_cannot_plant_code_in_the_shell(term_factory, home, user, shell):
+    env_text, markers = _project(user, home, shell)
+    term = term_factory(shell)
+    supervised(term)
+    _attack(term, env_text)
+    ran = [m.name for m in markers if m.exists()]
+    assert ran == [], term.screen()
+    assert "a project may not change what this shell runs" in term.screen()
+    # The shell is a normal shell again: direnv's hook still unloads, and
+    # the shell left the project.
+    term.run("echo x > out/after")
+    assert (home / "out" / "after").exists()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_without_peninsula_the_same_env_runs_code(term_factory, home, user, shell):
+    """Positive control: the attack is real."""
+    env_text, markers = _project(user, home, shell)
+    term = term_factory(shell, env={"PENINSULA_DISABLE": "1"})
+    term.run("true")
+    _attack(term, env_text)
+    assert any(m.exists() for m in markers), term.screen()
