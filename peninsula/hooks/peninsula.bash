@@ -33,57 +33,62 @@ if [[ $- == *i* ]]; then
     # -- what a project may not change in this shell ------------------------
     # direnv re-exports a project's .env at a prompt without a new `direnv
     # allow`, and a confined process may have written it. PROMPT_COMMAND,
-    # PS0-PS4 (command substitution), BASH_ENV, ENV and BASH_LOADABLES_PATH
+    # PS0-PS4 (command substitution), BASH_ENV, ENV, BASH_LOADABLES_PATH and
+    # FUNCNEST (which would stop this guard)
     # from there would run code in this shell, unconfined once it has left
     # (and could remove this hook first). So their values are kept before
     # direnv's hook runs, and put back right after it while the shell is
-    # confined, before bash runs or expands any of them.
-    __peninsula_watched=(PS0 PS1 PS2 PS3 PS4 BASH_ENV ENV BASH_LOADABLES_PATH)
-    declare -gA __peninsula_kept=() __peninsula_kept_attr=()
+    # confined, before bash runs or expands any of them. Whatever direnv can
+    # set is a variable; the kept values and the state file's path live in
+    # function bodies, which it cannot change.
+    printf -v __peninsula_q '%q' "$PENINSULA_SESSION_DIR/state"
+    eval "__peninsula_confined() { local line=; IFS= read -r line < $__peninsula_q 2>/dev/null; [[ -n \$line ]]; }"
+    unset -v __peninsula_q
     __peninsula_keep() {
-      local status=$? name
-      __peninsula_kept=() __peninsula_kept_attr=()
-      for name in PROMPT_COMMAND "${__peninsula_watched[@]}"; do
-        __peninsula_kept_attr[$name]="${!name+set}:${!name@a}"
-        __peninsula_kept[$name]=${!name-}
+      local status=$? name q body= i
+      for name in PS0 PS1 PS2 PS3 PS4 BASH_ENV ENV BASH_LOADABLES_PATH FUNCNEST; do
+        printf -v q '%q' "${!name-}"
+        body+="__peninsula_check $name '${!name+set}:${!name@a}' $q;"
       done
-      __peninsula_kept_pc=("${PROMPT_COMMAND[@]}")
-      __peninsula_kept_pc_keys="${!PROMPT_COMMAND[*]}"
+      body+="__peninsula_check_pc '${PROMPT_COMMAND+set}:${PROMPT_COMMAND@a}' ${#PROMPT_COMMAND[@]}"
+      for i in "${!PROMPT_COMMAND[@]}"; do
+        printf -v q '%q' "${PROMPT_COMMAND[i]}"
+        body+=" $i $q"
+      done
+      eval "__peninsula_kept() { $body; }"
       return $status
     }
-    __peninsula_put_back() {
-      local name=$1 attr=${__peninsula_kept_attr[$1]}
-      if [[ $name == PROMPT_COMMAND ]]; then
-        unset -v PROMPT_COMMAND
-        if [[ $attr == *a* ]]; then PROMPT_COMMAND=("${__peninsula_kept_pc[@]}")
-        elif [[ $attr == set:* ]]; then PROMPT_COMMAND=${__peninsula_kept_pc[0]}
-        fi
+    __peninsula_check() {  # NAME KEPT-ATTRIBUTES KEPT-VALUE
+      [[ "${!1+set}:${!1@a}" == "$2" && ${!1-} == "$3" ]] && return
+      if [[ $2 == set:* ]]; then printf -v "$1" '%s' "$3"; else unset -v "$1"; fi
+      if [[ $2 == set:*x* ]]; then export "$1"; elif [[ -n ${!1+set} ]]; then export -n "$1"; fi
+      changed+="${changed:+, }$1"
+    }
+    __peninsula_check_pc() {  # KEPT-ATTRIBUTES COUNT INDEX VALUE...
+      local attr=$1 count=$2 same=1 i
+      shift 2
+      local -a kept=()
+      while (( $# )); do kept[$1]=$2; shift 2; done
+      [[ "${PROMPT_COMMAND+set}:${PROMPT_COMMAND@a}" == "$attr" && ${#PROMPT_COMMAND[@]} == "$count"
+         && "${!PROMPT_COMMAND[*]}" == "${!kept[*]}" ]] || same=
+      for i in "${!kept[@]}"; do [[ ${PROMPT_COMMAND[i]-} == "${kept[i]}" ]] || same=; done
+      [[ -n $same ]] && return
+      unset -v PROMPT_COMMAND
+      if [[ $attr == *a* ]]; then
+        PROMPT_COMMAND=()
+        for i in "${!kept[@]}"; do PROMPT_COMMAND[i]=${kept[i]}; done
       elif [[ $attr == set:* ]]; then
-        printf -v "$name" '%s' "${__peninsula_kept[$name]}"
-      else
-        unset -v "$name"
+        PROMPT_COMMAND=${kept[0]}
       fi
-      if [[ $attr == set:*x* ]]; then export "$name"; elif [[ -n ${!name+set} ]]; then export -n "$name"; fi
+      if [[ $attr == set:*x* ]]; then export PROMPT_COMMAND; fi
+      changed+="${changed:+, }PROMPT_COMMAND"
     }
     __peninsula_guard() {
-      local status=$? name changed=
-      [[ -n $PENINSULA_PROMPT && -n ${__peninsula_kept_attr[PS1]+kept} ]] || return $status
-      if [[ "${PROMPT_COMMAND+set}:${PROMPT_COMMAND@a}" != "${__peninsula_kept_attr[PROMPT_COMMAND]}" \
-            || "${!PROMPT_COMMAND[*]}" != "$__peninsula_kept_pc_keys" ]]; then
-        changed=PROMPT_COMMAND
-      else
-        for name in "${!PROMPT_COMMAND[@]}"; do
-          [[ ${PROMPT_COMMAND[name]} == "${__peninsula_kept_pc[name]}" ]] || changed=PROMPT_COMMAND
-        done
+      local status=$? changed= FUNCNEST=  # a FUNCNEST from the project must not stop this guard
+      if declare -F __peninsula_kept >/dev/null && __peninsula_confined; then
+        __peninsula_kept
+        [[ -z $changed ]] || printf 'peninsula: the project set %s; put back (a project may not change what this shell runs)\n' "$changed" >&2
       fi
-      [[ -z $changed ]] || __peninsula_put_back PROMPT_COMMAND
-      for name in "${__peninsula_watched[@]}"; do
-        if [[ "${!name+set}:${!name@a}" != "${__peninsula_kept_attr[$name]}" || ${!name-} != "${__peninsula_kept[$name]}" ]]; then
-          __peninsula_put_back "$name"
-          changed+="${changed:+, }$name"
-        fi
-      done
-      [[ -z $changed ]] || printf 'peninsula: the project set %s; put back (a project may not change what this shell runs)\n' "$changed" >&2
       return $status
     }
     PROMPT_COMMAND="__peninsula_keep;$PROMPT_COMMAND;__peninsula_guard"
