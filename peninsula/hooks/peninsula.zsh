@@ -25,6 +25,47 @@ if [[ -o interactive ]]; then
     }
     typeset -ga precmd_functions
     precmd_functions+=(__peninsula_precmd)
+    # -- what a project may not change in this shell ------------------------
+    # direnv re-exports a project's .env without a new `direnv allow`, and a
+    # confined process may have written it. Prompts (with PROMPT_SUBST),
+    # FPATH and MODULE_PATH (autoloaded code), ZDOTDIR, ENV and BASH_ENV
+    # from there would run code in this shell, unconfined once it has left.
+    # direnv's hook (run at each prompt and at each cd) is wrapped: the
+    # values are kept before it and put back after it while the shell is
+    # confined, before zsh expands any of them. The kept values and the
+    # state file's path live in function bodies: direnv sets only variables.
+    # The hook arrays are made arrays here: an export cannot change an array.
+    zmodload zsh/parameter
+    typeset -ga preexec_functions chpwd_functions periodic_functions zshaddhistory_functions zshexit_functions
+    functions[__peninsula_confined]="local line=; IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state 2>/dev/null; [[ -n \$line ]]"
+    __peninsula_keep() {
+      local name body=
+      for name in PS1 RPS1 PS2 RPS2 PS3 PS4 SPROMPT PROMPT_EOL_MARK FPATH MODULE_PATH ZDOTDIR ENV BASH_ENV FUNCNEST; do
+        body+="__peninsula_check $name ${(q)${parameters[$name]-}} ${(q)${(P)name-}};"
+      done
+      functions[__peninsula_kept]=$body
+    }
+    __peninsula_check() {  # NAME KEPT-TYPE KEPT-VALUE
+      [[ ${parameters[$1]-} == $2 && ${(P)1-} == $3 ]] && return
+      if [[ -z $2 ]]; then
+        unset $1
+      else
+        : ${(P)1::=$3}
+        if [[ $2 == *export* ]]; then export $1; else typeset -g +x $1; fi
+      fi
+      changed+="${changed:+, }$1"
+    }
+    __peninsula_guard() {
+      local changed= FUNCNEST=1000  # a FUNCNEST from the project must not stop this guard
+      if (( ${+functions[__peninsula_kept]} )) && __peninsula_confined; then
+        __peninsula_kept
+        [[ -z $changed ]] || print -u2 "peninsula: the project set $changed; put back (a project may not change what this shell runs)"
+      fi
+    }
+    if (( ${+functions[_direnv_hook]} && ! ${+functions[__peninsula_direnv_hook]} )); then
+      functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
+      _direnv_hook() { __peninsula_keep; __peninsula_direnv_hook "$@"; __peninsula_guard; }
+    fi
   else
     print -u2 "peninsula: this shell runs inside session $PENINSULA_SESSION already (started by pid ${PENINSULA_SHELL_PID-?}); it is judged by that session"
   fi
