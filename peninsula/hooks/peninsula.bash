@@ -33,8 +33,7 @@ if [[ $- == *i* ]]; then
     # -- what a project may not change in this shell ------------------------
     # direnv re-exports a project's .env at a prompt without a new `direnv
     # allow`, and a confined process may have written it. PROMPT_COMMAND,
-    # PS0-PS4 (command substitution), BASH_ENV, ENV, BASH_LOADABLES_PATH and
-    # FUNCNEST (which would stop this guard)
+    # PS0-PS4 (command substitution), BASH_ENV, ENV and BASH_LOADABLES_PATH
     # from there would run code in this shell, unconfined once it has left
     # (and could remove this hook first). So their values are kept before
     # direnv's hook runs, and put back right after it while the shell is
@@ -46,7 +45,7 @@ if [[ $- == *i* ]]; then
     unset -v __peninsula_q
     __peninsula_keep() {
       local status=$? name q body= i
-      for name in PS0 PS1 PS2 PS3 PS4 BASH_ENV ENV BASH_LOADABLES_PATH FUNCNEST; do
+      for name in PS0 PS1 PS2 PS3 PS4 BASH_ENV ENV BASH_LOADABLES_PATH; do
         printf -v q '%q' "${!name-}"
         body+="__peninsula_check $name '${!name+set}:${!name@a}' $q;"
       done
@@ -84,7 +83,7 @@ if [[ $- == *i* ]]; then
       changed+="${changed:+, }PROMPT_COMMAND"
     }
     __peninsula_guard() {
-      local status=$? changed= FUNCNEST=  # a FUNCNEST from the project must not stop this guard
+      local status=$? changed= FUNCNEST=  # one set by the project must not stop this guard
       if declare -F __peninsula_kept >/dev/null && __peninsula_confined; then
         __peninsula_kept
         [[ -z $changed ]] || printf 'peninsula: the project set %s; put back (a project may not change what this shell runs)\n' "$changed" >&2

@@ -40,13 +40,14 @@ if [[ -o interactive ]]; then
     functions[__peninsula_confined]="local line=; IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state 2>/dev/null; [[ -n \$line ]]"
     __peninsula_keep() {
       local name body=
-      for name in PS1 RPS1 PS2 RPS2 PS3 PS4 SPROMPT PROMPT_EOL_MARK FPATH MODULE_PATH ZDOTDIR ENV BASH_ENV FUNCNEST; do
+      for name in PS1 PROMPT RPS1 RPROMPT PS2 PROMPT2 RPS2 RPROMPT2 PS3 PROMPT3 PS4 PROMPT4 SPROMPT PROMPT_EOL_MARK \
+          FPATH MODULE_PATH ZDOTDIR ENV BASH_ENV; do
         body+="__peninsula_check $name ${(q)${parameters[$name]-}} ${(q)${(P)name-}};"
       done
       functions[__peninsula_kept]=$body
     }
     __peninsula_check() {  # NAME KEPT-TYPE KEPT-VALUE
-      [[ ${parameters[$1]-} == $2 && ${(P)1-} == $3 ]] && return
+      [[ ${parameters[$1]-} == "$2" && ${(P)1-} == "$3" ]] && return
       if [[ -z $2 ]]; then
         unset $1
       else
@@ -56,7 +57,7 @@ if [[ -o interactive ]]; then
       changed+="${changed:+, }$1"
     }
     __peninsula_guard() {
-      local changed= FUNCNEST=1000  # a FUNCNEST from the project must not stop this guard
+      local changed=
       if (( ${+functions[__peninsula_kept]} )) && __peninsula_confined; then
         __peninsula_kept
         [[ -z $changed ]] || print -u2 "peninsula: the project set $changed; put back (a project may not change what this shell runs)"
@@ -64,7 +65,9 @@ if [[ -o interactive ]]; then
     }
     if (( ${+functions[_direnv_hook]} && ! ${+functions[__peninsula_direnv_hook]} )); then
       functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
-      _direnv_hook() { __peninsula_keep; __peninsula_direnv_hook "$@"; __peninsula_guard; }
+      # FUNCNEST is local here: one set by the project cannot stop the
+      # guard, and stays inside this function.
+      _direnv_hook() { local FUNCNEST=1000; __peninsula_keep; __peninsula_direnv_hook "$@"; __peninsula_guard; }
     fi
   else
     print -u2 "peninsula: this shell runs inside session $PENINSULA_SESSION already (started by pid ${PENINSULA_SHELL_PID-?}); it is judged by that session"

@@ -9,6 +9,8 @@ every prompt, unconfined once the user has left. With the guard they are
 put back before the shell runs them, with one line saying so.
 """
 
+import os
+
 import pytest
 
 from .conftest import supervised
@@ -18,8 +20,11 @@ from .conftest import supervised
 # peninsula's prompt ping itself, so that confinement is lifted when the
 # user leaves although peninsula's own hook is gone.
 ATTACKS = {
-    "bash": ("PROMPT_COMMAND=': >| /dev/null/.peninsula-prompt; touch {out}/pc'\nPS1='$(touch {out}/ps1)> '\nPS0='$(touch {out}/ps0)'\n", ("pc", "ps1", "ps0")),
-    "zsh": ("PS1='$(touch {out}/ps1)> '\nRPROMPT='$(touch {out}/rprompt)'\n", ("ps1", "rprompt")),
+    "bash": ("PROMPT_COMMAND=': >| /dev/null/.peninsula-prompt; touch {out}/pc'\nPS0='$(touch {out}/ps0)'\n", ("pc", "ps0")),
+    # (direnv itself never exports PS1.) zsh expands prompts in the shell
+    # itself (PROMPT_SUBST): ${PATH::=...} there outlives direnv's unload,
+    # and `ls` typed after leaving runs the project's bin/ls.
+    "zsh": ("RPROMPT='${{PATH::={proj}/bin:$PATH}}'\nPROMPT='$(touch {out}/prompt)> '\n", ("path-ls", "prompt")),
     "fish": ("fish_function_path={proj}/fns\n", ("fish",)),
 }
 
@@ -32,6 +37,9 @@ def _project(user, home, shell):
     fns = user.mkdir(proj / "fns")
     # fish autoloads fish_right_prompt from fish_function_path at each prompt.
     user.write(fns / "fish_right_prompt.fish", f"function fish_right_prompt; touch {home}/out/fish; end\n")
+    bin_dir = user.mkdir(proj / "bin")
+    user.write(bin_dir / "ls", f"#!/bin/sh\ntouch {home}/out/path-ls\n")
+    os.chmod(bin_dir / "ls", 0o755)
     text, markers = ATTACKS[shell]
     return text.format(out=home / "out", proj=proj), [home / "out" / m for m in markers]
 
@@ -46,6 +54,7 @@ def _attack(term, env_text):
     term.run("cd ..")
     for _ in range(3):
         term.prompt()
+    term.run("ls")
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
