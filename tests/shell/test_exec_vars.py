@@ -35,8 +35,10 @@ def _project(user, home, shell):
     result = user.run(["direnv", "allow", str(proj)], cwd=proj, env={"HOME": str(home)})
     assert result.returncode == 0, result.stderr
     fns = user.mkdir(proj / "fns")
-    # fish autoloads fish_right_prompt from fish_function_path at each prompt.
-    user.write(fns / "fish_right_prompt.fish", f"function fish_right_prompt; touch {home}/out/fish; end\n")
+    # fish autoloads fish_right_prompt from fish_function_path at each
+    # prompt; loading the file also installs a prompt handler that stays.
+    user.write(fns / "fish_right_prompt.fish",
+               f"function __planted --on-event fish_prompt; touch {home}/out/fish; end\nfunction fish_right_prompt; end\n")
     bin_dir = user.mkdir(proj / "bin")
     user.write(bin_dir / "ls", f"#!/bin/sh\ntouch {home}/out/path-ls\n")
     os.chmod(bin_dir / "ls", 0o755)
