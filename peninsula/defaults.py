@@ -74,6 +74,52 @@ STATE_IN_HOME = (
 )
 
 
+# Per-project tool caches: each project gets its own directory for these
+# tools' caches (outside the project tree, so it is not committed), writable
+# for that project's confined processes only, so one project cannot poison
+# another's builds. (variable the tool reads, subdirectory). CARGO_HOME and
+# GRADLE_USER_HOME also hold config: cargo still finds ~/.cargo/config.toml
+# from a project beneath the home (it walks up from the cwd). Sharing the
+# user's own caches is a profile (peninsula/profiles: npm, pip, go, cargo).
+CACHE_ENV = (
+    ("npm_config_cache", "npm"),
+    ("PIP_CACHE_DIR", "pip"),
+    ("UV_CACHE_DIR", "uv"),
+    ("GOCACHE", "go-build"),
+    ("GOMODCACHE", "go-mod"),
+    ("CARGO_HOME", "cargo"),
+    ("YARN_CACHE_FOLDER", "yarn"),
+    ("GRADLE_USER_HOME", "gradle"),
+)
+
+
+def cache_home() -> str:
+    value = os.environ.get("XDG_CACHE_HOME")
+    return value if value and os.path.isabs(value) else os.path.join(home(), ".cache")
+
+
+def project_cache(root: str, *, create: bool = False) -> str:
+    """The cache directory of the project at root (absolute, canonical):
+    $XDG_CACHE_HOME/peninsula-projects/<name>-<hash of the root's path>."""
+    import hashlib  # here: loading OpenSSL costs every shell start ~3 ms
+
+    digest = hashlib.sha256(root.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    base = os.path.join(cache_home(), "peninsula-projects")
+    path = os.path.join(base, f"{os.path.basename(root) or 'root'}-{digest}")
+    if create:
+        try:
+            os.makedirs(base, mode=0o700, exist_ok=True)
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        except OSError:
+            pass  # then the tools' writes there are refused, and say where
+    return path
+
+
+def cache_env(root: str) -> tuple[tuple[str, str], ...]:
+    cache = project_cache(root)
+    return tuple((name, os.path.join(cache, sub)) for name, sub in CACHE_ENV)
+
+
 def home() -> str:
     return os.path.realpath(os.path.expanduser("~"))
 

@@ -173,7 +173,7 @@ def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[st
     protections apply, its allowances wait for `peninsula trust`.
     """
     root = project.root
-    writable = [root, *conf.write, *defaults.temp_roots()]
+    writable = [root, defaults.project_cache(root, create=True), *conf.write, *defaults.temp_roots()]
     protected = [
         *defaults.protected_paths(),
         *conf.protect,

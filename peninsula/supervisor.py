@@ -79,6 +79,12 @@ class DenialNotices:
         hint = ""
         if denied.path.startswith("/") and "outside" in denied.reason:
             hint = f"; allow with {self.hint_flag} {denied.path}"
+            from .cachehint import profile_for
+
+            profile = profile_for(denied.path)
+            if profile is not None:
+                hint = (f"; profile {profile} allows it, shared by every project "
+                        f"(include = [\"{profile}\"] in a config, or --profile {profile})")
         return f"peninsula: denied {denied.op} of {denied.path} by {name} (pid {pid}): {denied.reason}{hint}"
 
     def _say(self, line: str) -> None:

@@ -91,6 +91,33 @@ if [[ $- == *i* ]]; then
       return $status
     }
     PROMPT_COMMAND="__peninsula_keep;$PROMPT_COMMAND;__peninsula_guard"
+    # -- the project's own tool caches ------------------------------------
+    # While the shell is in a project, npm, pip, uv, go, cargo, yarn and
+    # gradle are pointed at that project's cache (the supervisor lists the
+    # variables in the session's caches file); leaving puts back what was
+    # there before. Read only when the state changes.
+    declare -gA __peninsula_cache_before=()
+    __peninsula_caches() {
+      local status=$? line= assignment name
+      IFS= read -r line < "$PENINSULA_SESSION_DIR/state" 2>/dev/null
+      [[ $line == "${__peninsula_cache_state-}" ]] && return $status
+      __peninsula_cache_state=$line
+      for name in "${!__peninsula_cache_before[@]}"; do
+        if [[ ${__peninsula_cache_before[$name]} == set:* ]]; then
+          export "$name=${__peninsula_cache_before[$name]#set:}"
+        else
+          unset -v "$name"
+        fi
+      done
+      __peninsula_cache_before=()
+      while IFS= read -r assignment; do
+        name=${assignment%%=*}
+        __peninsula_cache_before[$name]=${!name+set:${!name}}
+        export "$assignment"
+      done < "$PENINSULA_SESSION_DIR/caches"
+      return $status
+    } 2>/dev/null
+    PROMPT_COMMAND="$PROMPT_COMMAND;__peninsula_caches"
   else
     printf 'peninsula: this shell runs inside session %s already (started by pid %s); it is judged by that session\n' \
       "$PENINSULA_SESSION" "${PENINSULA_SHELL_PID-?}" >&2
