@@ -85,6 +85,34 @@ if status is-interactive
             end
         end
         __peninsula_keep
+        # -- the project's own tool caches (see the bash hook) --------------
+        set -g __peninsula_cache_before
+        function __peninsula_caches --on-event fish_prompt
+            set -l line ''
+            read -l got <$PENINSULA_SESSION_DIR/state 2>/dev/null; and set line $got
+            if set -q __peninsula_cache_state; and test "$line" = "$__peninsula_cache_state"
+                return
+            end
+            set -g __peninsula_cache_state $line
+            for entry in $__peninsula_cache_before
+                set -l parts (string split -m1 = -- $entry)
+                if string match -q 'set:*' -- $parts[2]
+                    set -gx $parts[1] (string sub -s 5 -- $parts[2])
+                else
+                    set -e -g $parts[1]
+                end
+            end
+            set -g __peninsula_cache_before
+            while read -l assignment
+                set -l parts (string split -m1 = -- $assignment)
+                if set -q $parts[1]
+                    set -a __peninsula_cache_before "$parts[1]=set:$$parts[1]"
+                else
+                    set -a __peninsula_cache_before "$parts[1]=unset"
+                end
+                set -gx $parts[1] $parts[2]
+            end <$PENINSULA_SESSION_DIR/caches 2>/dev/null
+        end
     else
         echo "peninsula: this shell runs inside session $PENINSULA_SESSION already (started by pid $PENINSULA_SHELL_PID); it is judged by that session" >&2
     end

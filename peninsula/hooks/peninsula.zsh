@@ -63,6 +63,28 @@ if [[ -o interactive ]]; then
         [[ -z $changed ]] || print -u2 "peninsula: the project set $changed; put back (a project may not change what this shell runs)"
       fi
     }
+    # -- the project's own tool caches (see the bash hook) ------------------
+    typeset -gA __peninsula_cache_before
+    __peninsula_caches() {
+      local line= assignment name
+      IFS= read -r line < $PENINSULA_SESSION_DIR/state
+      [[ -n ${__peninsula_cache_state+set} && $line == "$__peninsula_cache_state" ]] && return
+      typeset -g __peninsula_cache_state=$line
+      for name in ${(k)__peninsula_cache_before}; do
+        if [[ ${__peninsula_cache_before[$name]} == set:* ]]; then
+          export "$name=${__peninsula_cache_before[$name]#set:}"
+        else
+          unset $name
+        fi
+      done
+      __peninsula_cache_before=()
+      while IFS= read -r assignment; do
+        name=${assignment%%=*}
+        if (( ${+parameters[$name]} )); then __peninsula_cache_before[$name]=set:${(P)name}; else __peninsula_cache_before[$name]=unset; fi
+        export "$assignment"
+      done < $PENINSULA_SESSION_DIR/caches
+    } 2>/dev/null
+    precmd_functions+=(__peninsula_caches)
     if (( ${+functions[_direnv_hook]} && ! ${+functions[__peninsula_direnv_hook]} )); then
       functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
       # FUNCNEST is local here: one set by the project cannot stop the
