@@ -255,7 +255,8 @@ class Sandbox:
 
     def policy(self) -> policy.Policy:
         opts = self.options
-        roots = [] if opts.read_only else [self.project]
+        # The project and its own tool caches (defaults.CACHE_ENV).
+        roots = [] if opts.read_only else [self.project, defaults.project_cache(_canonical(self.project), create=True)]
         roots += list(opts.write) + list(defaults.temp_roots())
         writable = tuple(dict.fromkeys(_canonical(r) for r in roots))
         if "/" in writable:
@@ -304,6 +305,8 @@ class Sandbox:
         env = dict(os.environ if self.env is None else self.env)
         if opts.clear_env:
             env = {k: v for k, v in env.items() if any(fnmatch.fnmatchcase(k, p) for p in opts.keep_env)}
+        elif not opts.read_only:
+            env.update(defaults.cache_env(_canonical(self.project)))  # the project's own tool caches
         env.update(dict(opts.setenv))
         env["PENINSULA_SANDBOX"] = "run"
         return env
