@@ -65,3 +65,26 @@ def test_npm_install_uses_the_project_cache_and_no_other_project_can_write_it(te
     term.run(f"echo poison > {cache}/npm/poison")
     assert not (cache / "npm" / "poison").exists()
     assert f"denied open of {cache}/npm/poison" in term.screen()
+
+
+def test_pip_install_uses_the_project_cache(term_factory, home, user):
+    proj = home / "proj"
+    src = user.mkdir(proj / "localpy")
+    user.write(src / "pyproject.toml",
+               '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+               '[project]\nname = "localpy"\nversion = "1.0"\n')
+    user.write(src / "localpy.py", "ANSWER = 42\n")
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    # Debian's pip, setuptools and wheel; --target: no venv to build first.
+    # pip caches the wheel it builds from an sdist.
+    term.run("(cd localpy && /usr/bin/python3 -c 'from setuptools import setup; setup()' -q sdist)", timeout=120)
+    term.run("/usr/bin/python3 -m pip install -q --no-index --no-build-isolation --target site "
+             "localpy/dist/localpy-1.0.tar.gz", timeout=180)
+    text = term.run("PYTHONPATH=site /usr/bin/python3 -I -c 'import sys; sys.path.insert(0, \"site\"); import localpy; print(\"answer=%d\" % localpy.ANSWER)'")
+    assert "answer=42" in text
+    cache = _cache_of(home, "proj")
+    assert list((cache / "pip").rglob("*.whl")), "pip cached the built wheel in the project's cache"
+    assert not (home / ".cache" / "pip").exists()
+    assert DENIED not in term.screen()
