@@ -168,8 +168,11 @@ def state_allowances() -> tuple[policy.StateAllowance, ...]:
 
 # In the user runtime dir (writable for sockets and runtime files): systemd
 # --user loads units from $XDG_RUNTIME_DIR/systemd (user/, transient/,
-# generator*/, user.control/), and runs them at the next daemon-reload.
-PROTECTED_IN_RUNTIME = ("systemd",)
+# generator*/, user.control/), and runs them at the next daemon-reload. The
+# session services' sockets: a confined process that put its own socket at
+# one of these names would sit between the service and every unconfined
+# client later (the session bus carries systemd's and the keyring's calls).
+PROTECTED_IN_RUNTIME = ("systemd", "bus", "dbus-1", "keyring", "at-spi", "pulse", "pipewire-0", "wayland-*")
 
 
 def protected_paths() -> tuple[str, ...]:
