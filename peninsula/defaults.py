@@ -177,6 +177,12 @@ PROTECTED_IN_RUNTIME = ("systemd", "bus", "dbus-1", "keyring", "at-spi", "pulse"
 
 def protected_paths() -> tuple[str, ...]:
     base = home()
+    return tuple(os.path.join(base, rel) for rel in PROTECTED_IN_HOME)
+
+
+def protected_in_runtime() -> tuple[str, ...]:
+    """PROTECTED_IN_RUNTIME, for the shell session's policies. (Not in
+    `peninsula run`'s yet: a protection inside a writable root would make
+    --fast fall back to the supervisor for every name.)"""
     runtime = runtime_dir()
-    in_runtime = tuple(os.path.join(runtime, rel) for rel in PROTECTED_IN_RUNTIME) if runtime else ()
-    return tuple(os.path.join(base, rel) for rel in PROTECTED_IN_HOME) + in_runtime
+    return tuple(os.path.join(runtime, rel) for rel in PROTECTED_IN_RUNTIME) if runtime else ()
