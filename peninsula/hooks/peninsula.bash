@@ -97,9 +97,10 @@ if [[ $- == *i* ]]; then
     # variables in the session's caches file); leaving puts back what was
     # there before. Read only when the state changes.
     declare -gA __peninsula_cache_before=()
+    [[ -n ${__peninsula_dir+set} ]] || declare -gr __peninsula_dir=$PENINSULA_SESSION_DIR  # readonly: direnv cannot point it elsewhere
     __peninsula_caches() {
       local status=$? line= assignment name
-      IFS= read -r line < "$PENINSULA_SESSION_DIR/state" 2>/dev/null
+      IFS= read -r line < "$__peninsula_dir/state" 2>/dev/null
       [[ $line == "${__peninsula_cache_state-}" ]] && return $status
       __peninsula_cache_state=$line
       for name in "${!__peninsula_cache_before[@]}"; do
@@ -114,7 +115,7 @@ if [[ $- == *i* ]]; then
         name=${assignment%%=*}
         __peninsula_cache_before[$name]=${!name+set:${!name}}
         export "$assignment"
-      done < "$PENINSULA_SESSION_DIR/caches"
+      done < "$__peninsula_dir/caches"
       return $status
     } 2>/dev/null
     PROMPT_COMMAND="$PROMPT_COMMAND;__peninsula_caches"

@@ -65,9 +65,10 @@ if [[ -o interactive ]]; then
     }
     # -- the project's own tool caches (see the bash hook) ------------------
     typeset -gA __peninsula_cache_before
+    [[ -n ${__peninsula_dir+set} ]] || typeset -gr __peninsula_dir=$PENINSULA_SESSION_DIR  # readonly: direnv cannot point it elsewhere
     __peninsula_caches() {
       local line= assignment name
-      IFS= read -r line < $PENINSULA_SESSION_DIR/state
+      IFS= read -r line < $__peninsula_dir/state
       [[ -n ${__peninsula_cache_state+set} && $line == "$__peninsula_cache_state" ]] && return
       typeset -g __peninsula_cache_state=$line
       for name in ${(k)__peninsula_cache_before}; do
@@ -82,7 +83,7 @@ if [[ -o interactive ]]; then
         name=${assignment%%=*}
         if (( ${+parameters[$name]} )); then __peninsula_cache_before[$name]=set:${(P)name}; else __peninsula_cache_before[$name]=unset; fi
         export "$assignment"
-      done < $PENINSULA_SESSION_DIR/caches
+      done < $__peninsula_dir/caches
     } 2>/dev/null
     precmd_functions+=(__peninsula_caches)
     if (( ${+functions[_direnv_hook]} && ! ${+functions[__peninsula_direnv_hook]} )); then

@@ -20,7 +20,10 @@ from .conftest import supervised
 # peninsula's prompt ping itself, so that confinement is lifted when the
 # user leaves although peninsula's own hook is gone.
 ATTACKS = {
-    "bash": ("PROMPT_COMMAND=': >| /dev/null/.peninsula-prompt; touch {out}/pc'\nPS0='$(touch {out}/ps0)'\n", ("pc", "ps0")),
+    # It also points the hook at a session dir of its own, whose caches
+    # file (the variables the hook exports in a project) plants more.
+    "bash": ("PROMPT_COMMAND=': >| /dev/null/.peninsula-prompt; touch {out}/pc'\nPS0='$(touch {out}/ps0)'\n"
+             "PENINSULA_SESSION_DIR={proj}/fake\n", ("pc", "ps0", "fake")),
     # (direnv itself never exports PS1.) zsh expands prompts in the shell
     # itself (PROMPT_SUBST): ${PATH::=...} there outlives direnv's unload,
     # and `ls` typed after leaving runs the project's bin/ls.
@@ -39,6 +42,9 @@ def _project(user, home, shell):
     # prompt; loading the file also installs a prompt handler that stays.
     user.write(fns / "fish_right_prompt.fish",
                f"function __planted --on-event fish_prompt; touch {home}/out/fish; end\nfunction fish_right_prompt; end\n")
+    fake = user.mkdir(proj / "fake")
+    user.write(fake / "state", "elsewhere\n")
+    user.write(fake / "caches", f"PS0=$(touch {home}/out/fake)\n")
     bin_dir = user.mkdir(proj / "bin")
     user.write(bin_dir / "ls", f"#!/bin/sh\ntouch {home}/out/path-ls\n")
     os.chmod(bin_dir / "ls", 0o755)
