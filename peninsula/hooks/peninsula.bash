@@ -88,6 +88,11 @@ if [[ $- == *i* ]]; then
         __peninsula_kept
         [[ -z $changed ]] || printf 'peninsula: the project set %s; put back (a project may not change what this shell runs)\n' "$changed" >&2
       fi
+      # direnv's hook, when set up after this one, puts itself first: the
+      # values must be kept before it runs.
+      if [[ ${PROMPT_COMMAND@a} != *a* && $PROMPT_COMMAND != "__peninsula_keep;"* ]]; then
+        PROMPT_COMMAND="__peninsula_keep;${PROMPT_COMMAND//__peninsula_keep;/}"
+      fi
       return $status
     }
     PROMPT_COMMAND="__peninsula_keep;$PROMPT_COMMAND;__peninsula_guard"

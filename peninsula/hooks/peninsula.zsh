@@ -86,12 +86,18 @@ if [[ -o interactive ]]; then
       done < $__peninsula_dir/caches
     } 2>/dev/null
     precmd_functions+=(__peninsula_caches)
-    if (( ${+functions[_direnv_hook]} && ! ${+functions[__peninsula_direnv_hook]} )); then
-      functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
-      # FUNCNEST is local here: one set by the project cannot stop the
-      # guard, and stays inside this function.
-      _direnv_hook() { local FUNCNEST=1000; __peninsula_keep; __peninsula_direnv_hook "$@"; __peninsula_guard; }
-    fi
+    # Wrapped now, and again at a prompt if direnv's hook was set up (or
+    # set up again) after this one.
+    __peninsula_wrap_direnv() {
+      if (( ${+functions[_direnv_hook]} )) && [[ $functions[_direnv_hook] != *__peninsula_direnv_hook* ]]; then
+        functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
+        # FUNCNEST is local here: one set by the project cannot stop the
+        # guard, and stays inside this function.
+        _direnv_hook() { local FUNCNEST=1000; __peninsula_keep; __peninsula_direnv_hook "$@"; __peninsula_guard; }
+      fi
+    }
+    __peninsula_wrap_direnv
+    precmd_functions=(__peninsula_wrap_direnv $precmd_functions)
   else
     print -u2 "peninsula: this shell runs inside session $PENINSULA_SESSION already (started by pid ${PENINSULA_SHELL_PID-?}); it is judged by that session"
   fi

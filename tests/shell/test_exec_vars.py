@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from .conftest import supervised
+from .conftest import PENINSULA, RC, supervised
 
 # What a confined process writes into .env, per shell: each value runs
 # `touch out/<marker>` in the shell when evaluated. The bash one also sends
@@ -78,6 +78,20 @@ def test_project_cannot_plant_code_in_the_shell(term_factory, home, user, shell)
     # the shell left the project.
     term.run("echo x > out/after")
     assert (home / "out" / "after").exists()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_guard_holds_when_direnv_hook_is_set_up_after_peninsulas(term_factory, home, user, shell):
+    """An rc file in the wrong order: direnv's hook then puts itself first."""
+    rel, text = RC[shell]
+    first, second, rest = text.format(p=PENINSULA).split("\n", 2)
+    user.write(home / rel, "\n".join([second, first, rest]))
+    env_text, markers = _project(user, home, shell)
+    term = term_factory(shell)
+    supervised(term)
+    _attack(term, env_text)
+    assert [m.name for m in markers if m.exists()] == [], term.screen()
+    assert "a project may not change what this shell runs" in term.screen()
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
