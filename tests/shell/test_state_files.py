@@ -8,6 +8,7 @@ denial lines.
 """
 
 import os
+import re
 import stat
 
 from .conftest import supervised
@@ -120,3 +121,58 @@ def test_fish_history_through_its_temporary_file(term_factory, home):
     term.run("ln -s ~/.config/fish/config.fish ~/.local/share/fish/fish_history.abcdef")
     assert not os.path.lexists(home / ".local" / "share" / "fish" / "fish_history.abcdef")
     assert DENIED in term.screen()
+
+
+RACE = r'''
+import os, sys, threading, time
+home = os.path.expanduser("~")
+state, temp, rc = home + "/.lesshst", home + "/.lesshsQ", home + "/.bashrc"
+stop = time.monotonic() + 2
+won = {"tool": 0, "link": 0}
+
+def tool():  # what less does: write the temporary name, rename it onto the state name
+    while time.monotonic() < stop:
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, b".less-history-file:\n")
+            os.close(fd)
+            os.rename(temp, state)
+            won["tool"] += 1
+        except OSError:
+            pass
+
+def attacker():  # aim either name at the rc file, in every way
+    while time.monotonic() < stop:
+        for step in (lambda: os.symlink(rc, temp), lambda: os.symlink(rc, state),
+                     lambda: (os.unlink(state), os.symlink(rc, state))):
+            try:
+                step()
+                won["link"] += 1
+            except OSError:
+                pass
+        for name in (temp, state):
+            if os.path.islink(name):
+                won["link"] += 1
+                os.unlink(name)
+
+threads = [threading.Thread(target=tool), threading.Thread(target=attacker), threading.Thread(target=attacker)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("race tool=%d link=%d" % (won["tool"], won["link"]))
+'''
+
+
+def test_symlink_race_against_the_tools_rename(term_factory, home, user):
+    user.write(home / "race.py", RACE)
+    rc = (home / ".bashrc").read_text()
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    text = term.run("/usr/bin/python3 ~/race.py 2>/dev/null", timeout=60)
+    tool, link = map(int, re.search(r"^race tool=(\d+) link=(\d+)", text, re.M).groups())
+    assert tool > 0 and link == 0, text
+    assert (home / ".bashrc").read_text() == rc
+    # Positive control: unconfined, the attacker wins some rounds.
+    term.run("cd ..")
+    text = term.run("/usr/bin/python3 ~/race.py 2>/dev/null; rm -f ~/.lesshst ~/.lesshsQ", timeout=60)
+    assert int(re.findall(r"^race tool=\d+ link=(\d+)", text, re.M)[-1]) > 0, text
