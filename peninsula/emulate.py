@@ -134,6 +134,15 @@ class Request(Context):
         if not decision.allow:
             raise Denied(err, where, decision.reason, op)
 
+    def check_name(self, where: str, op: str, err: int = errno.EACCES, *, special: bool = False) -> None:
+        """Raise Denied when where is a state file's name (policy.StateAllowance)
+        and op is not one its tool needs: checked after check(), since the
+        name may also lie beneath a writable root. special: a mknod of a
+        FIFO or socket, never allowed there."""
+        decision = policy.decide_name_change(self.sup.policy, "mknod-special" if special else op, where)
+        if decision is not None and not decision.allow:
+            raise Denied(err, where, decision.reason, op)
+
     def check_fd(self, fd: int, op: str, err: int = errno.EACCES, *, contents: bool = True, metadata: bool = False) -> str:
         """Check the object behind a pinned fd. A regular file's contents and
         its metadata (mode, owner, times, xattrs) are shared by all its hard
@@ -637,6 +646,7 @@ def _mkdir(req, dirfd, path, mode):
     else:
         raise OSError(errno.EEXIST, "exists")
     req.check(where, "mkdir")
+    req.check_name(where, "mkdir")
     with req.as_target():
         os.mkdir(name, (mode & 0o7777) & ~req.status.umask, dir_fd=parent)
     return 0
@@ -670,6 +680,7 @@ def _mknod(req, dirfd, path, mode, dev):
         # Even in the project or /tmp: a disk's node left there lets anyone,
         # later and outside the sandbox, write the disk. (0:0 is a whiteout.)
         raise Denied(errno.EPERM, where, "device nodes cannot be created in the sandbox", "mknod")
+    req.check_name(where, "mknod", special=kind not in (0, stat.S_IFREG))
     mode &= 0xFFFFFFFF
     perms = (mode & 0o7777) & ~req.status.umask
     _refuse_privileged(req, where, perms, False, "mknod")
@@ -707,6 +718,7 @@ def _refuse_moving_a_root(req, parent: int, name: bytes, where: str, op: str) ->
 def _remove(req, dirfd, path, directory):
     parent, name, where = req.entry(dirfd, path)
     req.check(where, "rmdir" if directory else "unlink")
+    req.check_name(where, "rmdir" if directory else "unlink")
     if directory:
         _refuse_moving_a_root(req, parent, name, where, "rmdir")
     with req.as_target():
@@ -739,6 +751,9 @@ def _rename(req, olddir, oldpath, newdir, newpath, flags):
     req.check(new_where, "rename")
     _refuse_moving_a_root(req, old_parent, old_name, old_where, "rename")
     _refuse_moving_a_root(req, new_parent, new_name, new_where, "rename")
+    decision = policy.decide_rename(req.sup.policy, old_where, new_where, bool(flags & RENAME_EXCHANGE))
+    if decision is not None and not decision.allow:
+        raise Denied(errno.EACCES, new_where, decision.reason, "rename")
     with req.as_target():
         libc.renameat2(old_parent, old_name, new_parent, new_name, flags)
     return 0
@@ -766,7 +781,9 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
         where = location(pinned)
         if not (is_deleted(where) and os.fstat(pinned).st_nlink == 0):
             req.check(where, "link")  # an O_TMPFILE file has no old place to check
+            req.check_name(where, "link")
         req.check(new_where, "link")
+        req.check_name(new_where, "link")
         with req.as_target():
             libc.linkat(libc.AT_FDCWD, f"/proc/self/fd/{pinned}".encode(), new_parent, new_name, libc.AT_SYMLINK_FOLLOW)
         return 0
@@ -777,6 +794,8 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
     new_parent, new_name, new_where = req.entry(newdir, newpath)
     req.check(old_where, "link")
     req.check(new_where, "link")
+    req.check_name(old_where, "link")
+    req.check_name(new_where, "link")
     with req.as_target():
         libc.linkat(old_parent, old_name, new_parent, new_name, 0)
     return 0
@@ -793,6 +812,7 @@ def h_linkat(req):
 def _symlink(req, text, newdir, newpath):
     parent, name, where = req.entry(newdir, newpath)
     req.check(where, "symlink")
+    req.check_name(where, "symlink")
     with req.as_target():
         os.symlink(text, name, dir_fd=parent)
     return 0

@@ -50,12 +50,17 @@ def spec(pol: engine.Policy) -> dict:
     """The policy as the C engine reads it: plain roots, plain protections
     with their position (the last match wins) and whether they re-allow,
     the literal prefix of each glob protection (a write there goes to
-    Python), and the device paths (always Python's)."""
+    Python), and the device paths (always Python's). Every name of a state
+    allowance goes to Python too (as a glob prefix that outranks every
+    protection), even beneath a plain root: only Python knows which name
+    changes a state file may undergo."""
+    outranks = len(pol.protected)
     return dict(
         roots=[os.fsencode(root) for root in sorted(pol._plain_writable)],
         protect=[(os.fsencode(text), position, pol.protected[position].startswith("!"))
                  for text, position in pol._plain_protect.items()],
-        globs=[(os.fsencode(prefix), position, False) for position, prefix, _ in pol._glob_protect],
+        globs=[(os.fsencode(prefix), position, False) for position, prefix, _ in pol._glob_protect]
+        + [(os.fsencode(prefix), outranks, False) for allowance in pol.state for prefix in allowance.prefixes()],
         devices=[os.fsencode(dev) for dev in engine.DEVICE_WRITES],
         hardlinked_writes=pol.hardlinked_writes,
     )

@@ -41,8 +41,34 @@ def shell_hint(path: str, reason: str, project: str | None, protect: tuple[str, 
         return ""
     if protection_of(path, protect):
         return PROTECTED
+    profile = profile_for(path)
+    if profile is not None:
+        return (f"; profile {profile} allows it, shared by every project "
+                f"(include = [\"{profile}\"] in the user config); each project has its own cache by default")
     quoted = shlex.quote(path)
     if project is None:
         return f"; to allow it for every project, run `peninsula allow {quoted} --global` at a prompt outside any project"
     return (f"; to allow it, run `peninsula allow {quoted} --project {shlex.quote(project)}` "
             "at a prompt outside the project or in another terminal")
+
+
+_profile_roots: list[tuple[str, tuple[str, ...]]] | None = None
+
+
+def profile_for(path: str) -> str | None:
+    """The most specific profile (fewest writable roots) that would allow
+    writing path, or None. Profiles are read once, at the first denial."""
+    global _profile_roots
+    from .config import ConfigError, list_profiles, load_options
+    from .sandbox import _canonical
+
+    if _profile_roots is None:
+        _profile_roots = []
+        for name, source, _ in list_profiles():
+            try:
+                options = load_options(source)
+            except ConfigError:
+                continue
+            _profile_roots.append((name, tuple(_canonical(r) for r in options.write)))
+    matches = [(len(roots), name) for name, roots in _profile_roots if any(policy.is_beneath(path, r) for r in roots)]
+    return min(matches)[1] if matches else None

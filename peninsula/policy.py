@@ -27,6 +27,65 @@ DEVICE_WRITES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class StateAllowance:
+    """A tool's state file (a history, viminfo): its contents may be
+    written, and its name changed only the ways the tool itself does it.
+
+    An unconfined program writes this file later, following whatever sits at
+    its name: a confined process that could put a symlink, a hard link, a
+    directory or a FIFO there (or at a temporary name the tool opens) would
+    aim that later write anywhere. So, at the name and at each temporary
+    name: open and create a regular file, write, truncate, unlink (vim
+    unlinks .viminfo before renaming onto it); rename a temporary name onto
+    the state name; nothing else. Every object that can reach these names is
+    thus a regular file with one link, made there by an open: no check at
+    rename time is needed (and none could be free of races).
+
+    path:      the state file, absolute; with directory=True a directory of
+               state files (nvim's swap and undo files), beneath which
+               regular files and directories may be made, written, renamed
+               and removed, and no symlink, hard link or special file made.
+    temps:     names (fnmatch patterns, no "/") in path's directory that the
+               tool writes and renames onto path.
+    locks:     names in path's directory where the tool makes a lock
+               symlink that it only reads back (zsh's .zsh_history.LOCK).
+    reason:    why nothing later runs or trusts what is written there.
+    """
+
+    path: str
+    temps: tuple[str, ...] = ()
+    locks: tuple[str, ...] = ()
+    directory: bool = False
+    reason: str = ""
+
+    def role(self, path: str) -> str | None:
+        """"state", "temp", "lock", "inside" (beneath a directory
+        allowance) or None when path is none of this allowance's names."""
+        if path == self.path:
+            return "state"
+        if self.directory:
+            return "inside" if path.startswith(self.path + "/") else None
+        parent, _, name = path.rpartition("/")
+        if (parent or "/") != (self.path.rpartition("/")[0] or "/"):
+            return None
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.temps):
+            return "temp"
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.locks):
+            return "lock"
+        return None
+
+    def prefixes(self) -> tuple[str, ...]:
+        """Literal prefixes of every name this allowance covers (the
+        compiled hot path hands writes there to Python)."""
+        parent = self.path.rpartition("/")[0]
+        out = [self.path]
+        for pattern in self.temps + self.locks:
+            cut = min((pattern.find(c) for c in "*?[" if c in pattern), default=len(pattern))
+            out.append(parent + "/" + pattern[:cut])
+        return tuple(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
 class Policy:
     """What a confined process may change.
 
@@ -44,6 +103,8 @@ class Policy:
     writable: tuple[str, ...]
     protected: tuple[str, ...] = ()
     hardlinked_writes: bool = False
+    # Tool state files: writable for their contents, see StateAllowance.
+    state: tuple[StateAllowance, ...] = ()
     # Where each writable root or protection came from, for messages.
     origins: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     # Lookup tables derived from the fields above: every trapped write asks.
@@ -128,12 +189,75 @@ def decide_write(policy: Policy, path: str, *, tgid: int | None = None) -> Decis
             return Decision(True, "terminal or null device", dev)
     chain = ancestors(path)
     root = writable_root(policy, path, chain)
+    allowance = None
     if root is None:
-        return Decision(False, "outside every writable root")
+        found = state_role(policy, path)
+        if found is None:
+            return Decision(False, "outside every writable root")
+        allowance = found[0]
     pattern = protection_for(policy, path, chain)
     if pattern is not None:
         return Decision(False, f"protected by {pattern}", pattern)
+    if allowance is not None:
+        return Decision(True, f"state file {allowance.path}", allowance.path)
     return Decision(True, f"beneath writable root {root}", root)
+
+
+def state_role(policy: Policy, path: str) -> tuple[StateAllowance, str] | None:
+    """The state allowance that names path, and path's role in it."""
+    for allowance in policy.state:
+        role = allowance.role(path)
+        if role is not None:
+            return allowance, role
+    return None
+
+
+# What may be done to each kind of name of a state allowance, besides
+# writing contents (see StateAllowance). "mknod" means a regular file.
+_STATE_OPS = {
+    "state": {"unlink", "mknod"},
+    "temp": {"unlink", "mknod"},
+    "lock": {"unlink", "symlink"},
+    "inside": {"unlink", "mknod", "mkdir", "rmdir"},
+}
+
+
+def decide_name_change(policy: Policy, op: str, path: str) -> Decision | None:
+    """May op (mkdir, mknod of a regular file, unlink, rmdir, symlink,
+    link: path is the new name, or either end of a link) change the name
+    path? None when no state allowance names path (decide_write decides
+    alone); a refusal otherwise unless the op is one the tool needs. Asked
+    even when path also lies beneath a writable root: the rule is about the
+    unconfined tool that writes there later, wherever the name is."""
+    found = state_role(policy, path)
+    if found is None:
+        return None
+    allowance, role = found
+    if role == "state" and allowance.directory:
+        if op == "mkdir":
+            return Decision(True, f"the directory of state files {allowance.path}", allowance.path)
+    elif op in _STATE_OPS[role]:
+        return Decision(True, f"state file {allowance.path}", allowance.path)
+    return Decision(False, f"{allowance.path} is a state file: only its contents may be written "
+                           f"(an unconfined program writes it later, following whatever is at its name)", allowance.path)
+
+
+def decide_rename(policy: Policy, old: str, new: str, exchange: bool) -> Decision | None:
+    """The state-allowance rule for rename(old, new): a temporary name onto
+    its state name, and renames beneath a directory allowance; no state
+    name renamed away or replaced otherwise. None when neither is a state name."""
+    found_old, found_new = state_role(policy, old), state_role(policy, new)
+    if found_old is None and found_new is None:
+        return None
+    refused = (found_new or found_old)[0].path
+    if not exchange and found_old is not None and found_new is not None and found_old[0] is found_new[0]:
+        allowance = found_old[0]
+        if (found_old[1], found_new[1]) in (("temp", "state"), ("inside", "inside")):
+            return Decision(True, f"state file {allowance.path}", allowance.path)
+    elif not exchange and found_new is None and found_old[1] == "inside":
+        return Decision(True, f"out of the state directory {found_old[0].path}", found_old[0].path)
+    return Decision(False, f"{refused} is a state file: only its contents may be written, and only its "
+                           f"tool's temporary file renamed onto it", refused)
 
 
 def writable_root(policy: Policy, path: str, chain: list[str] | None = None) -> str | None:
@@ -181,7 +305,7 @@ def landlock_expressible(policy: Policy) -> bool:
     """True when Landlock's "writable beneath these roots" says all this
     policy says about creating and removing names: no protected pattern
     lies inside, or around, a writable root, and no root is a glob."""
-    if policy._glob_writable:
+    if policy._glob_writable or policy.state:
         return False
     for pattern in policy.protected:
         text = pattern[1:] if pattern.startswith("!") else pattern

@@ -184,9 +184,10 @@ def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[st
     protections apply, its allowances wait for `peninsula trust`.
     """
     root = project.root
-    writable = [root, *conf.write, *defaults.temp_roots(), *defaults.allowed_in_home()]
+    writable = [root, defaults.project_cache(root, create=True), *conf.write, *defaults.temp_roots()]
     protected = [
         *defaults.protected_paths(),
+        *defaults.protected_in_runtime(),
         *conf.protect,
         os.path.join(root, ".git", "hooks", "*"),  # hooks run later, outside
         "!" + os.path.join(root, ".git", "hooks", "*.sample"),
@@ -210,6 +211,7 @@ def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[st
         writable=tuple(dict.fromkeys(_canonical(p) for p in writable)),
         protected=tuple(_canonical(p) for p in protected),
         hardlinked_writes=hardlinked,
+        state=defaults.state_allowances(),
     )
     return pol, notices
 
@@ -218,8 +220,9 @@ def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> po
     """Only the temp dirs: for processes whose line cannot be traced."""
     from .sandbox import _canonical
 
-    protected = [*defaults.protected_paths(), *conf.protect, *extra_protected]
+    protected = [*defaults.protected_paths(), *defaults.protected_in_runtime(), *conf.protect, *extra_protected]
     return policy.Policy(
-        writable=tuple(_canonical(p) for p in defaults.temp_roots() + defaults.allowed_in_home()),
+        writable=tuple(_canonical(p) for p in defaults.temp_roots()),
         protected=tuple(_canonical(p) for p in protected),
+        state=defaults.state_allowances(),
     )

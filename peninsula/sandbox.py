@@ -257,7 +257,8 @@ class Sandbox:
 
     def policy(self) -> policy.Policy:
         opts = self.options
-        roots = [] if opts.read_only else [self.project]
+        # The project and its own tool caches (defaults.CACHE_ENV).
+        roots = [] if opts.read_only else [self.project, defaults.project_cache(_canonical(self.project), create=True)]
         # Not $XDG_RUNTIME_DIR: the user's services (D-Bus, gpg-agent,
         # Wayland, pulse) listen there, and a command that may replace their
         # sockets can answer unconfined programs in their place.
@@ -310,6 +311,8 @@ class Sandbox:
         env = dict(os.environ if self.env is None else self.env)
         if opts.clear_env:
             env = {k: v for k, v in env.items() if any(fnmatch.fnmatchcase(k, p) for p in opts.keep_env)}
+        elif not opts.read_only:
+            env.update(defaults.cache_env(_canonical(self.project)))  # the project's own tool caches
         env.update(dict(opts.setenv))
         env["PENINSULA_SANDBOX"] = "run"
         return env
@@ -895,33 +898,14 @@ def _notices(stream, log_fd, quiet):
             line = super()._line(name, pid, denied)
             if "outside" not in denied.reason:
                 return line
+            from .hints import profile_for
+
             profile = profile_for(denied.path)
             if profile:
                 line += f" (or --profile {profile}: shared between projects, see `peninsula profiles`)"
             return line
 
     return Notices(stream, log_fd, quiet)
-
-
-_profile_roots: list[tuple[str, tuple[str, ...]]] | None = None
-
-
-def profile_for(path: str) -> str | None:
-    """The most specific profile (fewest writable roots) that would allow
-    writing path, or None. Profiles are read once, at the first denial."""
-    global _profile_roots
-    from .config import ConfigError, list_profiles, load_options
-
-    if _profile_roots is None:
-        _profile_roots = []
-        for name, source, _ in list_profiles():
-            try:
-                options = load_options(source)
-            except ConfigError:
-                continue
-            _profile_roots.append((name, tuple(_canonical(r) for r in options.write)))
-    matches = [(len(roots), name) for name, roots in _profile_roots if any(policy.is_beneath(path, r) for r in roots)]
-    return min(matches)[1] if matches else None
 
 
 # -- the command process --------------------------------------------------------------

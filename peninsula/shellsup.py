@@ -12,7 +12,7 @@ import functools
 import os
 import threading
 
-from . import emulate, fastpath, lineage, target
+from . import defaults, emulate, fastpath, lineage, target
 from .config import ConfigError
 from .project import PROJECT_CONFIGS, Project, find_project, project_configs, project_policy, strict_policy
 from .resolve import location
@@ -354,6 +354,12 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 text = "\n"
             path = os.path.join(self.session_dir, "state")
             with contextlib.suppress(OSError):
+                # The project's tool caches, for the hook to export (NAME=VALUE
+                # lines); written before the state that makes the hook read it.
+                caches = defaults.cache_env(state.project) if state.project and not state.strict else ()
+                with open(path + ".caches.new", "w") as handle:
+                    handle.write("".join(f"{name}={value}\n" for name, value in caches))
+                os.rename(path + ".caches.new", os.path.join(self.session_dir, "caches"))
                 with open(path + ".new", "w") as handle:
                     handle.write(text)
                 os.rename(path + ".new", path)

@@ -35,6 +35,100 @@ if [[ $- == *i* ]]; then
       return $status
     }
     PROMPT_COMMAND="${PROMPT_COMMAND:+$PROMPT_COMMAND;}__peninsula_prompt"
+    # -- what a project may not change in this shell ------------------------
+    # direnv re-exports a project's .env at a prompt without a new `direnv
+    # allow`, and a confined process may have written it. PROMPT_COMMAND,
+    # PS0-PS4 (command substitution), BASH_ENV, ENV and BASH_LOADABLES_PATH
+    # from there would run code in this shell, unconfined once it has left
+    # (and could remove this hook first). So their values are kept before
+    # direnv's hook runs, and put back right after it while the shell is
+    # confined, before bash runs or expands any of them. Whatever direnv can
+    # set is a variable; the kept values and the state file's path live in
+    # function bodies, which it cannot change.
+    printf -v __peninsula_q '%q' "$PENINSULA_SESSION_DIR/state"
+    eval "__peninsula_confined() { local line=; IFS= read -r line < $__peninsula_q 2>/dev/null; [[ -n \$line ]]; }"
+    unset -v __peninsula_q
+    __peninsula_keep() {
+      local status=$? name q body= i
+      for name in PS0 PS1 PS2 PS3 PS4 BASH_ENV ENV BASH_LOADABLES_PATH; do
+        printf -v q '%q' "${!name-}"
+        body+="__peninsula_check $name '${!name+set}:${!name@a}' $q;"
+      done
+      body+="__peninsula_check_pc '${PROMPT_COMMAND+set}:${PROMPT_COMMAND@a}' ${#PROMPT_COMMAND[@]}"
+      for i in "${!PROMPT_COMMAND[@]}"; do
+        printf -v q '%q' "${PROMPT_COMMAND[i]}"
+        body+=" $i $q"
+      done
+      eval "__peninsula_kept() { $body; }"
+      return $status
+    }
+    __peninsula_check() {  # NAME KEPT-ATTRIBUTES KEPT-VALUE
+      [[ "${!1+set}:${!1@a}" == "$2" && ${!1-} == "$3" ]] && return
+      if [[ $2 == set:* ]]; then printf -v "$1" '%s' "$3"; else unset -v "$1"; fi
+      if [[ $2 == set:*x* ]]; then export "$1"; elif [[ -n ${!1+set} ]]; then export -n "$1"; fi
+      changed+="${changed:+, }$1"
+    }
+    __peninsula_check_pc() {  # KEPT-ATTRIBUTES COUNT INDEX VALUE...
+      local attr=$1 count=$2 same=1 i
+      shift 2
+      local -a kept=()
+      while (( $# )); do kept[$1]=$2; shift 2; done
+      [[ "${PROMPT_COMMAND+set}:${PROMPT_COMMAND@a}" == "$attr" && ${#PROMPT_COMMAND[@]} == "$count"
+         && "${!PROMPT_COMMAND[*]}" == "${!kept[*]}" ]] || same=
+      for i in "${!kept[@]}"; do [[ ${PROMPT_COMMAND[i]-} == "${kept[i]}" ]] || same=; done
+      [[ -n $same ]] && return
+      unset -v PROMPT_COMMAND
+      if [[ $attr == *a* ]]; then
+        PROMPT_COMMAND=()
+        for i in "${!kept[@]}"; do PROMPT_COMMAND[i]=${kept[i]}; done
+      elif [[ $attr == set:* ]]; then
+        PROMPT_COMMAND=${kept[0]}
+      fi
+      if [[ $attr == set:*x* ]]; then export PROMPT_COMMAND; fi
+      changed+="${changed:+, }PROMPT_COMMAND"
+    }
+    __peninsula_guard() {
+      local status=$? changed= FUNCNEST=  # one set by the project must not stop this guard
+      if declare -F __peninsula_kept >/dev/null && __peninsula_confined; then
+        __peninsula_kept
+        [[ -z $changed ]] || printf 'peninsula: the project set %s; put back (a project may not change what this shell runs)\n' "$changed" >&2
+      fi
+      # direnv's hook, when set up after this one, puts itself first: the
+      # values must be kept before it runs.
+      if [[ ${PROMPT_COMMAND@a} != *a* && $PROMPT_COMMAND != "__peninsula_keep;"* ]]; then
+        PROMPT_COMMAND="__peninsula_keep;${PROMPT_COMMAND//__peninsula_keep;/}"
+      fi
+      return $status
+    }
+    PROMPT_COMMAND="__peninsula_keep;$PROMPT_COMMAND;__peninsula_guard"
+    # -- the project's own tool caches ------------------------------------
+    # While the shell is in a project, npm, pip, uv, go, cargo, yarn and
+    # gradle are pointed at that project's cache (the supervisor lists the
+    # variables in the session's caches file); leaving puts back what was
+    # there before. Read only when the state changes.
+    declare -gA __peninsula_cache_before=()
+    [[ -n ${__peninsula_dir+set} ]] || declare -gr __peninsula_dir=$PENINSULA_SESSION_DIR  # readonly: direnv cannot point it elsewhere
+    __peninsula_caches() {
+      local status=$? line= assignment name
+      IFS= read -r line < "$__peninsula_dir/state" 2>/dev/null
+      [[ $line == "${__peninsula_cache_state-}" ]] && return $status
+      __peninsula_cache_state=$line
+      for name in "${!__peninsula_cache_before[@]}"; do
+        if [[ ${__peninsula_cache_before[$name]} == set:* ]]; then
+          export "$name=${__peninsula_cache_before[$name]#set:}"
+        else
+          unset -v "$name"
+        fi
+      done
+      __peninsula_cache_before=()
+      while IFS= read -r assignment; do
+        name=${assignment%%=*}
+        __peninsula_cache_before[$name]=${!name+set:${!name}}
+        export "$assignment"
+      done < "$__peninsula_dir/caches"
+      return $status
+    } 2>/dev/null
+    PROMPT_COMMAND="$PROMPT_COMMAND;__peninsula_caches"
   else
     printf 'peninsula: this shell runs inside session %s already (started by pid %s); it is judged by that session\n' \
       "$PENINSULA_SESSION" "${PENINSULA_SHELL_PID-?}" >&2

@@ -39,6 +39,83 @@ if status is-interactive
                     set -g PENINSULA_PROMPT "[peninsula: "(string split -m1 \t -- $line)[1]"] "
             end
         end
+        # -- what a project may not change in this shell --------------------
+        # direnv re-exports a project's .env without a new `direnv allow`,
+        # and a confined process may have written it. fish autoloads and
+        # runs functions and completions from fish_function_path and
+        # fish_complete_path, runs the function fish_key_bindings names when
+        # it changes; ENV and BASH_ENV run in every sh and bash
+        # started later. While the shell is confined, a change to any of
+        # them is put back as soon as it is made (fish runs this handler at
+        # the change itself); while it is not, their values are kept. The
+        # kept values and the state file's path live in function bodies:
+        # direnv sets only variables.
+        eval "function __peninsula_confined; read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)" 2>/dev/null; and test -n \"\$line\"; end"
+        function __peninsula_keep
+            set -l body
+            for name in fish_function_path fish_complete_path fish_key_bindings ENV BASH_ENV
+                set -l flags 0 0
+                set -q $name; and set flags[1] 1
+                set -q -x $name; and set flags[2] 1
+                set -a body "__peninsula_check $name $flags "(string escape -- (string join ' ' -- (string escape -- $$name)))
+            end
+            eval "function __peninsula_kept; "(string join '; ' -- $body)"; end"
+        end
+        function __peninsula_check -a name was_set was_exported kept
+            set -l now_set 0
+            set -q $name; and set now_set 1
+            set -l now_exported 0
+            set -q -x $name; and set now_exported 1
+            if test $now_set = $was_set -a $now_exported = $was_exported
+                and test "$kept" = (string join ' ' -- (string escape -- $$name))
+                return
+            end
+            if test $was_set = 0
+                set -e -g $name
+            else if test $was_exported = 1
+                eval set -gx $name $kept
+            else
+                eval set -gu $name $kept
+            end
+            set -g __peninsula_changed $__peninsula_changed $name
+        end
+        function __peninsula_guard --on-event fish_prompt --on-variable fish_function_path --on-variable fish_complete_path --on-variable fish_key_bindings --on-variable ENV --on-variable BASH_ENV
+            if not __peninsula_confined
+                __peninsula_keep
+            else if functions -q __peninsula_kept
+                set -g __peninsula_changed
+                __peninsula_kept
+                if set -q __peninsula_changed[1]
+                    echo "peninsula: the project set "(string join ', ' -- $__peninsula_changed)"; put back (a project may not change what this shell runs)" >&2
+                end
+                set -e __peninsula_changed
+            end
+        end
+        __peninsula_keep
+        # -- the project's own tool caches (see the bash hook) --------------
+        # What to put back on leaving is kept in a function body, and the
+        # session dir too: direnv sets only variables.
+        eval "function __peninsula_dir; echo "(string escape -- $PENINSULA_SESSION_DIR)"; end"
+        function __peninsula_caches --on-event fish_prompt
+            set -l line ''
+            read -l got <(__peninsula_dir)/state 2>/dev/null; and set line $got
+            if set -q __peninsula_cache_state; and test "$line" = "$__peninsula_cache_state"
+                return
+            end
+            set -g __peninsula_cache_state $line
+            functions -q __peninsula_cache_restore; and __peninsula_cache_restore
+            set -l restore true
+            while read -l assignment
+                set -l parts (string split -m1 = -- $assignment)
+                if set -q $parts[1]
+                    set -a restore "set -gx $parts[1] "(string escape -- $$parts[1])
+                else
+                    set -a restore "set -e -g $parts[1]"
+                end
+                set -gx $parts[1] $parts[2]
+            end <(__peninsula_dir)/caches 2>/dev/null
+            eval "function __peninsula_cache_restore; "(string join '; ' -- $restore)"; end"
+        end
     else
         echo "peninsula: this shell runs inside session $PENINSULA_SESSION already (started by pid $PENINSULA_SHELL_PID); it is judged by that session" >&2
     end

@@ -31,6 +31,79 @@ if [[ -o interactive ]]; then
     }
     typeset -ga precmd_functions
     precmd_functions+=(__peninsula_precmd)
+    # -- what a project may not change in this shell ------------------------
+    # direnv re-exports a project's .env without a new `direnv allow`, and a
+    # confined process may have written it. Prompts (with PROMPT_SUBST),
+    # FPATH and MODULE_PATH (autoloaded code), ZDOTDIR, ENV and BASH_ENV
+    # from there would run code in this shell, unconfined once it has left.
+    # direnv's hook (run at each prompt and at each cd) is wrapped: the
+    # values are kept before it and put back after it while the shell is
+    # confined, before zsh expands any of them. The kept values and the
+    # state file's path live in function bodies: direnv sets only variables.
+    # The hook arrays are made arrays here: an export cannot change an array.
+    zmodload zsh/parameter
+    typeset -ga preexec_functions chpwd_functions periodic_functions zshaddhistory_functions zshexit_functions
+    functions[__peninsula_confined]="local line=; IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state 2>/dev/null; [[ -n \$line ]]"
+    __peninsula_keep() {
+      local name body=
+      for name in PS1 PROMPT RPS1 RPROMPT PS2 PROMPT2 RPS2 RPROMPT2 PS3 PROMPT3 PS4 PROMPT4 SPROMPT PROMPT_EOL_MARK \
+          FPATH MODULE_PATH ZDOTDIR ENV BASH_ENV; do
+        body+="__peninsula_check $name ${(q)${parameters[$name]-}} ${(q)${(P)name-}};"
+      done
+      functions[__peninsula_kept]=$body
+    }
+    __peninsula_check() {  # NAME KEPT-TYPE KEPT-VALUE
+      [[ ${parameters[$1]-} == "$2" && ${(P)1-} == "$3" ]] && return
+      if [[ -z $2 ]]; then
+        unset $1
+      else
+        : ${(P)1::=$3}
+        if [[ $2 == *export* ]]; then export $1; else typeset -g +x $1; fi
+      fi
+      changed+="${changed:+, }$1"
+    }
+    __peninsula_guard() {
+      local changed=
+      if (( ${+functions[__peninsula_kept]} )) && __peninsula_confined; then
+        __peninsula_kept
+        [[ -z $changed ]] || print -u2 "peninsula: the project set $changed; put back (a project may not change what this shell runs)"
+      fi
+    }
+    # -- the project's own tool caches (see the bash hook) ------------------
+    typeset -gA __peninsula_cache_before
+    [[ -n ${__peninsula_dir+set} ]] || typeset -gr __peninsula_dir=$PENINSULA_SESSION_DIR  # readonly: direnv cannot point it elsewhere
+    __peninsula_caches() {
+      local line= assignment name
+      IFS= read -r line < $__peninsula_dir/state
+      [[ -n ${__peninsula_cache_state+set} && $line == "$__peninsula_cache_state" ]] && return
+      typeset -g __peninsula_cache_state=$line
+      for name in ${(k)__peninsula_cache_before}; do
+        if [[ ${__peninsula_cache_before[$name]} == set:* ]]; then
+          export "$name=${__peninsula_cache_before[$name]#set:}"
+        else
+          unset $name
+        fi
+      done
+      __peninsula_cache_before=()
+      while IFS= read -r assignment; do
+        name=${assignment%%=*}
+        if (( ${+parameters[$name]} )); then __peninsula_cache_before[$name]=set:${(P)name}; else __peninsula_cache_before[$name]=unset; fi
+        export "$assignment"
+      done < $__peninsula_dir/caches
+    } 2>/dev/null
+    precmd_functions+=(__peninsula_caches)
+    # Wrapped now, and again at a prompt if direnv's hook was set up (or
+    # set up again) after this one.
+    __peninsula_wrap_direnv() {
+      if (( ${+functions[_direnv_hook]} )) && [[ $functions[_direnv_hook] != *__peninsula_direnv_hook* ]]; then
+        functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
+        # FUNCNEST is local here: one set by the project cannot stop the
+        # guard, and stays inside this function.
+        _direnv_hook() { local FUNCNEST=1000; __peninsula_keep; __peninsula_direnv_hook "$@"; __peninsula_guard; }
+      fi
+    }
+    __peninsula_wrap_direnv
+    precmd_functions=(__peninsula_wrap_direnv $precmd_functions)
   else
     print -u2 "peninsula: this shell runs inside session $PENINSULA_SESSION already (started by pid ${PENINSULA_SHELL_PID-?}); it is judged by that session"
   fi

@@ -84,6 +84,7 @@ def test_git(box):
         box.file(box.project / f"file{i}.txt", f"content {i}\n")
     box.dir(box.project / "src")
     box.file(box.project / "src" / "main.c", "int main(void){return 0;}\n")
+    box.run("true")  # peninsula makes the project's tool cache dir (~/.cache/peninsula-projects/...) once
     home_before = snapshot(box.who.home) if box.who.home.exists() and not box.who.is_root else None
     script = (
         "set -e; git init -q -b main .; git add -A; git commit -q -m first; "
