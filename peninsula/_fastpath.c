@@ -269,6 +269,27 @@ static int allowed(const Pol *e, const char *path, size_t len) {
     return best < 0 || negated;
 }
 
+/* 1 when a protection may lie strictly beneath path: renaming it would
+ * move that protection to an unprotected name, so Python decides
+ * (policy.protected_beneath). A glob counts when its literal prefix and
+ * path's subtree overlap. */
+static int protected_beneath(const Pol *e, const char *path, size_t len) {
+    if (len == 1)
+        len = 0; /* "/": everything lies beneath */
+    for (int i = 0; i < e->nprotect; i++) {
+        const Rule *p = &e->protect[i];
+        if (!p->negated && p->len > len + 1 && memcmp(p->text, path, len) == 0 && p->text[len] == '/')
+            return 1;
+    }
+    for (int i = 0; i < e->nglobs; i++) {
+        const Rule *g = &e->globs[i];
+        size_t common = g->len < len ? g->len : len;
+        if (memcmp(g->text, path, common) == 0 && (g->len <= len || g->text[len] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
 /* Where the kernel says a pinned object is (resolve.location). */
 static int location(Engine *e, int fd, char *out, size_t size, size_t *len) {
     char link[16];
@@ -721,6 +742,8 @@ static int do_two_names(Req *r, int op, int olddir, uint64_t oldaddr, int newdir
     char oldpath[PATH_MAX], newpath[PATH_MAX];
     Entry from, to;
     if (read_entry(r, olddir, oldaddr, oldpath, &from) != 0 || read_entry(r, newdir, newaddr, newpath, &to) != 0)
+        return DEFER;
+    if (op == RENAME && (protected_beneath(r->pol, from.where, from.len) || protected_beneath(r->pol, to.where, to.len)))
         return DEFER;
     if (!valid(r))
         return DONE;

@@ -704,11 +704,22 @@ def h_unlinkat(req):
     return _remove(req, req.dirfd(0), req.path(1), bool(flags & libc.AT_REMOVEDIR))
 
 
+def _refuse_over_protected(req, where: str, op: str) -> None:
+    """A rename or exchange moves, and a symlink redirects, everything
+    beneath the name: refused when a protected path lies beneath it
+    (mv .git .g; write .g/hooks/x; mv .g .git)."""
+    pattern = policy.protected_beneath(req.sup.policy, where)
+    if pattern is not None:
+        raise Denied(errno.EACCES, where, f"the protected {pattern} lies beneath it", op)
+
+
 def _rename(req, olddir, oldpath, newdir, newpath, flags):
     old_parent, old_name, old_where = req.entry(olddir, oldpath)
     new_parent, new_name, new_where = req.entry(newdir, newpath)
     req.check(old_where, "rename")
     req.check(new_where, "rename")
+    _refuse_over_protected(req, old_where, "rename")
+    _refuse_over_protected(req, new_where, "rename")
     with req.as_target():
         libc.renameat2(old_parent, old_name, new_parent, new_name, flags)
     return 0
@@ -763,6 +774,7 @@ def h_linkat(req):
 def _symlink(req, text, newdir, newpath):
     parent, name, where = req.entry(newdir, newpath)
     req.check(where, "symlink")
+    _refuse_over_protected(req, where, "symlink")
     with req.as_target():
         os.symlink(text, name, dir_fd=parent)
     return 0

@@ -112,6 +112,27 @@ def protection_for(policy: Policy, path: str, chain: list[str] | None = None) ->
     return policy.protected[best]
 
 
+def protected_beneath(policy: Policy, path: str) -> str | None:
+    """A protecting pattern that lies strictly beneath path, or None.
+
+    Renaming (or exchanging, or replacing by a symlink) a directory moves
+    or redirects everything beneath it: a protection inside would then sit
+    at a new, unprotected name. A glob could match beneath path when its
+    literal prefix and path's subtree overlap ('*' matches '/' too);
+    re-allowing patterns are not weighed, so the answer errs on refusing."""
+    below = path.rstrip("/") + "/"
+    for position, pattern in enumerate(policy.protected):
+        if pattern.startswith("!"):
+            continue
+        if _is_glob(pattern):
+            prefix = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)]
+            if prefix.startswith(below) or below.startswith(prefix):
+                return pattern
+        elif pattern.startswith(below) and protection_for(policy, pattern) is not None:
+            return pattern
+    return None
+
+
 def own_proc_entry(path: str, tgid: int) -> bool:
     """Writes to a process's own /proc entries (comm, oom_score_adj...) are its own business."""
     return is_beneath(path, f"/proc/{tgid}")
