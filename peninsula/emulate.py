@@ -147,6 +147,9 @@ class Request(Context):
                 decision = policy.decide_hardlinked_write(self.sup.policy, info.st_nlink)
                 if not decision.allow:
                     raise Denied(err, where, decision.reason, op)
+            elif _is_pty(info):
+                if not _own_terminal(self, info):
+                    raise Denied(err, where, "a terminal that is not one of the process's own", op)
             elif not _safe_device(info):
                 # A device node is a door to the device, wherever the node is:
                 # a disk's node made in /tmp or the project writes the disk.
@@ -155,7 +158,6 @@ class Request(Context):
                 metadata
                 and (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode))
                 and policy.writable_root(self.sup.policy, where) is None
-                and not where.startswith("/dev/pts/")
             ):
                 # /dev/null and friends are writable for their contents
                 # only: their mode, owner and times are the host's.
@@ -652,6 +654,49 @@ def _safe_device(info) -> bool:
         return True
     major, minor = os.major(info.st_rdev), os.minor(info.st_rdev)
     return (major == 1 and minor in (3, 5, 7, 8, 9)) or (major == 5 and minor in (0, 2)) or 136 <= major <= 143
+
+
+PTS_MAJORS = range(136, 144)  # UNIX98_PTY_SLAVE_MAJOR and the 7 after it
+PTMX = os.makedev(5, 2)
+
+
+def _is_pty(info) -> bool:
+    return stat.S_ISCHR(info.st_mode) and os.major(info.st_rdev) in PTS_MAJORS
+
+
+def _pty_index(rdev: int) -> int:
+    return (os.major(rdev) - PTS_MAJORS[0]) * 256 + os.minor(rdev)
+
+
+def _own_terminal(req, info) -> bool:
+    """Is the pty info names one of the thread's own: its controlling
+    terminal, or one whose either end it holds open (a pty it made through
+    /dev/ptmx, or was given)? Root may open every terminal of the machine;
+    a confined process may use only those it already has."""
+    with open(f"/proc/{req.tid}/stat", "rb") as handle:
+        tty_nr = int(handle.read().rsplit(b")", 1)[1].split()[4])
+    if os.makedev((tty_nr >> 8) & 0xFFF, (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)) == info.st_rdev:
+        return True
+    fds = f"/proc/{req.tid}/fd"
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return False  # not ours to look into (not dumpable): not shown to be its own
+    for name in names:
+        try:
+            held = os.stat(f"{fds}/{name}")
+            if not stat.S_ISCHR(held.st_mode):
+                continue
+            if (held.st_dev, held.st_rdev) == (info.st_dev, info.st_rdev):
+                return True
+            if held.st_rdev == PTMX:
+                with open(f"/proc/{req.tid}/fdinfo/{name}", "rb") as handle:
+                    for line in handle:
+                        if line.startswith(b"tty-index:") and int(line.split()[1]) == _pty_index(info.st_rdev):
+                            return True
+        except OSError:
+            continue  # closed meanwhile
+    return False
 
 
 def _mknod(req, dirfd, path, mode, dev):

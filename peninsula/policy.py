@@ -24,6 +24,10 @@ DEVICE_WRITES: tuple[str, ...] = (
     "/dev/ptmx",
     "/dev/pts",
 )
+# Of these, directories whose contents only are meant: the directory itself
+# is the host's (chmod 1777 /dev/pts). Which terminal a process may write
+# is the supervisor's question (emulate._own_terminal): it needs facts.
+DEVICE_DIRS: tuple[str, ...] = ("/dev/pts",)
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ def decide_write(policy: Policy, path: str, *, tgid: int | None = None) -> Decis
     if tgid is not None and own_proc_entry(path, tgid):
         return Decision(True, "the process's own /proc entry")
     for dev in DEVICE_WRITES:
-        if is_beneath(path, dev):
+        if is_beneath(path, dev) and path not in DEVICE_DIRS:
             return Decision(True, "terminal or null device", dev)
     chain = ancestors(path)
     root = writable_root(policy, path, chain)

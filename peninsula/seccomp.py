@@ -109,6 +109,17 @@ REFUSED = (
 )
 # Extra traps the shell sandbox needs to see the shell change directory.
 CHDIR_TRAPS = ("chdir", "fchdir")
+# The mount API: it changes host mounts' flags (mount_setattr can make a
+# host file system read-only, or clear nosuid) and what a path means (an
+# fd on a detached or private mount reads, in /proc/self/fd, relative to
+# that mount's root: ~/x named as /x). Refused to confined processes: in
+# BPF for `run`, where every process is confined (namespaces asked for
+# with --unshare-* are made before the filter), and by the supervisor in
+# the shell session, whose unconfined processes may use it (bwrap, podman).
+# open_tree only with OPEN_TREE_CLONE: without, it is an O_PATH open.
+MOUNT_CALLS = ("mount", "umount2", "pivot_root", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick",
+               "mount_setattr", "open_tree_attr")
+OPEN_TREE_CLONE = 1
 
 
 # The x86_64 numbers of every syscall named here (the only architecture
@@ -123,7 +134,9 @@ X86_64_SYSCALLS = {
     "fsetxattr": 190, "futimesat": 261, "init_module": 175, "io_uring_enter": 426, "io_uring_register": 427,
     "io_uring_setup": 425, "ioctl": 16, "ioperm": 173, "iopl": 172, "kexec_file_load": 320, "kexec_load": 246,
     "lchown": 94, "link": 86, "linkat": 265, "lremovexattr": 198, "lsetxattr": 189, "mkdir": 83,
-    "mkdirat": 258, "mknod": 133, "mknodat": 259, "open": 2, "open_by_handle_at": 304, "openat": 257,
+    "mkdirat": 258, "mknod": 133, "mknodat": 259, "mount": 165, "mount_setattr": 442, "move_mount": 429, "fsconfig": 431, "fsmount": 432,
+    "fsopen": 430, "fspick": 433, "open_tree": 428, "open_tree_attr": 467, "pivot_root": 155, "umount2": 166,
+    "open": 2, "open_by_handle_at": 304, "openat": 257,
     "openat2": 437, "pidfd_getfd": 438, "process_vm_writev": 311, "ptrace": 101, "quotactl": 179,
     "quotactl_fd": 443, "reboot": 169, "removexattr": 197, "removexattrat": 466, "rename": 82,
     "renameat": 264, "renameat2": 316, "rmdir": 84, "setfsgid": 123, "setfsuid": 122, "setgid": 106,
@@ -197,6 +210,11 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
     if trap_chdir:
         for name in CHDIR_TRAPS:
             _add(flt, sc.NOTIFY, name)
+    # trap_chdir is the shell session's filter: there the supervisor judges.
+    mount_action = sc.NOTIFY if trap_chdir else sc.ERRNO(errno.EPERM)
+    for name in MOUNT_CALLS:
+        _add(flt, mount_action, name)
+    _add(flt, mount_action, "open_tree", sc.Arg(2, sc.MASKED_EQ, OPEN_TREE_CLONE, OPEN_TREE_CLONE))
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
         out.seek(0)
