@@ -20,7 +20,7 @@ import struct
 import threading
 import time
 
-from . import libc, policy, target
+from . import caps, libc, policy, target
 from .resolve import MAX_SYMLINKS, Context, is_anonymous, is_deleted, is_symlink_at, location
 
 O_TMPFILE = 0o20000000 | os.O_DIRECTORY
@@ -72,6 +72,7 @@ class Request(Context):
         self._status: target.Status | None = None
         self._depth = 0
         self._switched = False
+        self._capped = False
         super().__init__(tid)
 
     @property
@@ -222,16 +223,47 @@ class _Identity:
                     _set_identity(*mine)
                     raise
                 req._switched = True
+            _lower_capabilities(req, st)
         req._depth += 1
         return self
 
     def __exit__(self, *exc):
         req = self.req
         req._depth -= 1
+        if req._depth == 0 and req._capped:
+            req._capped = False
+            caps.set_effective(*_my_caps())  # first: giving the identity back needs CAP_SETUID
         if req._depth == 0 and req._switched:
             req._switched = False
             _set_identity(*_mine())
         return False
+
+
+_MY_CAPS: tuple | None = None
+
+
+def _my_caps() -> tuple:
+    """The supervisor's own capability sets (fixed for its life)."""
+    global _MY_CAPS
+    if _MY_CAPS is None:
+        _MY_CAPS = caps.get()
+    return _MY_CAPS
+
+
+def _lower_capabilities(req: "Request", st: target.Status) -> None:
+    """Act with no capability the target lacks (caps.acting_set)."""
+    mine = _my_caps()
+    wanted = caps.acting_set(st.cap_effective, mine)
+    if wanted == mine[0]:
+        return
+    try:
+        caps.set_effective(wanted, mine[1], mine[2])
+    except OSError:
+        if req._switched:
+            req._switched = False
+            _set_identity(*_mine())
+        raise
+    req._capped = True
 
 
 def _int(value: int) -> int:
@@ -1164,17 +1196,9 @@ def h_pidfd_getfd(req):
     return Fd(libc.pidfd_getfd(pidfd, wanted), True)
 
 
-def _identity_change(req):
-    """set*id and setgroups: no decision bears on them (the compiled hot
-    path forgets the thread's remembered identity; here nothing is kept)."""
-    return CONTINUE
-
-
 def handlers() -> dict[int, object]:
     """Syscall number -> handler, for the syscalls this kernel knows."""
     from .seccomp import syscall_number
-
-    from .seccomp import IDENTITY_CHANGES
 
     table = {}
     for name, func in globals().items():
@@ -1182,8 +1206,6 @@ def handlers() -> dict[int, object]:
             number = syscall_number(name[2:])
             if number is not None:
                 table[number] = _acting(func)
-    for name in IDENTITY_CHANGES:
-        table[syscall_number(name)] = _identity_change
     return table
 
 
