@@ -286,6 +286,13 @@ static int location(Engine *e, int fd, char *out, size_t size, size_t *len) {
         return -1;
     out[n] = 0;
     *len = (size_t)n;
+    /* Believed only when it leads to the same object from our root: an
+     * object on a detached mount, or another namespace's, is named relative
+     * to its mount's root (resolve.reachable). Python refuses it. */
+    struct stat named, held;
+    if (out[0] == '/' && (fstatat(AT_FDCWD, out, &named, AT_SYMLINK_NOFOLLOW) != 0 || fstat(fd, &held) != 0 ||
+                          named.st_dev != held.st_dev || named.st_ino != held.st_ino))
+        return -1;
     return 0;
 }
 

@@ -21,7 +21,7 @@ import threading
 import time
 
 from . import caps, libc, policy, target
-from .resolve import MAX_SYMLINKS, Context, is_anonymous, is_deleted, is_symlink_at, location
+from .resolve import MAX_SYMLINKS, Context, is_anonymous, is_deleted, is_symlink_at, location, reachable
 
 O_TMPFILE = 0o20000000 | os.O_DIRECTORY
 O_WRITE_INTENT = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
@@ -135,12 +135,28 @@ class Request(Context):
         if not decision.allow:
             raise Denied(err, where, decision.reason, op)
 
+    def placed(self, fd: int, op: str, err: int = errno.EACCES) -> str:
+        """Where the pinned object is, refused when the kernel's name for it
+        does not lead to it from our root (resolve.reachable). The notice
+        names the object, never the misleading path."""
+        where = location(fd)
+        if is_anonymous(where) or is_deleted(where) or reachable(fd, where):
+            return where
+        info = os.fstat(fd)
+        raise Denied(err, f"(device {os.major(info.st_dev)}:{os.minor(info.st_dev)} inode {info.st_ino})",
+                     "not reachable from the supervisor's root: a detached mount or another mount namespace's", op)
+
+    def entry(self, dirfd: int, path: bytes, *, resolve: int = 0, ours: bool = False) -> tuple[int, bytes, str]:
+        parent, name, where = super().entry(dirfd, path, resolve=resolve, ours=ours)
+        self.placed(parent, "create or remove")
+        return parent, name, where
+
     def check_fd(self, fd: int, op: str, err: int = errno.EACCES, *, contents: bool = True, metadata: bool = False) -> str:
         """Check the object behind a pinned fd. A regular file's contents and
         its metadata (mode, owner, times, xattrs) are shared by all its hard
         links, and the other names may be outside: refused unless the policy
         allows hard-linked writes."""
-        where = location(fd)
+        where = self.placed(fd, op, err)
         self.check(where, op, err)
         if contents and not is_anonymous(where):
             info = os.fstat(fd)
@@ -363,7 +379,7 @@ def _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec):
     if (flags & O_TMPFILE) == O_TMPFILE:
         if not stat.S_ISDIR(info.st_mode):
             raise OSError(errno.ENOTDIR, "not a directory")
-        req.check(location(pinned) + "/", op)
+        req.check(req.placed(pinned, op) + "/", op)
         # O_EXCL stays: it makes the file impossible to link in later.
         reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_NOFOLLOW)
         create_mode = (mode & 0o7777) & ~req.status.umask
@@ -821,7 +837,7 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
     if flags & libc.AT_EMPTY_PATH and oldpath == b"" or flags & libc.AT_SYMLINK_FOLLOW:
         pinned = req.pin(olddir, oldpath, follow=True, empty_ok=bool(flags & libc.AT_EMPTY_PATH))
         new_parent, new_name, new_where = req.entry(newdir, newpath)
-        where = location(pinned)
+        where = req.placed(pinned, "link")
         if not (is_deleted(where) and os.fstat(pinned).st_nlink == 0):
             req.check(where, "link")  # an O_TMPFILE file has no old place to check
         req.check(new_where, "link")

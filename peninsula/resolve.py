@@ -283,6 +283,21 @@ def location(fd: int) -> str:
     return _long_location(fd)
 
 
+def reachable(fd: int, where: str) -> bool:
+    """Does where, resolved from our own root, name the pinned object?
+
+    The kernel names an object on a detached mount (open_tree) or on a
+    mount of another mount namespace relative to that mount's own root:
+    ~/tmp/x can read as /tmp/x. The string is believed only when it leads
+    here, in the supervisor's namespace, to the same device and inode."""
+    try:
+        named = os.stat(where, follow_symlinks=False)
+    except (OSError, ValueError):
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
 def _long_location(fd: int) -> str:
     """The location of a directory deeper than PATH_MAX: climb with ".."
     until the kernel can name an ancestor, finding each name on the way by
