@@ -1,0 +1,40 @@
+"""Issue 19.5 / 17.4 in the shell session: the mount API is refused to
+confined processes and left to the kernel for unconfined ones. The
+session's filter sends the calls to the supervisor, which decides by the
+caller's judgement; a value check, so an unconfined caller gets CONTINUE.
+(Landlock itself refuses mount(2), umount, pivot_root and move_mount to
+every process of the session; open_tree, fsopen, fspick, fsconfig,
+fsmount and mount_setattr it does not see.)"""
+
+import re
+
+from .conftest import SYSTEM_PYTHON, supervised
+
+# unshare(CLONE_NEWUSER | CLONE_NEWNS), then open_tree(OPEN_TREE_CLONE) of
+# the home: no uid map is needed (writing one is a /proc write the
+# baseline refuses in a project).
+PROBE = r'''
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.unshare(0x10000000 | 0x20000) == 0
+ok = libc.syscall(428, -100, os.fsencode(os.path.expanduser("~")), 1 | 0x8000) >= 0
+print("mount-" + sys.argv[1] + "=" + ("OK" if ok else errno.errorcode[ctypes.get_errno()]))
+'''
+
+
+def test_mount_api_outside_and_inside_a_project(user, term_factory, home):
+    script = user.write(home / "mount_probe.py", PROBE)
+    term = term_factory("bash")
+    supervised(term)
+
+    def attempt(tag):
+        text = term.run(f"{SYSTEM_PYTHON} {script} {tag}")
+        found = re.search(rf"^mount-{tag}=(\w+)$", text, re.M)
+        assert found, text
+        return found.group(1)
+
+    assert attempt("outside") == "OK"
+    term.run("cd proj")
+    assert attempt("inside") == "EPERM"
+    term.run("cd ..")
+    assert attempt("again") == "OK"
