@@ -86,3 +86,30 @@ done()
     assert confined["rename_parent"] == "EACCES", confined
     assert confined["rename_unrelated"] == "OK", confined
     assert (box.project / ".git" / "hooks").is_dir()
+
+
+def test_default_protections_in_a_home_project(user_box):
+    """`run --project $HOME`: ~/.config holds git's global config and
+    ~/.local holds ~/.local/bin, both protected by default."""
+    box = user_box
+    home = box.who.home
+    for rel in (".config", ".config/git", ".local", ".local/bin", "work"):
+        box.dir(home / rel)
+    box.file(home / ".config" / "git" / "config", "[user]\n")
+    body = r'''
+os.chdir(sys.argv[1])
+for name in (".config", ".local"):
+    attempt("out_" + name, sc, "rename", name, name + "-moved")
+    if RESULTS["out_" + name] == "OK":
+        sc("rename", name + "-moved", name)
+attempt("rename_unrelated", sc, "rename", "work", "work-moved")
+if RESULTS["rename_unrelated"] == "OK":
+    sc("rename", "work-moved", "work")
+done()
+'''
+    control = box.probe(body, home, cwd=home, confined=False)
+    confined = box.probe(body, home, cwd=home, options=["--project", str(home)])
+    for key in ("out_.config", "out_.local"):
+        assert control[key] == "OK" and confined[key] == "EACCES", (key, control, confined)
+    assert control["rename_unrelated"] == confined["rename_unrelated"] == "OK"
+    assert (home / ".config" / "git" / "config").read_text() == "[user]\n"
