@@ -718,9 +718,12 @@ def _pty_index(rdev: int) -> int:
 
 def _own_terminal(req, info) -> bool:
     """Is the pty info names one of the thread's own: its controlling
-    terminal, or one whose either end it holds open (a pty it made through
-    /dev/ptmx, or was given)? Root may open every terminal of the machine;
-    a confined process may use only those it already has."""
+    terminal (what /dev/tty opens anyway), a pty it holds open for writing
+    (inherited, or opened with our consent), or one whose master it holds
+    (made through /dev/ptmx, which only makes new ones)? Root may open
+    every terminal of the machine; a confined process writes only those it
+    already has. A read-only open never reaches us, so a slave held only
+    for reading proves nothing."""
     with open(f"/proc/{req.tid}/stat", "rb") as handle:
         tty_nr = int(handle.read().rsplit(b")", 1)[1].split()[4])
     if os.makedev((tty_nr >> 8) & 0xFFF, (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)) == info.st_rdev:
@@ -735,13 +738,15 @@ def _own_terminal(req, info) -> bool:
             held = os.stat(f"{fds}/{name}")
             if not stat.S_ISCHR(held.st_mode):
                 continue
-            if (held.st_dev, held.st_rdev) == (info.st_dev, info.st_rdev):
+            slave = (held.st_dev, held.st_rdev) == (info.st_dev, info.st_rdev)
+            if not slave and held.st_rdev != PTMX:
+                continue
+            with open(f"/proc/{req.tid}/fdinfo/{name}", "rb") as handle:
+                fields = dict(line.split(b":", 1) for line in handle if b":" in line)
+            if slave and int(fields[b"flags"], 8) & os.O_ACCMODE != os.O_RDONLY:
                 return True
-            if held.st_rdev == PTMX:
-                with open(f"/proc/{req.tid}/fdinfo/{name}", "rb") as handle:
-                    for line in handle:
-                        if line.startswith(b"tty-index:") and int(line.split()[1]) == _pty_index(info.st_rdev):
-                            return True
+            if not slave and int(fields.get(b"tty-index", b"-1")) == _pty_index(info.st_rdev):
+                return True
         except OSError:
             continue  # closed meanwhile
     return False

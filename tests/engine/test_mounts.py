@@ -85,6 +85,14 @@ theirs = sys.argv[1]
 attempt("out_chmod_pts_dir", os.chmod, "/dev/pts", stat.S_IMODE(os.stat("/dev/pts").st_mode))
 attempt("out_write_their_pty", lambda: os.close(os.open(theirs, os.O_WRONLY | os.O_NOCTTY)))
 attempt("out_chmod_their_pty", os.chmod, theirs, stat.S_IMODE(os.stat(theirs).st_mode))
+# a read-only open is never trapped: holding one proves nothing
+def read_then_write():
+    held = os.open(theirs, os.O_RDONLY | os.O_NOCTTY)
+    try:
+        os.close(os.open(theirs, os.O_WRONLY | os.O_NOCTTY))
+    finally:
+        os.close(held)
+attempt("out_write_their_pty_held_for_reading", read_then_write)
 # a pty of its own: openpty opens /dev/ptmx, then the new /dev/pts/N by name
 def own_pty():
     master, slave = os.openpty()
