@@ -704,6 +704,7 @@ def _safe_device(info) -> bool:
     return (major == 1 and minor in (3, 5, 7, 8, 9)) or (major == 5 and minor in (0, 2)) or 136 <= major <= 143
 
 
+TIOCSCTTY = 0x540E
 PTS_MAJORS = range(136, 144)  # UNIX98_PTY_SLAVE_MAJOR and the 7 after it
 PTMX = os.makedev(5, 2)
 
@@ -1144,6 +1145,8 @@ def h_ioctl(req):
     of the target's own open file (pidfd_getfd), so it behaves exactly as
     it would for the target, once the file's location is allowed."""
     cmd = req.args[1] & 0xFFFFFFFF
+    if cmd == TIOCSCTTY:  # the shell session sends the stealing form here: refused when confined
+        raise OSError(errno.EPERM, "taking another session's terminal")
     size = _IOCTL_ARG.get(cmd)
     if size is None:
         raise OSError(errno.ENOSYS, "not an emulated ioctl")

@@ -33,6 +33,11 @@ SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1
 
 TIOCSTI = 0x5412
 TIOCLINUX = 0x541C
+# TIOCSCTTY with a non-zero argument: take a terminal that is another
+# session's controlling one (root only). A confined root process could
+# open any terminal read-only (never trapped), take it, and write it
+# through /dev/tty. Refused to confined processes like the mount API.
+TIOCSCTTY = 0x540E
 
 # ioctls that change an inode's flags or attributes. They work on an fd
 # opened read-only, so a file outside the sandbox could be made immutable
@@ -208,6 +213,7 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
     for name in MOUNT_CALLS:
         _add(flt, mount_action, name)
     _add(flt, mount_action, "open_tree", sc.Arg(2, sc.MASKED_EQ, OPEN_TREE_CLONE, OPEN_TREE_CLONE))
+    _add(flt, mount_action, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, TIOCSCTTY), sc.Arg(2, sc.NE, 0))
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
         out.seek(0)

@@ -126,3 +126,42 @@ def test_only_its_own_terminals(root_box):
     finally:
         os.close(master)
         os.close(slave)
+
+
+STEAL_PROBE = r'''
+import fcntl, termios
+theirs = sys.argv[1]
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    fd = os.open(theirs, os.O_RDONLY | os.O_NOCTTY)  # a read-only open is never trapped
+    try:
+        fcntl.ioctl(fd, termios.TIOCSCTTY, 1)
+        got = "OK"
+    except OSError as e:
+        got = errno.errorcode[e.errno]
+    try:
+        os.close(os.open("/dev/tty", os.O_WRONLY))
+        tty = "OK"
+    except OSError as e:
+        tty = errno.errorcode[e.errno]
+    print("RESULT " + json.dumps({"out_steal": got, "out_write_through_dev_tty": tty}), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+'''
+
+
+def test_no_taking_of_another_terminal(root_box):
+    """TIOCSCTTY with a non-zero argument takes a terminal from its session
+    (root): then /dev/tty would write it. The plain form stays."""
+    master, slave = os.openpty()
+    try:
+        theirs = os.ttyname(slave)
+        control = root_box.probe(STEAL_PROBE, theirs, confined=False)
+        confined = root_box.probe(STEAL_PROBE, theirs)
+        assert control["out_steal"] == control["out_write_through_dev_tty"] == "OK", control
+        assert confined["out_steal"] == "EPERM", confined
+        assert confined["out_write_through_dev_tty"] == "ENXIO", confined  # no controlling terminal
+    finally:
+        os.close(master)
+        os.close(slave)

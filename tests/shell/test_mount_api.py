@@ -38,3 +38,37 @@ def test_mount_api_outside_and_inside_a_project(user, term_factory, home):
     assert attempt("inside") == "EPERM"
     term.run("cd ..")
     assert attempt("again") == "OK"
+
+
+STEAL = r'''
+import errno, fcntl, os, sys, termios
+master, slave = os.openpty()
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 1)
+        print("steal-" + sys.argv[1] + "=OK", flush=True)
+    except OSError as e:
+        print("steal-" + sys.argv[1] + "=" + errno.errorcode[e.errno], flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+'''
+
+
+def test_taking_a_terminal_outside_and_inside_a_project(user, term_factory, home):
+    """TIOCSCTTY's stealing form: the kernel's business outside a project,
+    refused inside (the session's filter sends it to the supervisor)."""
+    script = user.write(home / "steal_probe.py", STEAL)
+    term = term_factory("bash")
+    supervised(term)
+
+    def attempt(tag):
+        text = term.run(f"{SYSTEM_PYTHON} {script} {tag}")
+        found = re.search(rf"^steal-{tag}=(\w+)$", text, re.M)
+        assert found, text
+        return found.group(1)
+
+    assert attempt("outside") == "OK"
+    term.run("cd proj")
+    assert attempt("inside") == "EPERM"
