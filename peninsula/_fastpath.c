@@ -17,7 +17,8 @@
  * decision is made on where the pinned object really is, ID_VALID is
  * checked after the last read of the target's state, and the call is made
  * on the pinned object with the target's umask (and, for a root
- * supervisor, its fsuid, fsgid and groups). Opens are answered with ADDFD,
+ * supervisor, its fsuid, fsgid, groups and effective capabilities, read
+ * for every request). Opens are answered with ADDFD,
  * never CONTINUE.
  */
 #define _GNU_SOURCE
