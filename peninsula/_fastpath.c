@@ -17,7 +17,8 @@
  * decision is made on where the pinned object really is, ID_VALID is
  * checked after the last read of the target's state, and the call is made
  * on the pinned object with the target's umask (and, for a root
- * supervisor, its fsuid, fsgid and groups). Opens are answered with ADDFD,
+ * supervisor, its fsuid, fsgid, groups and effective capabilities, read
+ * for every request). Opens are answered with ADDFD,
  * never CONTINUE.
  */
 #define _GNU_SOURCE
@@ -86,8 +87,6 @@ struct how {
                     020000 | O_DIRECT | 0100000 | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH | 020000000)
 #define MAX_GROUPS 256
 #define MAX_FDS 8
-#define CRED_SLOTS 256     /* threads whose identity is remembered (one pidfd each) */
-#define CRED_GROUPS 32     /* a thread with more groups is read from /proc each time */
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD O_EXCL
 #endif
@@ -101,19 +100,6 @@ typedef struct {
     int position;
     int negated;
 } Rule;
-
-/* A root supervisor's memory of a thread's fsuid, fsgid and groups. The
- * pidfd tells whether that very thread still lives (its tid may be reused
- * once it is gone); the thread itself can change them only through the
- * set*id and setgroups calls, which are trapped and forget the entry. */
-typedef struct {
-    pid_t tid;
-    int pidfd;
-    uid_t fsuid;
-    gid_t fsgid;
-    int ngroups;
-    gid_t groups[CRED_GROUPS];
-} Cred;
 
 /* One policy (policy.Policy, as fastpath.spec gives it). */
 typedef struct {
@@ -157,7 +143,7 @@ typedef struct {
      * names from them is cheaper than walking the whole path each time. */
     int proc_dir, fd_dir;
     pid_t owner;  /* the process fd_dir belongs to */
-    Cred creds[CRED_SLOTS];
+    uint64_t caps[3]; /* our effective, permitted and inheritable sets */
     unsigned long long handled, deferred;
 } Engine;
 
@@ -176,7 +162,9 @@ typedef struct {
     gid_t groups[MAX_GROUPS];
     int ngroups;
     long fdsize;
+    uint64_t cap_effective;
     int switched;
+    int capped;
 } Req;
 
 /* -- small tools ------------------------------------------------------------ */
@@ -269,6 +257,27 @@ static int allowed(const Pol *e, const char *path, size_t len) {
     return best < 0 || negated;
 }
 
+/* 1 when a protection may lie strictly beneath path: renaming it would
+ * move that protection to an unprotected name, so Python decides
+ * (policy.protected_beneath). A glob counts when its literal prefix and
+ * path's subtree overlap. */
+static int protected_beneath(const Pol *e, const char *path, size_t len) {
+    if (len == 1)
+        len = 0; /* "/": everything lies beneath */
+    for (int i = 0; i < e->nprotect; i++) {
+        const Rule *p = &e->protect[i];
+        if (!p->negated && p->len > len + 1 && memcmp(p->text, path, len) == 0 && p->text[len] == '/')
+            return 1;
+    }
+    for (int i = 0; i < e->nglobs; i++) {
+        const Rule *g = &e->globs[i];
+        size_t common = g->len < len ? g->len : len;
+        if (memcmp(g->text, path, common) == 0 && (g->len <= len || g->text[len] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
 /* Where the kernel says a pinned object is (resolve.location). */
 static int location(Engine *e, int fd, char *out, size_t size, size_t *len) {
     char link[16];
@@ -278,6 +287,13 @@ static int location(Engine *e, int fd, char *out, size_t size, size_t *len) {
         return -1;
     out[n] = 0;
     *len = (size_t)n;
+    /* Believed only when it leads to the same object from our root: an
+     * object on a detached mount, or another namespace's, is named relative
+     * to its mount's root (resolve.reachable). Python refuses it. */
+    struct stat named, held;
+    if (out[0] == '/' && (fstatat(AT_FDCWD, out, &named, AT_SYMLINK_NOFOLLOW) != 0 || fstat(fd, &held) != 0 ||
+                          named.st_dev != held.st_dev || named.st_ino != held.st_ino))
+        return -1;
     return 0;
 }
 
@@ -358,10 +374,13 @@ static int read_status(Req *r) {
                 p = end;
             }
             seen++;
-            break; /* the lines after Groups are not needed */
+        } else if (strncmp(line, "CapEff:", 7) == 0) {
+            r->cap_effective = strtoull(line + 7, NULL, 16);
+            seen++;
+            break; /* the lines after CapEff are not needed */
         }
     }
-    if (seen != 3)
+    if (seen != 4)
         return -1;
     qsort(r->groups, (size_t)r->ngroups, sizeof(gid_t), cmp_gid);
     r->have_status = 1;
@@ -381,74 +400,74 @@ static int set_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups) 
     return 0;
 }
 
-/* The thread's identity from the cache when that thread still lives, else
- * from /proc/TID/status (remembered for next time). */
-static int target_identity(Req *r) {
-    Engine *e = r->engine;
-    pid_t tid = (pid_t)r->n.pid;
-    Cred *c = &e->creds[tid % CRED_SLOTS];
-    if (c->tid == tid && syscall(SYS_pidfd_send_signal, c->pidfd, 0, NULL, 0) == 0) {
-        r->fsuid = c->fsuid;
-        r->fsgid = c->fsgid;
-        r->ngroups = c->ngroups;
-        memcpy(r->groups, c->groups, sizeof(gid_t) * (size_t)c->ngroups);
-        return 0;
-    }
-    /* Opened before the status is read: the request's ID_VALID check, later,
-     * proves both name the requesting thread. */
-    int pidfd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
-    if (read_status(r) != 0) {
-        if (pidfd >= 0)
-            close(pidfd);
+/* Capabilities (caps.py): capget/capset of the calling thread only. */
+#define CAP_VERSION_3 0x20080522
+#define CAPS_KEPT ((1ULL << 6) | (1ULL << 7) | (1ULL << 19)) /* SETGID, SETUID, SYS_PTRACE: caps.KEEP */
+
+struct cap_header { uint32_t version; int pid; };
+struct cap_data { uint32_t effective, permitted, inheritable; };
+
+static int get_caps(uint64_t out[3]) {
+    struct cap_header h = {CAP_VERSION_3, 0};
+    struct cap_data d[2];
+    if (syscall(SYS_capget, &h, d) != 0)
         return -1;
-    }
-    if (pidfd < 0)
-        return 0;
-    if (r->ngroups > CRED_GROUPS) {
-        close(pidfd);
-        return 0;
-    }
-    if (c->tid)
-        close(c->pidfd);
-    c->tid = tid;
-    c->pidfd = pidfd;
-    c->fsuid = r->fsuid;
-    c->fsgid = r->fsgid;
-    c->ngroups = r->ngroups;
-    memcpy(c->groups, r->groups, sizeof(gid_t) * (size_t)r->ngroups);
+    out[0] = d[0].effective | (uint64_t)d[1].effective << 32;
+    out[1] = d[0].permitted | (uint64_t)d[1].permitted << 32;
+    out[2] = d[0].inheritable | (uint64_t)d[1].inheritable << 32;
     return 0;
 }
 
-static void forget_identity(Engine *e, pid_t tid) {
-    Cred *c = &e->creds[tid % CRED_SLOTS];
-    if (c->tid == tid) {
-        close(c->pidfd);
-        c->tid = 0;
-    }
+static int set_caps(uint64_t effective, uint64_t permitted, uint64_t inheritable) {
+    struct cap_header h = {CAP_VERSION_3, 0};
+    struct cap_data d[2] = {
+        {(uint32_t)effective, (uint32_t)permitted, (uint32_t)inheritable},
+        {(uint32_t)(effective >> 32), (uint32_t)(permitted >> 32), (uint32_t)(inheritable >> 32)},
+    };
+    return (int)syscall(SYS_capset, &h, d);
 }
 
 /* Act as the target for everything done for the request (emulate._Identity).
  * A supervisor that is not root serves only targets of its own ids. */
+static void become_self(Req *r);
+
+/* Its identity and capabilities are read from /proc/TID/status for every
+ * request: nothing a thread does to them (set*id, capset, an execve by a
+ * non-leader thread, which takes over the leader's tid) goes unseen. */
 static int become_target(Req *r) {
     Engine *e = r->engine;
+    if (r->switched || r->capped)
+        return 0; /* already acting as the target for this request */
     if (!e->root)
         return 0;
-    if (target_identity(r) != 0)
+    if (read_status(r) != 0)
         return -1;
-    if (r->fsuid == e->uid && r->fsgid == e->gid && r->ngroups == e->ngroups &&
-        memcmp(r->groups, e->groups, sizeof(gid_t) * (size_t)r->ngroups) == 0)
-        return 0;
-    if (set_identity(r->fsuid, r->fsgid, r->groups, r->ngroups) != 0) {
-        set_identity(e->uid, e->gid, e->groups, e->ngroups);
-        return -1;
+    if (!(r->fsuid == e->uid && r->fsgid == e->gid && r->ngroups == e->ngroups &&
+          memcmp(r->groups, e->groups, sizeof(gid_t) * (size_t)r->ngroups) == 0)) {
+        if (set_identity(r->fsuid, r->fsgid, r->groups, r->ngroups) != 0) {
+            set_identity(e->uid, e->gid, e->groups, e->ngroups);
+            return -1;
+        }
+        r->switched = 1;
     }
-    r->switched = 1;
+    uint64_t wanted = (r->cap_effective & e->caps[1]) | (e->caps[0] & CAPS_KEPT);
+    if (wanted != e->caps[0]) {
+        if (set_caps(wanted, e->caps[1], e->caps[2]) != 0) {
+            become_self(r);
+            return -1;
+        }
+        r->capped = 1;
+    }
     return 0;
 }
 
 static void become_self(Req *r) {
+    Engine *e = r->engine;
+    if (r->capped) {
+        set_caps(e->caps[0], e->caps[1], e->caps[2]); /* first: the identity needs CAP_SETUID */
+        r->capped = 0;
+    }
     if (r->switched) {
-        Engine *e = r->engine;
         set_identity(e->uid, e->gid, e->groups, e->ngroups);
         r->switched = 0;
     }
@@ -732,7 +751,8 @@ static int do_two_names(Req *r, int op, int olddir, uint64_t oldaddr, int newdir
     Entry from, to;
     if (read_entry(r, olddir, oldaddr, oldpath, &from) != 0 || read_entry(r, newdir, newaddr, newpath, &to) != 0)
         return DEFER;
-    if (op == RENAME && r->engine->judge && (is_directory(&from) || is_directory(&to)))
+    if (op == RENAME && ((r->engine->judge && (is_directory(&from) || is_directory(&to)))
+                         || protected_beneath(r->pol, from.where, from.len) || protected_beneath(r->pol, to.where, to.len)))
         return DEFER;
     if (!valid(r))
         return DONE;
@@ -900,13 +920,6 @@ static int handled_here(int nr) {
 
 static int dispatch(Req *r) {
     uint64_t *a = r->n.args;
-    switch (r->n.nr) {
-    case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid: case SYS_setresuid:
-    case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_setgroups:
-        /* No decision bears on it: forget what we knew, let it run. */
-        forget_identity(r->engine, (pid_t)r->n.pid);
-        return continue_(r);
-    }
     if (!handled_here(r->n.nr))
         return DEFER;
     int chosen = choose_policy(r);
@@ -1057,9 +1070,6 @@ static void Engine_dealloc(Engine *self) {
         close(self->proc_dir);
     if (self->fd_dir >= 0)
         close(self->fd_dir);
-    for (int i = 0; i < CRED_SLOTS; i++)
-        if (self->creds[i].tid)
-            close(self->creds[i].pidfd);
     reset(self);
     Py_XDECREF(self->judge);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1122,6 +1132,10 @@ static int Engine_init(Engine *self, PyObject *args, PyObject *kwargs) {
     }
     self->ngroups = n;
     qsort(self->groups, (size_t)n, sizeof(gid_t), cmp_gid);
+    if (get_caps(self->caps) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
     struct stat st;
     if (stat("/proc", &st) != 0) {
         PyErr_SetFromErrnoWithFilename(PyExc_OSError, "/proc");

@@ -27,7 +27,7 @@ PROTECTED_IN_HOME = (
     ".gitconfig", ".config/git",
     # peninsula's and direnv's own state: the sandbox's judges
     ".config/peninsula", ".local/state/peninsula", ".local/share/peninsula",
-    ".cache/peninsula",  # the cached seccomp program
+    ".cache/peninsula",  # peninsula's caches (never its seccomp program: filtercache)
     ".config/direnv", ".local/share/direnv",
     # toolchains and user binaries: run later, outside the sandbox
     ".local/bin", ".rustup", ".cargo/bin", ".nvm", ".pyenv", ".sdkman", ".volta",

@@ -20,8 +20,8 @@ import struct
 import threading
 import time
 
-from . import libc, policy, target
-from .resolve import MAX_SYMLINKS, Context, is_anonymous, is_deleted, is_symlink_at, location
+from . import caps, libc, policy, target
+from .resolve import MAX_SYMLINKS, Context, is_anonymous, is_deleted, is_symlink_at, location, reachable
 
 O_TMPFILE = 0o20000000 | os.O_DIRECTORY
 O_WRITE_INTENT = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
@@ -72,6 +72,7 @@ class Request(Context):
         self._status: target.Status | None = None
         self._depth = 0
         self._switched = False
+        self._capped = False
         super().__init__(tid)
 
     @property
@@ -143,12 +144,28 @@ class Request(Context):
         if decision is not None and not decision.allow:
             raise Denied(err, where, decision.reason, op)
 
+    def placed(self, fd: int, op: str, err: int = errno.EACCES) -> str:
+        """Where the pinned object is, refused when the kernel's name for it
+        does not lead to it from our root (resolve.reachable). The notice
+        names the object, never the misleading path."""
+        where = location(fd)
+        if is_anonymous(where) or is_deleted(where) or reachable(fd, where):
+            return where
+        info = os.fstat(fd)
+        raise Denied(err, f"(device {os.major(info.st_dev)}:{os.minor(info.st_dev)} inode {info.st_ino})",
+                     "not reachable from the supervisor's root: a detached mount or another mount namespace's", op)
+
+    def entry(self, dirfd: int, path: bytes, *, resolve: int = 0, ours: bool = False) -> tuple[int, bytes, str]:
+        parent, name, where = super().entry(dirfd, path, resolve=resolve, ours=ours)
+        self.placed(parent, "create or remove")
+        return parent, name, where
+
     def check_fd(self, fd: int, op: str, err: int = errno.EACCES, *, contents: bool = True, metadata: bool = False) -> str:
         """Check the object behind a pinned fd. A regular file's contents and
         its metadata (mode, owner, times, xattrs) are shared by all its hard
         links, and the other names may be outside: refused unless the policy
         allows hard-linked writes."""
-        where = location(fd)
+        where = self.placed(fd, op, err)
         self.check(where, op, err)
         if contents and not is_anonymous(where):
             info = os.fstat(fd)
@@ -156,6 +173,9 @@ class Request(Context):
                 decision = policy.decide_hardlinked_write(self.sup.policy, info.st_nlink)
                 if not decision.allow:
                     raise Denied(err, where, decision.reason, op)
+            elif _is_pty(info):
+                if not _own_terminal(self, info):
+                    raise Denied(err, where, "a terminal that is not one of the process's own", op)
             elif not _safe_device(info):
                 # A device node is a door to the device, wherever the node is:
                 # a disk's node made in /tmp or the project writes the disk.
@@ -164,7 +184,6 @@ class Request(Context):
                 metadata
                 and (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode))
                 and policy.writable_root(self.sup.policy, where) is None
-                and not where.startswith("/dev/pts/")
             ):
                 # /dev/null and friends are writable for their contents
                 # only: their mode, owner and times are the host's.
@@ -229,16 +248,47 @@ class _Identity:
                     _set_identity(*mine)
                     raise
                 req._switched = True
+            _lower_capabilities(req, st)
         req._depth += 1
         return self
 
     def __exit__(self, *exc):
         req = self.req
         req._depth -= 1
+        if req._depth == 0 and req._capped:
+            req._capped = False
+            caps.set_effective(*_my_caps())  # first: giving the identity back needs CAP_SETUID
         if req._depth == 0 and req._switched:
             req._switched = False
             _set_identity(*_mine())
         return False
+
+
+_MY_CAPS: tuple | None = None
+
+
+def _my_caps() -> tuple:
+    """The supervisor's own capability sets (fixed for its life)."""
+    global _MY_CAPS
+    if _MY_CAPS is None:
+        _MY_CAPS = caps.get()
+    return _MY_CAPS
+
+
+def _lower_capabilities(req: "Request", st: target.Status) -> None:
+    """Act with no capability the target lacks (caps.acting_set)."""
+    mine = _my_caps()
+    wanted = caps.acting_set(st.cap_effective, mine)
+    if wanted == mine[0]:
+        return
+    try:
+        caps.set_effective(wanted, mine[1], mine[2])
+    except OSError:
+        if req._switched:
+            req._switched = False
+            _set_identity(*_mine())
+        raise
+    req._capped = True
 
 
 def _int(value: int) -> int:
@@ -338,7 +388,7 @@ def _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec):
     if (flags & O_TMPFILE) == O_TMPFILE:
         if not stat.S_ISDIR(info.st_mode):
             raise OSError(errno.ENOTDIR, "not a directory")
-        req.check(location(pinned) + "/", op)
+        req.check(req.placed(pinned, op) + "/", op)
         # O_EXCL stays: it makes the file impossible to link in later.
         reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_NOFOLLOW)
         create_mode = (mode & 0o7777) & ~req.status.umask
@@ -672,6 +722,55 @@ def _safe_device(info) -> bool:
     return (major == 1 and minor in (3, 5, 7, 8, 9)) or (major == 5 and minor in (0, 2)) or 136 <= major <= 143
 
 
+TIOCSCTTY = 0x540E
+PTS_MAJORS = range(136, 144)  # UNIX98_PTY_SLAVE_MAJOR and the 7 after it
+PTMX = os.makedev(5, 2)
+
+
+def _is_pty(info) -> bool:
+    return stat.S_ISCHR(info.st_mode) and os.major(info.st_rdev) in PTS_MAJORS
+
+
+def _pty_index(rdev: int) -> int:
+    return (os.major(rdev) - PTS_MAJORS[0]) * 256 + os.minor(rdev)
+
+
+def _own_terminal(req, info) -> bool:
+    """Is the pty info names one of the thread's own: its controlling
+    terminal (what /dev/tty opens anyway), a pty it holds open for writing
+    (inherited, or opened with our consent), or one whose master it holds
+    (made through /dev/ptmx, which only makes new ones)? Root may open
+    every terminal of the machine; a confined process writes only those it
+    already has. A read-only open never reaches us, so a slave held only
+    for reading proves nothing."""
+    with open(f"/proc/{req.tid}/stat", "rb") as handle:
+        tty_nr = int(handle.read().rsplit(b")", 1)[1].split()[4])
+    if os.makedev((tty_nr >> 8) & 0xFFF, (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)) == info.st_rdev:
+        return True
+    fds = f"/proc/{req.tid}/fd"
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return False  # not ours to look into (not dumpable): not shown to be its own
+    for name in names:
+        try:
+            held = os.stat(f"{fds}/{name}")
+            if not stat.S_ISCHR(held.st_mode):
+                continue
+            slave = (held.st_dev, held.st_rdev) == (info.st_dev, info.st_rdev)
+            if not slave and held.st_rdev != PTMX:
+                continue
+            with open(f"/proc/{req.tid}/fdinfo/{name}", "rb") as handle:
+                fields = dict(line.split(b":", 1) for line in handle if b":" in line)
+            if slave and int(fields[b"flags"], 8) & os.O_ACCMODE != os.O_RDONLY:
+                return True
+            if not slave and int(fields.get(b"tty-index", b"-1")) == _pty_index(info.st_rdev):
+                return True
+        except OSError:
+            continue  # closed meanwhile
+    return False
+
+
 def _mknod(req, dirfd, path, mode, dev):
     parent, name, where = req.entry(dirfd, path)
     req.check(where, "mknod")
@@ -744,6 +843,15 @@ def h_unlinkat(req):
     return _remove(req, req.dirfd(0), req.path(1), bool(flags & libc.AT_REMOVEDIR))
 
 
+def _refuse_over_protected(req, where: str, op: str) -> None:
+    """A rename or exchange moves, and a symlink redirects, everything
+    beneath the name: refused when a protected path lies beneath it
+    (mv .git .g; write .g/hooks/x; mv .g .git)."""
+    pattern = policy.protected_beneath(req.sup.policy, where)
+    if pattern is not None:
+        raise Denied(errno.EACCES, where, f"the protected {pattern} lies beneath it", op)
+
+
 def _rename(req, olddir, oldpath, newdir, newpath, flags):
     old_parent, old_name, old_where = req.entry(olddir, oldpath)
     new_parent, new_name, new_where = req.entry(newdir, newpath)
@@ -754,6 +862,8 @@ def _rename(req, olddir, oldpath, newdir, newpath, flags):
     decision = policy.decide_rename(req.sup.policy, old_where, new_where, bool(flags & RENAME_EXCHANGE))
     if decision is not None and not decision.allow:
         raise Denied(errno.EACCES, new_where, decision.reason, "rename")
+    _refuse_over_protected(req, old_where, "rename")
+    _refuse_over_protected(req, new_where, "rename")
     with req.as_target():
         libc.renameat2(old_parent, old_name, new_parent, new_name, flags)
     return 0
@@ -778,7 +888,7 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
     if flags & libc.AT_EMPTY_PATH and oldpath == b"" or flags & libc.AT_SYMLINK_FOLLOW:
         pinned = req.pin(olddir, oldpath, follow=True, empty_ok=bool(flags & libc.AT_EMPTY_PATH))
         new_parent, new_name, new_where = req.entry(newdir, newpath)
-        where = location(pinned)
+        where = req.placed(pinned, "link")
         if not (is_deleted(where) and os.fstat(pinned).st_nlink == 0):
             req.check(where, "link")  # an O_TMPFILE file has no old place to check
             req.check_name(where, "link")
@@ -813,6 +923,7 @@ def _symlink(req, text, newdir, newpath):
     parent, name, where = req.entry(newdir, newpath)
     req.check(where, "symlink")
     req.check_name(where, "symlink")
+    _refuse_over_protected(req, where, "symlink")
     with req.as_target():
         os.symlink(text, name, dir_fd=parent)
     return 0
@@ -1084,6 +1195,8 @@ def h_ioctl(req):
     of the target's own open file (pidfd_getfd), so it behaves exactly as
     it would for the target, once the file's location is allowed."""
     cmd = req.args[1] & 0xFFFFFFFF
+    if cmd == TIOCSCTTY:  # the shell session sends the stealing form here: refused when confined
+        raise OSError(errno.EPERM, "taking another session's terminal")
     size = _IOCTL_ARG.get(cmd)
     if size is None:
         raise OSError(errno.ENOSYS, "not an emulated ioctl")
@@ -1157,17 +1270,9 @@ def h_pidfd_getfd(req):
     return Fd(libc.pidfd_getfd(pidfd, wanted), True)
 
 
-def _identity_change(req):
-    """set*id and setgroups: no decision bears on them (the compiled hot
-    path forgets the thread's remembered identity; here nothing is kept)."""
-    return CONTINUE
-
-
 def handlers() -> dict[int, object]:
     """Syscall number -> handler, for the syscalls this kernel knows."""
     from .seccomp import syscall_number
-
-    from .seccomp import IDENTITY_CHANGES
 
     table = {}
     for name, func in globals().items():
@@ -1175,8 +1280,6 @@ def handlers() -> dict[int, object]:
             number = syscall_number(name[2:])
             if number is not None:
                 table[number] = _acting(func)
-    for name in IDENTITY_CHANGES:
-        table[syscall_number(name)] = _identity_change
     from . import sockets
 
     table[syscall_number("connect")] = _acting(sockets.h_connect)

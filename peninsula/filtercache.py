@@ -1,12 +1,19 @@
-"""The exported seccomp BPF, cached on disk.
+"""The exported seccomp BPF, cached beside the code that builds it.
 
 Building the filter means importing pyseccomp, which loads libseccomp
 through ctypes.util.find_library: two `ldconfig -p` processes, some 20 ms
 on every shell start. The program depends only on the filter's source and
 the libseccomp that exported it, so it is cached under a key made of both.
-The cache lives in $XDG_CACHE_HOME/peninsula, which confined processes may
-not write (defaults.PROTECTED_IN_HOME); a missing or unreadable cache is
-simply rebuilt.
+
+The program is the sandbox's own rules: it is trusted only from a place
+whose trust is that of peninsula's code, the package's __pycache__
+directory (where Python keeps the bytecode it runs, too). Whoever can
+write there can rewrite peninsula itself; nobody else can plant a program
+there. It was once kept in ~/.cache/peninsula, which every process of the
+user may write unless a sandbox stops it, and a confined run that got
+around the protection replaced it with "allow everything" for every later
+run (issue 19). Where the code's directory is not writable (a system or
+Nix install) the program is built on every start.
 """
 
 from __future__ import annotations
@@ -23,8 +30,7 @@ LIBSECCOMP_CANDIDATES = (
 
 
 def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "peninsula")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
 
 
 def _key(trap_chdir: bool, kernel_judges_names: bool) -> str | None:
@@ -55,9 +61,11 @@ def filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False) -> b
     path = os.path.join(cache_dir(), f"filter-{key}.bpf") if key else None
     if path:
         with contextlib.suppress(OSError):
-            with open(path, "rb") as handle:
+            with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as handle:
+                info = os.fstat(handle.fileno())
                 data = handle.read()
-            if data and len(data) % 8 == 0:
+            # written by this user or root, and writable by nobody else
+            if info.st_uid in (os.geteuid(), 0) and not info.st_mode & 0o022 and data and len(data) % 8 == 0:
                 return data
     from .seccomp import build_filter_bpf
 

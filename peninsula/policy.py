@@ -24,6 +24,10 @@ DEVICE_WRITES: tuple[str, ...] = (
     "/dev/ptmx",
     "/dev/pts",
 )
+# Of these, directories whose contents only are meant: the directory itself
+# is the host's (chmod 1777 /dev/pts). Which terminal a process may write
+# is the supervisor's question (emulate._own_terminal): it needs facts.
+DEVICE_DIRS: tuple[str, ...] = ("/dev/pts",)
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,27 @@ def protection_for(policy: Policy, path: str, chain: list[str] | None = None) ->
     return policy.protected[best]
 
 
+def protected_beneath(policy: Policy, path: str) -> str | None:
+    """A protecting pattern that lies strictly beneath path, or None.
+
+    Renaming (or exchanging, or replacing by a symlink) a directory moves
+    or redirects everything beneath it: a protection inside would then sit
+    at a new, unprotected name. A glob could match beneath path when its
+    literal prefix and path's subtree overlap ('*' matches '/' too);
+    re-allowing patterns are not weighed, so the answer errs on refusing."""
+    below = path.rstrip("/") + "/"
+    for position, pattern in enumerate(policy.protected):
+        if pattern.startswith("!"):
+            continue
+        if _is_glob(pattern):
+            prefix = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)]
+            if prefix.startswith(below) or below.startswith(prefix):
+                return pattern
+        elif pattern.startswith(below) and protection_for(policy, pattern) is not None:
+            return pattern
+    return None
+
+
 def own_proc_entry(path: str, tgid: int) -> bool:
     """Writes to a process's own /proc entries (comm, oom_score_adj...) are its own business."""
     return is_beneath(path, f"/proc/{tgid}")
@@ -185,7 +210,7 @@ def decide_write(policy: Policy, path: str, *, tgid: int | None = None) -> Decis
     if tgid is not None and own_proc_entry(path, tgid):
         return Decision(True, "the process's own /proc entry")
     for dev in DEVICE_WRITES:
-        if is_beneath(path, dev):
+        if is_beneath(path, dev) and path not in DEVICE_DIRS:
             return Decision(True, "terminal or null device", dev)
     chain = ancestors(path)
     root = writable_root(policy, path, chain)

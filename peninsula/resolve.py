@@ -19,6 +19,7 @@ from . import libc
 
 O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 MAX_SYMLINKS = 40
+PATH_MAX = 4096
 
 _MAGIC = re.compile(
     rb"^/(?:proc/(?P<who>self|thread-self|\d+)(?:/task/(?P<task>\d+))?"
@@ -281,6 +282,42 @@ def location(fd: int) -> str:
         if err.errno != errno.ENAMETOOLONG:
             raise
     return _long_location(fd)
+
+
+def reachable(fd: int, where: str) -> bool:
+    """Does where, resolved from our own root, name the pinned object?
+
+    The kernel names an object on a detached mount (open_tree) or on a
+    mount of another mount namespace relative to that mount's own root:
+    ~/tmp/x can read as /tmp/x. The string is believed only when it leads
+    here, in the supervisor's namespace, to the same device and inode."""
+    try:
+        named = _lstat_long(where) if len(os.fsencode(where)) >= PATH_MAX else os.stat(where, follow_symlinks=False)
+    except (OSError, ValueError):
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _lstat_long(where: str) -> os.stat_result:
+    """lstat of a path longer than PATH_MAX (_long_location's), a piece
+    shorter than PATH_MAX at a time."""
+    *dirs, last = where.split("/")[1:]
+    pieces: list[list[str]] = [[]]
+    for name in dirs:
+        if sum(len(os.fsencode(n)) + 1 for n in pieces[-1]) + len(os.fsencode(name)) >= PATH_MAX - 1:
+            pieces.append([])
+        pieces[-1].append(name)
+    current = os.open("/", O_PATH_DIR)
+    try:
+        for piece in pieces:
+            if piece:
+                step = os.open("/".join(piece), O_PATH_DIR, dir_fd=current)
+                os.close(current)
+                current = step
+        return os.stat(last, dir_fd=current, follow_symlinks=False)
+    finally:
+        os.close(current)
 
 
 def _long_location(fd: int) -> str:

@@ -33,6 +33,11 @@ SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1
 
 TIOCSTI = 0x5412
 TIOCLINUX = 0x541C
+# TIOCSCTTY with a non-zero argument: take a terminal that is another
+# session's controlling one (root only). A confined root process could
+# open any terminal read-only (never trapped), take it, and write it
+# through /dev/tty. Refused to confined processes like the mount API.
+TIOCSCTTY = 0x540E
 
 # ioctls that change an inode's flags or attributes. They work on an fd
 # opened read-only, so a file outside the sandbox could be made immutable
@@ -70,11 +75,6 @@ PATH_MUTATORS = (
 FD_MUTATORS = ("fchmod", "fchown", "fsetxattr", "fremovexattr")
 # Reaching into another process.
 PROCESS_ACCESS = ("ptrace", "process_vm_writev", "pidfd_getfd")
-# The only ways a thread changes the identity a root supervisor acts with
-# (no_new_privs rules out set-id programs): always allowed, seen so that the
-# compiled hot path can remember each thread's identity between requests.
-IDENTITY_CHANGES = ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
-                    "setfsuid", "setfsgid", "setgroups")
 # Opens whose flags argument decides: (syscall, index of the flags argument).
 FLAGGED_OPENS = (("open", 1), ("openat", 2), ("open_by_handle_at", 2))
 # Refused outright inside the sandbox, with the errno the caller sees.
@@ -130,6 +130,17 @@ FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902  # ioctls that name a SIGIO receiver
 # makes threads and posix_spawn children with clone, whose flags register
 # is checked in BPF.
 SESSION_REFUSED = (("clone3", errno.ENOSYS),)
+# The mount API: it changes host mounts' flags (mount_setattr can make a
+# host file system read-only, or clear nosuid) and what a path means (an
+# fd on a detached or private mount reads, in /proc/self/fd, relative to
+# that mount's root: ~/x named as /x). Refused to confined processes: in
+# BPF for `run`, where every process is confined (namespaces asked for
+# with --unshare-* are made before the filter), and by the supervisor in
+# the shell session, whose unconfined processes may use it (bwrap, podman).
+# open_tree only with OPEN_TREE_CLONE: without, it is an O_PATH open.
+MOUNT_CALLS = ("mount", "umount2", "pivot_root", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick",
+               "mount_setattr", "open_tree_attr")
+OPEN_TREE_CLONE = 1
 
 
 # The x86_64 numbers of every syscall named here (the only architecture
@@ -144,12 +155,12 @@ X86_64_SYSCALLS = {
     "fsetxattr": 190, "futimesat": 261, "init_module": 175, "io_uring_enter": 426, "io_uring_register": 427,
     "io_uring_setup": 425, "ioctl": 16, "ioperm": 173, "iopl": 172, "kexec_file_load": 320, "kexec_load": 246,
     "lchown": 94, "link": 86, "linkat": 265, "lremovexattr": 198, "lsetxattr": 189, "mkdir": 83,
-    "mkdirat": 258, "mknod": 133, "mknodat": 259, "open": 2, "open_by_handle_at": 304, "openat": 257,
+    "mkdirat": 258, "mknod": 133, "mknodat": 259, "mount": 165, "mount_setattr": 442, "move_mount": 429,
+    "fsconfig": 431, "fsmount": 432, "fsopen": 430, "fspick": 433, "open_tree": 428, "open_tree_attr": 467,
+    "pivot_root": 155, "umount2": 166, "open": 2, "open_by_handle_at": 304, "openat": 257,
     "openat2": 437, "pidfd_getfd": 438, "process_vm_writev": 311, "ptrace": 101, "quotactl": 179,
     "quotactl_fd": 443, "reboot": 169, "removexattr": 197, "removexattrat": 466, "rename": 82,
-    "renameat": 264, "renameat2": 316, "rmdir": 84, "setfsgid": 123, "setfsuid": 122, "setgid": 106,
-    "setgroups": 116, "setns": 308, "setregid": 114, "setresgid": 119, "setresuid": 117, "setreuid": 113,
-    "settimeofday": 164, "setuid": 105, "setxattr": 188, "setxattrat": 463, "swapoff": 168, "swapon": 167,
+    "renameat": 264, "renameat2": 316, "rmdir": 84, "setns": 308, "settimeofday": 164, "setxattr": 188, "setxattrat": 463, "swapoff": 168, "swapon": 167,
     "symlink": 88, "symlinkat": 266, "truncate": 76, "unlink": 87, "unlinkat": 263, "userfaultfd": 323,
     "utime": 132, "utimensat": 280, "utimes": 235,
     # the shell session's process traps
@@ -204,7 +215,7 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
     # dodge every rule below: kill it.
     flt.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     flt.set_attr(sc.Attr.CTL_NNP, 0)  # the launcher sets no_new_privs itself
-    for name in PATH_MUTATORS + FD_MUTATORS + PROCESS_ACCESS + IDENTITY_CHANGES + SOCKET_TRAPS:
+    for name in PATH_MUTATORS + FD_MUTATORS + PROCESS_ACCESS + SOCKET_TRAPS:
         if not (kernel_judges_names and name in KERNEL_JUDGED):
             _add(flt, sc.NOTIFY, name)
     for name, index in FLAGGED_OPENS:
@@ -234,6 +245,12 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
             _add(flt, sc.NOTIFY, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
         for name, err in SESSION_REFUSED:
             _add(flt, sc.ERRNO(err), name)
+    # trap_chdir is the shell session's filter: there the supervisor judges.
+    mount_action = sc.NOTIFY if trap_chdir else sc.ERRNO(errno.EPERM)
+    for name in MOUNT_CALLS:
+        _add(flt, mount_action, name)
+    _add(flt, mount_action, "open_tree", sc.Arg(2, sc.MASKED_EQ, OPEN_TREE_CLONE, OPEN_TREE_CLONE))
+    _add(flt, mount_action, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, TIOCSCTTY), sc.Arg(2, sc.NE, 0))
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
         out.seek(0)

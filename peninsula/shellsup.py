@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import errno
 import os
 import threading
 
@@ -76,6 +77,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             # under a file policy.
             self.lineage = {nr: functools.partial(func, self) for nr, func in lineage.SESSION_HANDLERS.items()}
             self.handlers.update(self.lineage)
+            from .seccomp import MOUNT_CALLS
+
+            for name in (*MOUNT_CALLS, "open_tree"):
+                self.handlers[syscall_number(name)] = self.h_mount_call
             # The compiled hot path asks self.judge which policy a process is
             # under; it must not wait for requests on one listener alone.
             self.fast = fastpath.engine_judged_by(self.judge)
@@ -254,6 +259,11 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             with contextlib.suppress(OSError):
                 self._enter(req, req.fd_object(req.dirfd(0)))
             return emulate.CONTINUE
+
+        def h_mount_call(self, req):
+            """Reached only for a confined caller (dispatch lets the others
+            go on): the mount API is not for confined processes."""
+            raise OSError(errno.EPERM, "the mount API is refused to confined processes")
 
         def prompt_ping(self) -> None:
             """The shell is at its prompt: read the facts and set its state."""

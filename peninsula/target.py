@@ -68,13 +68,13 @@ def read_cstring(pid: int, addr: int, limit: int = PATH_MAX) -> bytes:
     raise OSError(errno.ENAMETOOLONG, "path too long")
 
 
-_STATUS_FIELDS = re.compile(rb"^(Tgid|PPid|Umask|Uid|Gid|Groups|FDSize):[ \t]*(.*?)[ \t]*$", re.M)
+_STATUS_FIELDS = re.compile(rb"^(Tgid|PPid|Umask|Uid|Gid|Groups|FDSize|CapEff):[ \t]*(.*?)[ \t]*$", re.M)
 
 
 class Status:
     """The parts of /proc/TID/status a decision needs."""
 
-    __slots__ = ("tgid", "ppid", "umask", "fsuid", "fsgid", "groups", "fdsize")
+    __slots__ = ("tgid", "ppid", "umask", "fsuid", "fsgid", "groups", "fdsize", "cap_effective")
 
     def __init__(self, tid: int):
         try:
@@ -94,6 +94,7 @@ class Status:
         self.fsgid = int(fields[b"Gid"].split()[3])
         self.groups = tuple(sorted(int(g) for g in fields.get(b"Groups", b"").split()))
         self.fdsize = int(fields.get(b"FDSize", b"0"))  # the fd table's size now
+        self.cap_effective = int(fields[b"CapEff"], 16)
 
 
 def parent_of(pid: int) -> int:
