@@ -88,6 +88,8 @@ def register(sub) -> None:
 
     out = run.add_argument_group("output")
     out.add_argument("--log", metavar="FILE", help="append one JSON line per denial here (default: $XDG_STATE_HOME/peninsula/denials.jsonl)")
+    out.add_argument("--log-max-size", metavar="SIZE",
+                     help="the log and its rotated part FILE.1 together stay under SIZE (default: 8M; at least 64K)")
     out.add_argument("--report", metavar="FILE", help="write the JSON result (see docs/run.md) to FILE, or - for stderr")
     out.add_argument("--quiet", "-q", action="store_true", help="do not print denial notices")
     out.add_argument("--verbose", "-v", action="store_true",
@@ -115,6 +117,7 @@ def main(args) -> int:
             best_effort=args.best_effort,
             fast=args.fast,
             log=args.log,
+            log_max_size=args.log_max_size,
             quiet=args.quiet,
             verbose=args.verbose,
             profiles=args.profile,

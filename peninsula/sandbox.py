@@ -168,6 +168,7 @@ class Sandbox:
         read_only: bool = False,
         hardlinked_writes: bool = False,
         log: str | None = None,
+        log_max_size=None,
         quiet: bool = False,
         verbose: bool = False,
         workdir: str | None = None,
@@ -214,6 +215,7 @@ class Sandbox:
             read_only=read_only,
             hardlinked_writes=hardlinked_writes,
             log=log,
+            log_max_size=_check(log_max_size, parse_size, "--log-max-size") if log_max_size is not None else None,
             allow_connect=tuple(_check(p, parse_port, "--allow-connect") for p in allow_connect),
             allow_bind=tuple(_check(p, parse_port, "--allow-bind") for p in allow_bind),
             unshare_net=unshare_net,
@@ -331,6 +333,10 @@ class Sandbox:
             raise SandboxError("--keep-env only makes sense with --clear-env (without it every variable is kept)")
         if opts.workdir is not None and not os.path.isdir(opts.workdir):
             raise SandboxError(f"--workdir {opts.workdir}: not a directory")
+        from .denial_log import LOG_CAP_MIN
+
+        if opts.log_max_size is not None and opts.log_max_size < LOG_CAP_MIN:
+            raise SandboxError(f"--log-max-size {opts.log_max_size}: below the least useful cap, {LOG_CAP_MIN // 1024}K")
         for name, which, value in self.limits():
             _soft, hard = resource.getrlimit(which)
             if os.geteuid() != 0 and hard != resource.RLIM_INFINITY and value > hard:
@@ -369,7 +375,7 @@ class Running:
         libc.prctl_set_child_subreaper()
         result_r, result_w = os.pipe()
         info_r, info_w = os.pipe()
-        log_fd = defaults.open_log(log_path)
+        log_fd = defaults.open_log(log_path, box.options.log_max_size)
         stderr_fd = box.stderr.fileno() if hasattr(box.stderr, "fileno") else 2
         plan = _Plan(box, argv, pol)
         self.supervisor_pid = os.fork()
@@ -388,7 +394,7 @@ class Running:
         os.close(result_w)
         os.close(info_w)
         if log_fd is not None:
-            os.close(log_fd)
+            log_fd.close()
         self._result_r = result_r
         line = _read_line(info_r)
         self.pid = int(line) if line.strip().isdigit() and int(line) > 0 else None
@@ -798,9 +804,8 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     if child == 0:
         parent_sock.close()
         os.close(exec_r)
-        for fd in (result_w, info_w, log_fd):
-            if fd is not None:
-                os.close(fd)
+        for fd in (result_w, info_w, *(log_fd.fds() if log_fd is not None else ())):
+            os.close(fd)
         _command_main(plan, program, child_sock, exec_w, ns_fds)
     for fd in ns_fds.values():
         os.close(fd)
