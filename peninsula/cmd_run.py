@@ -66,7 +66,7 @@ def register(sub) -> None:
     limits.add_argument("--limit-cpu", metavar="SECONDS", help="CPU time per process; SIGXCPU when reached")
     limits.add_argument("--limit-fsize", metavar="SIZE", help="largest file a process may write; SIGXFSZ beyond")
     limits.add_argument("--limit-nofile", metavar="N", help="open file descriptors per process")
-    limits.add_argument("--limit-nproc", metavar="N", help="processes of this user, all of them counted (not enforced for root)")
+    limits.add_argument("--limit-nproc", metavar="N", help="processes of this user, all of them counted; for root (whom RLIMIT_NPROC does not bind) tasks in the sandbox, by a pids cgroup")
     limits.add_argument("--limit-walltime", metavar="SECONDS", help="kill the command and everything it started after SECONDS; exit 124")
 
     ns = run.add_argument_group("namespaces (an unprivileged user gets a user namespace mapping only its own ids)")

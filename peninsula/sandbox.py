@@ -352,7 +352,22 @@ class Sandbox:
         pol = self.policy()
         self.check()
         log_path = self.options.log or defaults.default_log()
-        return Running(self, list(argv), pol, log_path)
+        return Running(self, list(argv), pol, log_path, self.pids_cgroup())
+
+    def pids_cgroup(self):
+        """For --limit-nproc where RLIMIT_NPROC does not bind (root): a
+        pids cgroup (pidslimit), or a refusal that says why; else None."""
+        from . import pidslimit
+
+        limit = self.options.limit_nproc
+        if limit is None or not pidslimit.rlimit_nproc_ignored():
+            return None
+        try:
+            return pidslimit.PidsCgroup(limit)
+        except pidslimit.PidsLimitError as err:
+            raise SandboxError(f"--limit-nproc {limit}: the kernel does not apply RLIMIT_NPROC to root (nor to "
+                               f"CAP_SYS_RESOURCE/CAP_SYS_ADMIN) and no pids cgroup can be made here ({err}); "
+                               "run as a plain user or without --limit-nproc") from None
 
 
 class Running:
@@ -366,8 +381,9 @@ class Running:
     poll() -> Result or None without blocking.
     """
 
-    def __init__(self, box: Sandbox, argv: list[str], pol: policy.Policy, log_path: str):
+    def __init__(self, box: Sandbox, argv: list[str], pol: policy.Policy, log_path: str, pids_cgroup=None):
         self.box = box
+        self.pids_cgroup = pids_cgroup  # removed once the run is over
         self.argv = argv
         self.start = time.time()
         self._t0 = time.monotonic()
@@ -378,6 +394,7 @@ class Running:
         log_fd = defaults.open_log(log_path, box.options.log_max_size)
         stderr_fd = box.stderr.fileno() if hasattr(box.stderr, "fileno") else 2
         plan = _Plan(box, argv, pol)
+        plan.pids_procs_fd = pids_cgroup.procs_fd if pids_cgroup is not None else None
         self.supervisor_pid = os.fork()
         if self.supervisor_pid == 0:
             os.close(result_r)
@@ -395,6 +412,8 @@ class Running:
         os.close(info_w)
         if log_fd is not None:
             log_fd.close()
+        if pids_cgroup is not None:
+            pids_cgroup.close_fd()
         self._result_r = result_r
         line = _read_line(info_r)
         self.pid = int(line) if line.strip().isdigit() and int(line) > 0 else None
@@ -426,6 +445,8 @@ class Running:
         os.close(self._result_r)
         _, status = os.waitpid(self.supervisor_pid, 0)
         self._result = Result(**json.loads(data)) if data else self._supervisor_died(status)
+        if self.pids_cgroup is not None:
+            self.pids_cgroup.remove()
         return self._result
 
     def _supervisor_died(self, status: int) -> Result:
@@ -469,6 +490,7 @@ class _Plan:
         self.limits = box.limits()
         self.walltime = box.options.limit_walltime
         self.cwd = box.options.workdir or os.getcwd()
+        self.pids_procs_fd: int | None = None  # the pids cgroup's cgroup.procs (root's --limit-nproc)
 
 
 def _read_line(fd: int) -> bytes:
@@ -957,6 +979,15 @@ def _exec_command(plan: _Plan, exec_w: int) -> None:
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
                     signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)
+        if plan.pids_procs_fd is not None:
+            from .pidslimit import join
+
+            try:
+                join(plan.pids_procs_fd)
+            except OSError as err:
+                os.write(exec_w, f"rlimit limit_nproc {plan.box.options.limit_nproc} cannot join the pids cgroup: "
+                                 f"{err.strerror}".encode("utf-8", "replace"))
+                return
         for name, which, value in plan.limits:
             # CPU: SIGXCPU at the soft limit, SIGKILL a second later if it is
             # caught or ignored (soft = hard would be SIGKILL at once).
