@@ -27,7 +27,9 @@ from peninsula import fastpath
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = ("tests/engine", "tests/reliability/test_hostile.py", "tests/run/test_hot_path.py")
-SELECT = "not -python"  # the compiled-path half of the engine tests
+# The compiled-path half of the engine tests, less its two slowest (a venv
+# and pip install: a minute together, mostly pip's own work).
+SELECT = "not -python and not test_venv_and_pip"
 
 # Positive controls for the report directory: a heap overflow (ASan) and a
 # signed overflow (UBSan) in a program built with the same sanitizers.
