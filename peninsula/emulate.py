@@ -20,7 +20,7 @@ import struct
 import threading
 import time
 
-from . import caps, libc, policy, target
+from . import caps, libc, pinned, policy, target
 from .resolve import MAX_SYMLINKS, Context, is_anonymous, is_deleted, is_symlink_at, location, reachable
 
 O_TMPFILE = 0o20000000 | os.O_DIRECTORY
@@ -1226,12 +1226,18 @@ def _their_file(req, fd: int) -> int:
 # -- other processes -----------------------------------------------------------
 
 
-def _descendant(req, pid, op):
+def _descendant(req, pid, op, ptrace_request=None):
     if pid <= 0:
         raise OSError(errno.ESRCH, "no such process")
+    # Judged on the process pinned by a pidfd, never on whatever holds the
+    # pid later (see pinned).
+    pidfd = req.keep(pinned.pin(pid))
     decision = policy.decide_trace(req.tgid, target.ancestry(pid))
     if not decision.allow:
         raise Denied(errno.EPERM, f"pid {pid} ({target.comm(pid)})", decision.reason, op)
+    if not pinned.running(pidfd):
+        raise OSError(pinned.exited_errno(ptrace_request), "the target exited during the decision")
+    req.validate()
     return CONTINUE
 
 
@@ -1244,7 +1250,7 @@ def h_ptrace(req):
             raise Denied(errno.EPERM, f"pid {req.tgid} ({target.comm(req.tgid)})",
                          "its parent is peninsula, which is not a debugger", "ptrace")
         return CONTINUE
-    return _descendant(req, _int(req.args[1]), "ptrace")
+    return _descendant(req, _int(req.args[1]), "ptrace", req.args[0])
 
 
 def h_process_vm_writev(req):

@@ -213,9 +213,8 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
         our_zygote_sock.close()
         parent_sock.close()
         helper.close()
-        for fd in (result_w, log_fd):
-            if fd is not None:
-                os.close(fd)
+        for fd in (result_w, *(log_fd.fds() if log_fd is not None else ())):
+            os.close(fd)
         zygote_main(zygote_sock, roots, program)
     zygote_sock.close()
     from .supervisor import DenialNotices
