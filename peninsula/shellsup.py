@@ -44,6 +44,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.conf = conf
             self.conf_mtime = _mtime(conf.source)
             self.shell_pid = shell_pid
+            self.session_top = os.getppid()  # `peninsula shell`, the subreaper of the session's orphans
             self.session_dir = session_dir
             self.extra_protected = (session_dir,)
             self.timeline = Timeline(UNCONFINED, now_tick())
@@ -153,10 +154,18 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             leads to the shell and the timeline judges it confined as
             strictly (its project, or strict). A line that cannot be traced
             is outside: the opposite of judging a caller."""
-            if not target.descends_from(pid, self.shell_pid):
+            if not (target.descends_from(pid, self.shell_pid) or self._session_orphan(pid)):
                 return False
             mine, theirs = self.state_of(caller_tgid), self.state_of(pid)
             return theirs.confined and (theirs.strict or theirs == mine)
+
+        def _session_orphan(self, pid: int) -> bool:
+            """A process of this session whose line broke (a daemon such as a
+            tmux server started in a project: orphans go to our parent, the
+            subreaper) or a joined command: it is under a seccomp filter, so
+            it is ours, and state_of judges it as it judges its writes (the
+            strictest answer when its line was never seen)."""
+            return target.filtered(pid) and target.descends_from(pid, self.session_top)
 
         def socket_allowlist(self):
             # The control socket (status, check, exec) judges its callers
