@@ -3,8 +3,10 @@
  *
  *   errno_probe populate DIR                   make the tree in DIR
  *   errno_probe shared DIR SIDE CASES [MARK]   every case against DIR
- *   errno_probe fresh DIR SIDE CASES           each case against a tree of
- *                                              its own, DIR/cN/t and SIDE/cN
+ *   errno_probe fresh DIR SIDE CASES           each case against a tree as
+ *                                              populated, DIR/cN/t and SIDE/cN
+ *                                              (a new one after each success:
+ *                                              a failed call changes nothing)
  *
  * A case is one line: name, syscall number, then its arguments, separated
  * by tabs. An argument is
@@ -161,8 +163,8 @@ static int is_open(long nr) {
     return nr == SYS_open || nr == SYS_openat || nr == SYS_creat || nr == SYS_openat2;
 }
 
-/* Run one case line; prints "name errno". */
-static void run_case(char *line) {
+/* Run one case line; prints "name errno" and returns the errno. */
+static int run_case(char *line) {
     char *fields[MAX_FIELDS + 2];
     int n = 0;
     char *save = NULL;
@@ -187,6 +189,7 @@ static void run_case(char *line) {
         free(to_free[i]);
     for (int i = 0; i < n_extra; i++)
         close(extra_fds[i]);
+    return err;
 }
 
 static void enter(const char *dir) {
@@ -218,10 +221,11 @@ int main(int argc, char **argv) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
+    int changed = 1;
     for (int index = 0; (len = getline(&line, &cap, cases)) > 0; index++) {
         if (line[len - 1] == '\n')
             line[len - 1] = 0;
-        if (fresh) {
+        if (fresh && changed) {
             char dir[4096];
             snprintf(side, sizeof side, "%s/c%d", argv[3], index);
             populate_side(side);
@@ -239,7 +243,7 @@ int main(int argc, char **argv) {
             snprintf(path, sizeof path, "%s/.m%d", mark, index);
             syscall(SYS_mkdir, path, 0755);
         }
-        run_case(line);
+        changed = run_case(line) == 0;
         fflush(stdout);
     }
     return 0;

@@ -325,6 +325,12 @@ def test_refusals_give_the_kernels_errno(trees, scratch, user):
 
     differ, wrong_log = [], []
     for index, (name, _, _) in enumerate(items):
+        if name.startswith("open('fifo',W|NONBLOCK)"):
+            # Whether a FIFO has a reader (else ENXIO) cannot be known
+            # without opening it, which the reader would see: peninsula
+            # counts the refusal as genuine. Only the errno is compared.
+            assert k[index] == p[index], f"{name}: kernel={errname(k[index])} peninsula={errname(p[index])}"
+            continue
         if kernel_writes_anyway(name) and k[index] == 0:
             assert p[index] != 0, f"{name}: peninsula let it through"
             continue
@@ -336,7 +342,8 @@ def test_refusals_give_the_kernels_errno(trees, scratch, user):
                              f"logged {len(logged.get(index, []))}")
     report = f"{len(items)} cases, {len(differ)} differ, {len(wrong_log)} wrongly logged or not"
     print(report)
-    assert not differ and not wrong_log, report + "\n" + "\n".join(differ[:200] + wrong_log[:100])
+    if differ or wrong_log:
+        pytest.fail(report + "\n" + "\n".join(differ + wrong_log), pytrace=False)
 
 
 def test_allowed_calls_give_the_kernels_errno(trees, scratch, user):
@@ -354,7 +361,8 @@ def test_allowed_calls_give_the_kernels_errno(trees, scratch, user):
             differ.append(f"{name}: kernel={errname(native[index])} peninsula={errname(confined[index])}")
     report = f"{len(items)} cases, {len(differ)} differ"
     print(report)
-    assert not differ, report + "\n" + "\n".join(differ[:200])
+    if differ:
+        pytest.fail(report + "\n" + "\n".join(differ), pytrace=False)
     shutil.rmtree(native_dir, ignore_errors=True)
 
 
