@@ -20,7 +20,7 @@ import struct
 import threading
 import time
 
-from . import kernelorder, libc, policy, target
+from . import direnvrecords, kernelorder, libc, policy, target
 from .resolve import MAX_SYMLINKS, Context, is_anonymous, is_deleted, is_symlink_at, location
 
 O_TMPFILE = 0o20000000 | os.O_DIRECTORY
@@ -137,6 +137,9 @@ class Request(Context):
         tgid = self.tgid if where.startswith("/proc/") else None
         decision = policy.decide_write(self.sup.policy, where, tgid=tgid)
         if not decision.allow:
+            own_envrc = self.sup.policy.own_envrc
+            if own_envrc is not None and direnvrecords.permits(own_envrc, where, op):
+                return
             if kernel is not None:
                 err, genuine = kernel()
                 if not genuine:
