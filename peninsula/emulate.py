@@ -110,8 +110,8 @@ class Request(Context):
         root. Nothing can be decided for it: say so once, fail closed."""
         self.validate()
         raise Denied(errno.EPERM, f"(arguments of pid {self.tgid})",
-                     "it made itself non-dumpable (as ssh-agent and gpg-agent do), so peninsula cannot read "
-                     "what it asks for; start it outside the project and use it from inside", "call")
+                     "the process is not dumpable (it made itself so, as ssh-agent and gpg-agent do), so peninsula "
+                     "cannot read what it asks for; start it outside the project and use it from inside", "call")
 
     def optional_path(self, index: int) -> bytes | None:
         return None if self.args[index] == 0 else self.path(index)

@@ -26,7 +26,7 @@ def test_agent_started_inside_says_how_to_get_out(user, project):
     proc = user.peninsula("run", "--project", project, "--", "sh", "-c", "ssh-agent -s; echo agent=$?", cwd=project)
     notices = [line for line in proc.stderr.decode().splitlines() if line.startswith("peninsula:")]
     assert len(notices) == 1, proc.stderr.decode()
-    assert "non-dumpable" in notices[0] and "start it outside the project" in notices[0], notices
+    assert "not dumpable" in notices[0] and "start it outside the project" in notices[0], notices
 
 
 def test_agent_started_outside_serves_the_project(user, project):
