@@ -102,6 +102,7 @@ class Policy:
     hardlinked_writes: allow opening for write a regular file that has more
                than one name. Off by default: the other names may lie outside
                the writable roots, and nothing tells where.
+    own_envrc: see below; None where no direnv project is confined.
     """
 
     writable: tuple[str, ...]
@@ -109,6 +110,9 @@ class Policy:
     hardlinked_writes: bool = False
     # Tool state files: writable for their contents, see StateAllowance.
     state: tuple[StateAllowance, ...] = ()
+    # The confined project's .envrc: direnv's allow and deny records of it
+    # (and of it alone) may be written (direnvrecords.py).
+    own_envrc: str | None = None
     # Where each writable root or protection came from, for messages.
     origins: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     # Lookup tables derived from the fields above: every trapped write asks.
