@@ -66,6 +66,11 @@ def _answer_control(sup, conn) -> None:
                 from .crossjudge import answer_judge
 
                 reply = answer_judge(sup, request)
+            elif op in ("nest", "nest-end") and hasattr(sup, "shell_pid"):
+                from .nested import answer_nest, answer_nest_end
+
+                reply = answer_nest(sup, pid, request, fds) if op == "nest" else answer_nest_end(sup, pid, request)
+                fds = []  # answer_nest closes them
             elif op == "exec" and getattr(sup, "broker", None) is not None:
                 conn.settimeout(None)
                 sup.broker.serve_exec(sup, conn, pid, request, fds)

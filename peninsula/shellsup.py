@@ -14,6 +14,8 @@ import threading
 from . import emulate, fastpath, target
 from .config import ConfigError
 from .project import PROJECT_CONFIGS, Project, find_project, project_configs, project_policy, strict_policy
+from .nested import NestedState
+from .nested import policy_of as nested_policy
 from .resolve import location
 from .session import PING_PATH, last_pid, now_tick
 from .timeline import STRICT, UNCONFINED, ShellState, Timeline, tighten
@@ -112,6 +114,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 pol = self.policy_for(state)
                 if pol is None:
                     return -1, tgid
+                if isinstance(state, NestedState):
+                    return -2, tgid  # Both() is Python's: the C engine knows one policy per process
                 slot = self.fast_slots.get(state)
                 if slot is None:
                     slot = self.fast_slots[state] = self.fast.add_policy(**fastpath.spec(pol))
@@ -134,6 +138,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                     del self.answers[key]
 
         def policy_for(self, state: ShellState):
+            if isinstance(state, NestedState):
+                return nested_policy(self, state)
             if not state.confined:
                 return None
             pol = self.policies.get(state)

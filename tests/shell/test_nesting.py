@@ -1,0 +1,97 @@
+"""`peninsula run` inside a supervised shell (issue 14): the session's
+supervisor judges the run's command by the intersection of the caller's
+policy and the run's own. Each refusal has its control: the same write
+from the shell itself (judged by the project alone) succeeds."""
+
+import json
+
+import pytest
+
+from .conftest import supervised
+
+RUN = "python3 -m peninsula run"
+
+
+def status(shell: str) -> str:
+    return "$status" if shell == "fish" else "$?"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_nested_run_is_judged_by_both(term_factory, home, shell):
+    term = term_factory(shell)
+    supervised(term)
+    term.run("cd proj")
+    term.prompt()
+    term.run("mkdir sub; echo control > x-control")
+    assert (home / "proj" / "x-control").read_text() == "control\n"  # the project alone allows x
+    text = term.run(f"{RUN} --project sub -- sh -c 'echo a > sub/in; echo b > x; exit 7'; echo st={status(shell)}")
+    assert (home / "proj" / "sub" / "in").read_text() == "a\n"
+    assert not (home / "proj" / "x").exists()
+    assert "st=7" in text  # the command's own status
+    assert "EBUSY" not in text and "cannot nest" not in text
+    assert "outside every writable root of this nested run" in text  # the notice says which layer refused
+
+
+def test_read_only_and_no_widening(term_factory, home):
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    term.prompt()
+    term.run("touch g-control")
+    assert (home / "proj" / "g-control").exists()
+    text = term.run(f"{RUN} --read-only -- touch f; echo st=$?")
+    assert not (home / "proj" / "f").exists()
+    assert "st=1" in text
+    # ~/out is outside the project: the nested run cannot widen its caller.
+    text = term.run(f"{RUN} --write ~/out -- sh -c 'echo w > ~/out/w'; echo st=$?")
+    assert "--write ~/out: not writable here" in text or f"--write {home}/out: not writable here" in text
+    assert not (home / "out" / "w").exists()
+    assert "st=2" in text
+    # Control: outside the project the shell is unconfined, and the same run writes there.
+    term.run("cd ~")
+    term.prompt()
+    term.run(f"{RUN} --write ~/out -- sh -c 'echo w > ~/out/w'; echo st=$?")
+    assert (home / "out" / "w").read_text() == "w\n"
+    # ...but still only where the run allows: its own policy holds in an unconfined shell too.
+    text = term.run(f"{RUN} --project proj -- sh -c 'echo z > out/z'; echo st=$?")
+    assert not (home / "out" / "z").exists()
+    assert "st=2" in text
+
+
+def test_walltime_report_and_run_in_run(term_factory, home):
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    term.prompt()
+    text = term.run(f"{RUN} --limit-walltime 1 --report ../out/r1.json -- sh -c 'sleep 60 & sleep 60'; echo st=$?",
+                    timeout=30)
+    assert "st=124" in text
+    report = json.loads((home / "out" / "r1.json").read_text()) if (home / "out" / "r1.json").exists() else None
+    # The head is judged by the caller (the project): ../out is not writable to it either.
+    assert report is None
+    text = term.run(f"{RUN} --limit-walltime 1 --report r1.json -- sh -c 'sleep 60 & sleep 60'; echo st=$?",
+                    timeout=30)
+    report = json.loads((home / "proj" / "r1.json").read_text())
+    assert report["status"] == "timed out" and report["returncode"] == 124
+    assert "wall-time limit of 1s reached" in text
+    term.run("mkdir -p sub")
+    text = term.run(f"{RUN} --project sub --report r2.json -- sh -c 'echo > x; echo > y; true'; echo st=$?")
+    report = json.loads((home / "proj" / "r2.json").read_text())
+    assert report["status"] == "ok" and report["denials"] == 2
+    assert {d["path"] for d in report["first_denials"]} == {str(home / "proj" / "x"), str(home / "proj" / "y")}
+    # A run inside a nested run: Both(Both(project, sub), sub/deeper).
+    term.run("mkdir -p sub/deeper")
+    text = term.run(f"{RUN} --project sub -- {RUN} --project sub/deeper -- "
+                    "sh -c 'echo a > sub/deeper/in; echo b > sub/no'; echo st=$?")
+    assert (home / "proj" / "sub" / "deeper" / "in").read_text() == "a\n"
+    assert not (home / "proj" / "sub" / "no").exists()
+    assert "st=2" in text
+
+
+def test_options_that_cannot_nest_are_refused(term_factory, home):
+    term = term_factory("bash")
+    supervised(term)
+    text = term.run(f"{RUN} --unshare-net -- touch never; echo st=$?")
+    assert "cannot nest inside this supervised session: --unshare-*" in text
+    assert "st=125" in text
+    assert not (home / "never").exists()
