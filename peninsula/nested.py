@@ -24,6 +24,7 @@ wall-time limit as a child subreaper (kill_tree), like the run supervisor.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -77,11 +78,29 @@ def policy_of(sup, state: NestedState):
 
 
 class Nest:
-    def __init__(self, caller: tuple[int, int], key: tuple[int, int]):
+    def __init__(self, caller: tuple[int, int], key: tuple[int, int], log_fd: int | None):
         self.caller = caller
         self.key = key
+        self.log_fd = log_fd  # the run's --log, opened by the run itself
         self.denials = 0
         self.first: list[dict] = []
+
+    def close(self) -> None:
+        if self.log_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.log_fd)
+            self.log_fd = None
+
+
+def _appendable_file(fd: int) -> bool:
+    """A regular file opened for appending: writing JSON lines to it does
+    nothing the run, which opened it under its own policy, could not do."""
+    import fcntl
+    import stat
+
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    return (stat.S_ISREG(os.fstat(fd).st_mode) and flags & os.O_APPEND != 0
+            and flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR))
 
 
 def _pidfd_pid(pidfd: int) -> int:
@@ -96,10 +115,13 @@ def answer_nest(sup, caller: int, request: dict, fds: list[int]) -> dict:
     """Judge the caller's child by Both(its current policy, the run's own)."""
     from .crossjudge import descends_from
 
-    if len(fds) != 2:
+    if len(fds) not in (2, 3):
         return {"error": "nest: malformed request"}
-    pidfd, stderr_fd = fds
+    pidfd, stderr_fd = fds[:2]
     try:
+        log_fd = fds[2] if len(fds) == 3 else None
+        if log_fd is not None and not _appendable_file(log_fd):
+            return {"error": "nest: the log is not a regular file opened for appending"}
         writable, protected = request.get("writable"), request.get("protected")
         if not all(isinstance(v, list) and all(isinstance(p, str) and p.startswith("/") and "\0" not in p for p in v)
                    for v in (writable, protected)):
@@ -124,7 +146,7 @@ def answer_nest(sup, caller: int, request: dict, fds: list[int]) -> dict:
                 sup.fast.forget(command)
             nests = sup.__dict__.setdefault("nests", {})
             _prune(nests)
-            nests[key] = Nest(caller_key, key)
+            nests[key] = Nest(caller_key, key, None if log_fd is None else os.dup(log_fd))
         if sup.broker is not None:
             with sup.broker.streams_lock:
                 sup.broker.streams[command] = os.dup(stderr_fd)  # its notices go to the run's stderr
@@ -149,6 +171,7 @@ def answer_nest_end(sup, caller: int, request: dict) -> dict:
         if nest is None or nest.caller != caller_key:
             return {"error": "nest-end: no such nested run of yours"}
         del sup.nests[key]
+    nest.close()
     _drop_stream(sup, key[0])
     return {"denials": nest.denials, "first": nest.first}
 
@@ -167,7 +190,7 @@ def _prune(nests: dict) -> None:
         except (OSError, ValueError, IndexError):
             alive = False
         if not alive:
-            del nests[key]
+            nests.pop(key).close()
 
 
 def tally(sup, tgid: int, denied) -> None:
@@ -181,8 +204,14 @@ def tally(sup, tgid: int, denied) -> None:
             nest = nests.get(state.head)
             if nest is not None:
                 nest.denials += 1
+                entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": tgid, "comm": target.comm(tgid),
+                         "op": denied.op, "path": denied.path, "reason": denied.reason,
+                         "errno": errno.errorcode.get(denied.errno, str(denied.errno))}
                 if len(nest.first) < MAX_FIRST:
-                    nest.first.append({"pid": tgid, "op": denied.op, "path": denied.path, "reason": denied.reason})
+                    nest.first.append(entry)
+                if nest.log_fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.write(nest.log_fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8", "surrogateescape"))
             state = state.outer
 
 
@@ -207,7 +236,7 @@ def session_for_nesting() -> str | None:
     return None
 
 
-def refusal(box, args) -> str | None:
+def refusal(box) -> str | None:
     """The options a nested run cannot honour, in one line, or None."""
     opts = box.options
     why = []
@@ -219,10 +248,7 @@ def refusal(box, args) -> str | None:
                    "and the session's baseline is already in force")
     if opts.fast:
         why.append("--fast: the session's supervisor judges every write")
-    if args.log:
-        why.append("--log: denials are logged by the session's supervisor, which writes no file a "
-                   "confined process names (see `peninsula log`)")
-    if args.verbose:
+    if box.verbose:
         why.append("--verbose: the diagnostics are the session supervisor's")
     if not why:
         return None
@@ -232,10 +258,10 @@ def refusal(box, args) -> str | None:
 class NestedRun:
     """A run handed to the session's supervisor; kill() and wait() as Running."""
 
-    def __init__(self, box, argv: list[str], session_dir: str, args):
+    def __init__(self, box, argv: list[str], session_dir: str):
         from .sandbox import SandboxError, _Plan, _exec_command
 
-        why = refusal(box, args)
+        why = refusal(box)
         if why:
             raise SandboxError(why)
         pol = box.policy()
@@ -277,14 +303,21 @@ class NestedRun:
         self.key = (child, target.start_time(child))
         pidfd = os.pidfd_open(child)
         notices = os.open(os.devnull, os.O_WRONLY) if box.quiet else os.dup(2)
+        fds = [pidfd, notices]
         try:
+            if box.options.log:
+                # Opened here, under this process's own policy: the supervisor only appends to it.
+                fds.append(os.open(box.options.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
             reply = self._ask({"op": "nest", "writable": list(pol.writable), "protected": list(pol.protected),
-                               "hardlinked_writes": pol.hardlinked_writes}, [pidfd, notices])
+                               "hardlinked_writes": pol.hardlinked_writes}, fds)
+        except OSError as err:
+            reply = {"error": f"cannot open the log {box.options.log}: {err.strerror}"}
         finally:
-            os.close(pidfd)
-            os.close(notices)
+            for fd in fds:
+                os.close(fd)
         if reply is None or "error" in reply:
             os.close(go_w)
+            os.close(exec_r)
             os.waitpid(child, 0)
             raise SandboxError(reply["error"] if reply else "the session's supervisor did not answer")
         os.write(go_w, b"go")

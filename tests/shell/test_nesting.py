@@ -95,3 +95,18 @@ def test_options_that_cannot_nest_are_refused(term_factory, home):
     assert "cannot nest inside this supervised session: --unshare-*" in text
     assert "st=125" in text
     assert not (home / "never").exists()
+
+
+def test_log_nested_is_appended_by_the_session(term_factory, home):
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    term.prompt()
+    term.run(f"{RUN} --read-only --log nested.jsonl -- sh -c 'echo > x; echo > ../out/y'; echo st=$?")
+    lines = [json.loads(line) for line in (home / "proj" / "nested.jsonl").read_text().splitlines()]
+    assert [entry["path"] for entry in lines] == [str(home / "proj" / "x"), str(home / "out" / "y")]
+    assert "nested run" in lines[0]["reason"] and lines[1]["reason"] == "outside every writable root"
+    # The log is opened by the run, under its caller's policy: not outside the project.
+    text = term.run(f"{RUN} --log ../out/log.jsonl -- true; echo st=$?")
+    assert "cannot open the log ../out/log.jsonl: Permission denied" in text and "st=125" in text
+    assert not (home / "out" / "log.jsonl").exists()
