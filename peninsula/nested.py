@@ -37,6 +37,7 @@ from . import policy, target
 from .timeline import ShellState
 
 MAX_FIRST = 20
+MAX_NESTS = 1024  # live nested runs per session: each holds a few fds and a policy
 
 
 @dataclass(frozen=True)
@@ -139,13 +140,18 @@ def answer_nest(sup, caller: int, request: dict, fds: list[int]) -> dict:
         if not descends_from(command, {sup.shell_pid, *sup.own_pids}):
             return {"error": "nest: the caller is not under this session's supervisor"}
         with sup.lock:
+            nests = sup.__dict__.setdefault("nests", {})
+            _prune(sup, nests)
+            if len(nests) >= MAX_NESTS:
+                return {"error": f"nest: {MAX_NESTS} nested runs are live in this session already"}
+            if caller_key in sup.nest_heads:
+                return {"error": "nest: one nested command per peninsula run"}
             outer = sup.state_of(command)
             state = NestedState(outer, inner, key)
             sup.answers[key] = state
+            sup.nest_heads[caller_key] = state
             if sup.fast is not None:
                 sup.fast.forget(command)
-            nests = sup.__dict__.setdefault("nests", {})
-            _prune(nests)
             nests[key] = Nest(caller_key, key, None if log_fd is None else os.dup(log_fd))
         if sup.broker is not None:
             with sup.broker.streams_lock:
@@ -171,6 +177,7 @@ def answer_nest_end(sup, caller: int, request: dict) -> dict:
         if nest is None or nest.caller != caller_key:
             return {"error": "nest-end: no such nested run of yours"}
         del sup.nests[key]
+        sup.nest_heads.pop(caller_key, None)
     nest.close()
     _drop_stream(sup, key[0])
     return {"denials": nest.denials, "first": nest.first}
@@ -182,8 +189,9 @@ def _drop_stream(sup, pid: int) -> None:
             os.close(sup.broker.streams.pop(pid))
 
 
-def _prune(nests: dict) -> None:
-    """Forget nests whose head died without asking for its tally."""
+def _prune(sup, nests: dict) -> None:
+    """Forget nests whose head died without asking for its tally (its
+    command's tree keeps its answers: they are cached per process)."""
     for key, nest in list(nests.items()):
         try:
             alive = target.start_time(nest.caller[0]) == nest.caller[1]
@@ -191,6 +199,7 @@ def _prune(nests: dict) -> None:
             alive = False
         if not alive:
             nests.pop(key).close()
+            sup.nest_heads.pop(nest.caller, None)
 
 
 def tally(sup, tgid: int, denied) -> None:

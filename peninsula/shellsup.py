@@ -47,6 +47,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.policies: dict[ShellState, object] = {}
             self.told: set[str] = set()
             self.known_projects: set[str] = set()  # once a project, always, this session
+            # The head of each nested run (nested.py) -> its command's state.
+            self.nest_heads: dict[tuple[int, int], NestedState] = {}
             self.lock = threading.Lock()
             for name in ("chdir", "fchdir"):
                 from .seccomp import syscall_number
@@ -81,6 +83,11 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                     key = (pid, target.start_time(pid))
                 except (OSError, ValueError, IndexError):
                     break  # vanished mid-walk: strictest
+                if chain and key in self.nest_heads:
+                    # A nested run's head forks only its command: any other child
+                    # is an orphan of the command's tree (or made with CLONE_PARENT).
+                    state = self.nest_heads[key]
+                    break
                 known = self.answers.get(key)
                 if known is not None:
                     state = known

@@ -110,3 +110,17 @@ def test_log_nested_is_appended_by_the_session(term_factory, home):
     text = term.run(f"{RUN} --log ../out/log.jsonl -- true; echo st=$?")
     assert "cannot open the log ../out/log.jsonl: Permission denied" in text and "st=125" in text
     assert not (home / "out" / "log.jsonl").exists()
+
+
+def test_orphans_of_a_nested_run_stay_nested(term_factory, home):
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    term.prompt()
+    term.run("mkdir -p sub")
+    # The background subshell makes no trapped call before its parent exits,
+    # so it is first judged after it was reparented to the run's process.
+    text = term.run(f"{RUN} --project sub -- sh -c '(sleep 1; echo o > orphan; echo o > sub/orphan) & exit 0'; echo st=$?")
+    assert "st=0" in text
+    assert (home / "proj" / "sub" / "orphan").read_text() == "o\n"  # control: the orphan ran and wrote
+    assert not (home / "proj" / "orphan").exists()
