@@ -224,6 +224,23 @@ def tally(sup, tgid: int, denied) -> None:
             state = state.outer
 
 
+def tell_listener_refused(req) -> None:
+    """Say, once per process, why a notify sandbox inside a session fails."""
+    sup = req.sup
+    if not hasattr(sup, "shell_pid"):
+        return  # in a run, the failing program (peninsula run included) says it
+    told = sup.__dict__.setdefault("listeners_told", set())
+    if req.tgid in told:
+        return
+    if len(told) > 1024:
+        told.clear()
+    told.add(req.tgid)
+    sup.notices.say_plain(
+        f"peninsula: {target.comm(req.tgid)} (pid {req.tgid}) asked for a seccomp notify listener of its own (a notify "
+        "sandbox such as sandlock or nono); the kernel allows one per filter chain and this supervised shell's comes "
+        "first, so it gets EBUSY. `peninsula run` nests here instead; see `peninsula doctor`")
+
+
 # -- the run's side ------------------------------------------------------------------
 
 

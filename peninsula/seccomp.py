@@ -125,7 +125,7 @@ X86_64_SYSCALLS = {
     "lchown": 94, "link": 86, "linkat": 265, "lremovexattr": 198, "lsetxattr": 189, "mkdir": 83,
     "mkdirat": 258, "mknod": 133, "mknodat": 259, "open": 2, "open_by_handle_at": 304, "openat": 257,
     "openat2": 437, "pidfd_getfd": 438, "process_vm_writev": 311, "ptrace": 101, "quotactl": 179,
-    "quotactl_fd": 443, "reboot": 169, "removexattr": 197, "removexattrat": 466, "rename": 82,
+    "quotactl_fd": 443, "reboot": 169, "seccomp": 317, "removexattr": 197, "removexattrat": 466, "rename": 82,
     "renameat": 264, "renameat2": 316, "rmdir": 84, "setfsgid": 123, "setfsuid": 122, "setgid": 106,
     "setgroups": 116, "setns": 308, "setregid": 114, "setresgid": 119, "setresuid": 117, "setreuid": 113,
     "settimeofday": 164, "setuid": 105, "setxattr": 188, "setxattrat": 463, "swapoff": 168, "swapon": 167,
@@ -194,6 +194,10 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
         _add(flt, sc.NOTIFY, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
     for name, err in REFUSED:
         _add(flt, sc.ERRNO(err), name)
+    # Another notify sandbox starting inside this one: the kernel refuses its
+    # listener (EBUSY) whatever we answer; we see it only to say why.
+    _add(flt, sc.NOTIFY, "seccomp", sc.Arg(0, sc.EQ, SECCOMP_SET_MODE_FILTER),
+         sc.Arg(1, sc.MASKED_EQ, SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_NEW_LISTENER))
     if trap_chdir:
         for name in CHDIR_TRAPS:
             _add(flt, sc.NOTIFY, name)

@@ -22,6 +22,7 @@ from .timeline import STRICT, UNCONFINED, ShellState, Timeline, tighten
 from .userconfig import UserConfig, load_user_config
 
 MAX_ANSWERS = 8192
+NR_SECCOMP = 317
 
 
 def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int, session_dir: str, verbose: bool,
@@ -168,8 +169,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                     if self._is_ping(req):
                         self.prompt_ping()
                         return emulate.Fd(os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC), True)
-                if handler in (self.h_chdir, self.h_fchdir):
-                    return handler(req)
+                if handler in (self.h_chdir, self.h_fchdir) or req.nr == NR_SECCOMP:
+                    return handler(req)  # chdir: the shell's state; seccomp: a notice, for anyone
                 pol = self.policy_for(self.state_of(req.tgid))
                 if pol is None:
                     return emulate.CONTINUE  # not confined: no restriction bears

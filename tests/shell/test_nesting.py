@@ -124,3 +124,23 @@ def test_orphans_of_a_nested_run_stay_nested(term_factory, home):
     assert "st=0" in text
     assert (home / "proj" / "sub" / "orphan").read_text() == "o\n"  # control: the orphan ran and wrote
     assert not (home / "proj" / "orphan").exists()
+
+
+def test_a_foreign_notify_sandbox_gets_ebusy_and_the_session_says_why(term_factory, home):
+    from cbuild import compile_c
+    from reliability.test_nesting import OTHER_SANDBOX_C
+
+    other = compile_c(OTHER_SANDBOX_C, "other_sandbox")
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    term.prompt()
+    text = term.run(f"{other} touch ran; echo st=$?")
+    assert "seccomp: Device or resource busy" in text and "st=2" in text  # the kernel's EBUSY, unchanged
+    assert "asked for a seccomp notify listener of its own" in text
+    assert not (home / "proj" / "ran").exists()
+    # Outside the project the shell is unconfined, and the notice says it all the same.
+    term.run("cd ~")
+    term.prompt()
+    text = term.run(f"{other} true; echo st=$?")
+    assert text.count("asked for a seccomp notify listener of its own") == 2
