@@ -112,6 +112,22 @@ def _pidfd_pid(pidfd: int) -> int:
     raise ValueError("not a pidfd")
 
 
+def _private_stream(fd: int) -> int | None:
+    """Our own non-blocking open of what the run's stderr names: a confined
+    run could otherwise hand us a pipe it never drains and stall the
+    supervisor on a notice. None (notices go to the session's terminal)
+    when it cannot be opened again (a socket)."""
+    import stat
+
+    flags = os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            flags |= os.O_APPEND
+        return os.open(f"/proc/self/fd/{fd}", flags)
+    except OSError:
+        return None
+
+
 def answer_nest(sup, caller: int, request: dict, fds: list[int]) -> dict:
     """Judge the caller's child by Both(its current policy, the run's own)."""
     from .crossjudge import descends_from
@@ -153,9 +169,12 @@ def answer_nest(sup, caller: int, request: dict, fds: list[int]) -> dict:
             if sup.fast is not None:
                 sup.fast.forget(command)
             nests[key] = Nest(caller_key, key, None if log_fd is None else os.dup(log_fd))
-        if sup.broker is not None:
+        stream = _private_stream(stderr_fd)
+        if sup.broker is not None and stream is not None:
             with sup.broker.streams_lock:
-                sup.broker.streams[command] = os.dup(stderr_fd)  # its notices go to the run's stderr
+                sup.broker.streams[command] = stream  # its notices go to the run's stderr
+        elif stream is not None:
+            os.close(stream)
         return {"state": state.describe(), "outer": outer.describe()}
     except (OSError, ValueError, IndexError) as err:
         return {"error": f"nest: the command vanished ({err})"}

@@ -4,6 +4,7 @@ policy and the run's own. Each refusal has its control: the same write
 from the shell itself (judged by the project alone) succeeds."""
 
 import json
+import os
 
 import pytest
 
@@ -144,3 +145,44 @@ def test_a_foreign_notify_sandbox_gets_ebusy_and_the_session_says_why(term_facto
     term.prompt()
     text = term.run(f"{other} true; echo st=$?")
     assert text.count("asked for a seccomp notify listener of its own") == 2
+    # status and check inside a nested run speak of both layers.
+    text = term.run(f"{RUN} --project sub -- sh -c 'python3 -m peninsula status; python3 -m peninsula check x'")
+    assert "a nested peninsula run, inside: confined to" in text
+    assert "outside every writable root of this nested run" in text
+
+
+FILL_THEN_DENY = """
+import fcntl
+import os
+flags = fcntl.fcntl(2, fcntl.F_GETFL)
+fcntl.fcntl(2, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+for size in (4096, 1):
+    try:
+        while True:
+            os.write(2, b"x" * size)
+    except BlockingIOError:
+        pass
+fcntl.fcntl(2, fcntl.F_SETFL, flags)  # full, and blocking again
+try:
+    open("x", "w")
+except PermissionError:
+    with open("sub/refused", "w") as out:
+        out.write("refused")
+"""
+
+
+def test_a_full_stderr_pipe_does_not_stall_the_session(term_factory, home, user):
+    # The run fills its stderr pipe (nobody reads it), then makes a denial:
+    # the notice must not block the session's supervisor on that pipe.
+    user.write(home / "proj" / "fill.py", FILL_THEN_DENY)
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    term.prompt()
+    term.run("mkdir -p sub; mkfifo jam; (sleep 60 < jam &); exec 7>jam")  # a reader that never reads
+    ran = term.run(f"{RUN} --project sub -- python3 fill.py 2>&7; echo st=$?")
+    term.run("echo alive > alive", timeout=20)
+    assert (home / "proj" / "alive").read_text() == "alive\n"
+    assert "st=0" in ran.split("fill.py")[-1], (ran, os.listdir(home / "proj"), os.listdir(home / "proj" / "sub"))
+    assert (home / "proj" / "sub" / "refused").read_text() == "refused"
+    assert not (home / "proj" / "x").exists()
