@@ -125,6 +125,10 @@ def test_orphans_of_a_nested_run_stay_nested(term_factory, home):
     assert "st=0" in text
     assert (home / "proj" / "sub" / "orphan").read_text() == "o\n"  # control: the orphan ran and wrote
     assert not (home / "proj" / "orphan").exists()
+    # status and check inside a nested run speak of both layers.
+    text = term.run(f"{RUN} --project sub -- sh -c 'python3 -m peninsula status; python3 -m peninsula check x'")
+    assert "a nested peninsula run, inside: confined to" in text
+    assert "outside every writable root of this nested run" in text
 
 
 def test_a_foreign_notify_sandbox_gets_ebusy_and_the_session_says_why(term_factory, home):
@@ -145,10 +149,6 @@ def test_a_foreign_notify_sandbox_gets_ebusy_and_the_session_says_why(term_facto
     term.prompt()
     text = term.run(f"{other} true; echo st=$?")
     assert text.count("asked for a seccomp notify listener of its own") == 2
-    # status and check inside a nested run speak of both layers.
-    text = term.run(f"{RUN} --project sub -- sh -c 'python3 -m peninsula status; python3 -m peninsula check x'")
-    assert "a nested peninsula run, inside: confined to" in text
-    assert "outside every writable root of this nested run" in text
 
 
 FILL_THEN_DENY = """
