@@ -115,12 +115,17 @@ def _pidfd_pid(pidfd: int) -> int:
 def _private_stream(fd: int) -> int | None:
     """Our own non-blocking open of what the run's stderr names: a confined
     run could otherwise hand us a pipe it never drains and stall the
-    supervisor on a notice. None (notices go to the session's terminal)
-    when it cannot be opened again (a socket)."""
+    supervisor on a notice. Only an fd the run holds open for writing is
+    opened again: reopening a read-only one would give the supervisor a
+    write the run was never allowed (its ~/.bashrc, say). None (notices go
+    to the session's terminal) when refused or not reopenable (a socket)."""
+    import fcntl
     import stat
 
     flags = os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE not in (os.O_WRONLY, os.O_RDWR):
+            return None
         if stat.S_ISREG(os.fstat(fd).st_mode):
             flags |= os.O_APPEND
         return os.open(f"/proc/self/fd/{fd}", flags)

@@ -186,3 +186,18 @@ def test_a_full_stderr_pipe_does_not_stall_the_session(term_factory, home, user)
     assert "st=0" in ran.split("fill.py")[-1], (ran, os.listdir(home / "proj"), os.listdir(home / "proj" / "sub"))
     assert (home / "proj" / "sub" / "refused").read_text() == "refused"
     assert not (home / "proj" / "x").exists()
+
+
+def test_a_read_only_stderr_is_not_reopened_for_writing(term_factory, home):
+    # The run's "stderr" is ~/.bashrc opened read-only (reads are not
+    # judged): the supervisor must not reopen it for writing its notices.
+    before = (home / ".bashrc").read_bytes()
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    term.prompt()
+    term.run("mkdir -p sub")
+    text = term.run(f"{RUN} --project sub -- sh -c 'echo > x' 2<~/.bashrc; echo st=$?")
+    assert (home / ".bashrc").read_bytes() == before
+    assert not (home / "proj" / "x").exists()
+    assert f"denied open of {home}/proj/x" in text  # the notice went to the session's terminal instead
