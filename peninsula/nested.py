@@ -161,7 +161,7 @@ def answer_nest(sup, caller: int, request: dict, fds: list[int]) -> dict:
         if not descends_from(command, {sup.shell_pid, *sup.own_pids}):
             return {"error": "nest: the caller is not under this session's supervisor"}
         with sup.lock:
-            nests = sup.__dict__.setdefault("nests", {})
+            nests = sup.nests
             _prune(sup, nests)
             if len(nests) >= MAX_NESTS:
                 return {"error": f"nest: {MAX_NESTS} nested runs are live in this session already"}
@@ -197,7 +197,7 @@ def answer_nest_end(sup, caller: int, request: dict) -> dict:
     except (KeyError, TypeError, ValueError, OSError, IndexError):
         return {"error": "nest-end: malformed request"}
     with sup.lock:
-        nest = getattr(sup, "nests", {}).get(key)
+        nest = sup.nests.get(key)
         if nest is None or nest.caller != caller_key:
             return {"error": "nest-end: no such nested run of yours"}
         del sup.nests[key]
@@ -228,7 +228,7 @@ def _prune(sup, nests: dict) -> None:
 
 def tally(sup, tgid: int, denied) -> None:
     """Count a denial for every nested run the process is in (session.py)."""
-    nests = getattr(sup, "nests", None)
+    nests = sup.nests
     if not nests:
         return
     with sup.lock:

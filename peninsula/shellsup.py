@@ -48,8 +48,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.policies: dict[ShellState, object] = {}
             self.told: set[str] = set()
             self.known_projects: set[str] = set()  # once a project, always, this session
-            # The head of each nested run (nested.py) -> its command's state.
+            # The head of each nested run (nested.py) -> its command's state;
+            # each nested command -> its tally.
             self.nest_heads: dict[tuple[int, int], NestedState] = {}
+            self.nests: dict = {}
             self.lock = threading.Lock()
             for name in ("chdir", "fchdir"):
                 from .seccomp import syscall_number
