@@ -144,7 +144,12 @@ def main(args) -> int:
             setenv=args.setenv,
             workdir=args.workdir,
         )
-        running = box.spawn(command)
+        from .nested import NestedRun, session_for_nesting
+
+        session_dir = session_for_nesting()
+        # Under a session's filter a run of its own would get EBUSY: the
+        # session's supervisor judges it instead (nested.py).
+        running = NestedRun(box, command, session_dir) if session_dir else box.spawn(command)
     except SandboxError as err:
         if args.report:  # a report is written for every run, refused ones too
             now = time.time()

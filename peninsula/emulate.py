@@ -1375,6 +1375,16 @@ def _descendant(req, pid, op, ptrace_request=None):
     return CONTINUE
 
 
+def h_seccomp(req):
+    """A second notify listener asked for (only that is trapped): the kernel
+    answers EBUSY, since one listener per filter chain is allowed; the
+    flags are registers, so letting the kernel answer decides nothing."""
+    from .nested import tell_listener_refused
+
+    tell_listener_refused(req)
+    return CONTINUE
+
+
 def h_ptrace(req):
     if req.args[0] == PTRACE_TRACEME:
         # The parent becomes the tracer. When that parent is peninsula (the

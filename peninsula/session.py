@@ -226,6 +226,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
         return setup_failed(msg.decode("utf-8", "replace").removeprefix("error "))
     stream = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
     from .hints import shell_hint
+    from .nested import tally
 
     class ShellNotices(DenialNotices):
         """Hints for the shell; a joined command's notices go to its caller's stderr."""
@@ -237,6 +238,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
             self.local.fd = fd
             try:
                 super().record(tid, tgid, denied)
+                tally(sup, tgid, denied)  # for a nested run's report
             finally:
                 self.local.fd = None
                 if fd is not None:
