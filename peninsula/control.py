@@ -58,7 +58,7 @@ def _answer_control(sup, conn) -> None:
             if pidfd is None:
                 # A confined caller's connect was made by this supervisor
                 # (sockets.py), which then named the caller on the line first.
-                pidfd, data = _tagged_caller(sup, conn)
+                pidfd, data = _tagged_caller(sup, conn, fds)
             state = judge_pidfd(sup, pidfd)  # the pidfd is held until the answer
             deadline = time.monotonic() + REQUEST_DEADLINE
             while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
@@ -119,14 +119,17 @@ def _answer_control(sup, conn) -> None:
         send(conn, reply)
 
 
-def _tagged_caller(sup, conn) -> tuple[int, bytes]:
-    """The caller named by the supervisor's tag line, and what follows it."""
+def _tagged_caller(sup, conn, fds: list[int]) -> tuple[int, bytes]:
+    """The caller named by the supervisor's tag line, and what follows it
+    (fds the caller sent with its request may come in the same read: kept
+    in fds)."""
     import hmac
 
     conn.settimeout(REQUEST_DEADLINE)
     data = b""
     while b"\n" not in data and len(data) < 256:
-        chunk = conn.recv(256 - len(data))
+        chunk, more, _, _ = socket.recv_fds(conn, 256 - len(data), MAX_FDS)
+        fds.extend(more)
         if not chunk:
             break
         data += chunk

@@ -314,6 +314,10 @@ class NestedRun:
         why = refusal(box)
         if why:
             raise SandboxError(why)
+        # Tool caches are the session's business: a nested run narrows the
+        # caller's policy and makes no cache of its own (it could not write
+        # one outside the caller's roots anyway).
+        box.own_caches = False
         pol = box.policy()
         box.check()
         self.plan = plan = _Plan(box, list(argv), pol)

@@ -163,6 +163,16 @@ class Both:
         """For display: the protections of both sides."""
         return tuple(dict.fromkeys(self.outer.protected + self.inner.protected))
 
+    @property
+    def state(self) -> tuple["StateAllowance", ...]:
+        """The name rules of both sides' state files (each only narrows)."""
+        return tuple(dict.fromkeys(self.outer.state + self.inner.state))
+
+    @property
+    def own_envrc(self) -> str | None:
+        """direnv's records of the .envrc both sides name, else none."""
+        return self.outer.own_envrc if self.outer.own_envrc == self.inner.own_envrc else None
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -191,7 +201,9 @@ def protection_for(policy: Policy, path: str, chain: list[str] | None = None) ->
     """The protecting pattern that decides path, or None when it is unprotected.
 
     The last pattern that matches the path or one of its ancestors decides:
-    a plain one protects, a "!" one re-allows."""
+    a plain one protects, a "!" one re-allows. Under Both, either side's."""
+    if isinstance(policy, Both):
+        return protection_for(policy.outer, path, chain) or protection_for(policy.inner, path, chain)
     best = -1
     index = policy._plain_protect
     for probe in chain or ancestors(path):

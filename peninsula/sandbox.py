@@ -245,6 +245,7 @@ class Sandbox:
         self.quiet = quiet
         self.verbose = verbose
         self.env = env
+        self.own_caches = True  # the project's own tool caches (nested runs make none)
         self.stderr = stderr if stderr is not None else sys.stderr
 
     @classmethod
@@ -260,7 +261,9 @@ class Sandbox:
     def policy(self) -> policy.Policy:
         opts = self.options
         # The project and its own tool caches (defaults.CACHE_ENV).
-        roots = [] if opts.read_only else [self.project, defaults.project_cache(_canonical(self.project), create=True)]
+        roots = [] if opts.read_only else [self.project]
+        if self.own_caches and not opts.read_only:
+            roots.append(defaults.project_cache(_canonical(self.project), create=True))
         # Not $XDG_RUNTIME_DIR: the user's services (D-Bus, gpg-agent,
         # Wayland, pulse) listen there, and a command that may replace their
         # sockets can answer unconfined programs in their place.
@@ -313,7 +316,7 @@ class Sandbox:
         env = dict(os.environ if self.env is None else self.env)
         if opts.clear_env:
             env = {k: v for k, v in env.items() if any(fnmatch.fnmatchcase(k, p) for p in opts.keep_env)}
-        elif not opts.read_only:
+        elif not opts.read_only and self.own_caches:
             env.update(defaults.cache_env(_canonical(self.project)))  # the project's own tool caches
         env.update(dict(opts.setenv))
         env["PENINSULA_SANDBOX"] = "run"
