@@ -110,11 +110,20 @@ def judge_receivers(sup, req, receivers: list[int], op: str) -> None:
                 theirs = sup.state_of(pid)
             except OSError:
                 continue
-            if theirs == mine or theirs.strict:
+            if _at_least_as_strict(theirs, mine):
                 continue  # confined at least as strictly as the sender
             reason = f"a process that is {theirs.describe()}"
         raise emulate.Denied(errno.EPERM, f"pid {pid} ({target.comm(pid)})",
                              f"a confined process may not signal {reason}", op)
+
+
+def _at_least_as_strict(theirs, mine) -> bool:
+    """theirs allows no more than mine: the same state, strict, or a nested
+    run's state (nested.py) whose outer side is mine or stricter."""
+    if theirs == mine or theirs.strict:
+        return True
+    outer = getattr(theirs, "outer", None)
+    return outer is not None and _at_least_as_strict(outer, mine)
 
 
 def _kill_receivers(req, pid: int) -> list[int]:
