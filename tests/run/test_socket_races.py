@@ -1,0 +1,116 @@
+"""A refused unix connect must leave no connection that carried a byte.
+
+Until the listener was judged before the target's socket was connected, a
+second thread of the target spinning on write(fd) got its bytes to the
+refused listener in the window between the connect and the shutdown (the
+old code lost within 1-75 rounds). The service here runs what it receives,
+started OUTSIDE the sandbox; the positive control is the same racer
+unconfined, whose first round writes.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from services import SERVICE
+
+from .helpers import PY
+from .test_sockets import _start, _stop
+
+ROUNDS = 200
+
+# argv: address (@name for an abstract one), directory for the proof files,
+# rounds. Prints one line: how many rounds wrote, and the errnos met.
+RACER = textwrap.dedent("""
+    import errno, os, socket, sys, threading
+    path, out, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    addr = "\\0" + path[1:] if path.startswith("@") else path
+    written, errs = 0, set()
+    for i in range(rounds):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        fd = s.fileno()
+        payload = f"touch {out}/escaped-{i}\\n".encode()
+        done, won = threading.Event(), []
+        def spin():
+            while not done.is_set():
+                try:
+                    won.append(os.write(fd, payload))
+                    return
+                except OSError:
+                    pass
+        t = threading.Thread(target=spin)
+        t.start()
+        try:
+            s.connect(addr)
+        except OSError as err:
+            errs.add(errno.errorcode[err.errno])
+        done.set()
+        t.join()
+        s.close()
+        if won:
+            written += 1
+            break
+    print("written", written, "errors", ",".join(sorted(errs)) or "-", flush=True)
+""")
+
+
+@pytest.mark.parametrize("kind", ["pathname", "abstract"])
+def test_threaded_writer_gets_no_byte_to_a_refused_listener(who, kind):
+    proj = who.mkdir(who.base / "proj")
+    out = who.mkdir(who.base / "out")
+    racer = who.write(who.base / "racer.py", RACER)
+    address = str(who.base / "svc.sock") if kind == "pathname" else f"@pt-{uuid.uuid4().hex[:8]}"
+    service = _start(who, [PY, "-c", SERVICE, address])
+    try:
+        control = who.run([PY, racer, address, out, "5"])
+        assert control.stdout.decode().split()[:2] == ["written", "1"], control
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not list(out.iterdir()):
+            time.sleep(0.05)
+        proofs = list(out.iterdir())
+        assert len(proofs) == 1 and proofs[0].name.startswith("escaped-"), proofs
+        proofs[0].unlink()
+        confined = who.peninsula("run", "--write", proj, "--", PY, racer, address, out, str(ROUNDS))
+        refused = "EACCES" if kind == "pathname" else "EPERM"
+        assert confined.stdout.decode().split() == ["written", "0", "errors", refused], confined
+        time.sleep(0.5)  # the service would run a line it got meanwhile
+        assert list(out.iterdir()) == []
+    finally:
+        _stop(service)
+
+
+INSIDE_ONCE = textwrap.dedent("""
+    import socket, sys, threading
+    path = sys.argv[1]
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.listen(1)
+    got = []
+    def serve():
+        c, _ = s.accept()
+        got.append(c.recv(16))
+        c.close()
+    t = threading.Thread(target=serve)
+    t.start()
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(path)
+    c.sendall(b"hello")
+    t.join()
+    print("got", got[0].decode() or "(nothing)")
+""")
+
+
+def test_listener_inside_sees_only_the_target_connection(who):
+    # The connection judged is the one handed to the target: a server
+    # inside that accepts once gets the target's bytes, not an empty probe.
+    proj = who.mkdir(who.base / "proj")
+    script = who.write(who.base / "once.py", INSIDE_ONCE)
+    control = who.run([PY, script, proj / "once.sock"])
+    assert control.stdout.decode().split() == ["got", "hello"], control
+    (proj / "once.sock").unlink()
+    confined = who.peninsula("run", "--write", proj, "--", PY, script, proj / "once.sock")
+    assert confined.stdout.decode().split() == ["got", "hello"], confined
