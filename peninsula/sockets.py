@@ -370,11 +370,16 @@ class _Judge:
 
     def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool) -> int:
         """0 when an allowed connection was installed, else the errno."""
-        if _has_peer(fd):
-            return errno.EISCONN
-        cloexec = _cloexec(self.tgid, self.number)
-        fresh = _fresh_like(fd)
+        theirs = socket.socket(fileno=os.dup(fd))
         try:
+            state = _state_error(theirs)
+            if state:
+                return state
+            fresh = _fresh_like(theirs)
+        finally:
+            theirs.close()
+        try:
+            cloexec = _cloexec(self.tid, self.number)
             err = _raw_connect(fresh.fileno(), addr)
             if err:
                 return err  # what the target's own connect would have met
@@ -413,46 +418,47 @@ _COPIED_BUFFERS = (socket.SO_SNDBUF, socket.SO_RCVBUF)
 _COPIED_STRUCTS = ((socket.SO_RCVTIMEO, 16), (socket.SO_SNDTIMEO, 16), (socket.SO_LINGER, 8))
 
 
-def _fresh_like(fd: int) -> socket.socket:
-    """A new unix socket of fd's type, blocking mode and socket options."""
-    theirs = socket.socket(fileno=os.dup(fd))
+def _fresh_like(theirs: socket.socket) -> socket.socket:
+    """A new unix socket of the target's type, blocking mode and socket
+    options. (A name the target bound its socket to is not carried: the
+    listener sees an unnamed client.)"""
+    flags = socket.SOCK_CLOEXEC | (0 if os.get_blocking(theirs.fileno()) else socket.SOCK_NONBLOCK)
+    fresh = socket.socket(AF_UNIX, theirs.type | flags)
     try:
-        flags = socket.SOCK_CLOEXEC | (0 if theirs.getblocking() else socket.SOCK_NONBLOCK)
-        fresh = socket.socket(AF_UNIX, theirs.type | flags)
-        try:
-            for opt in _COPIED_INT_OPTIONS + _COPIED_BUFFERS:
-                try:
-                    value = theirs.getsockopt(socket.SOL_SOCKET, opt)
-                except OSError:
-                    continue  # not known to this kernel
-                if value != fresh.getsockopt(socket.SOL_SOCKET, opt):
-                    fresh.setsockopt(socket.SOL_SOCKET, opt, value // 2 if opt in _COPIED_BUFFERS else value)
-            for opt, size in _COPIED_STRUCTS:
-                value = theirs.getsockopt(socket.SOL_SOCKET, opt, size)
-                if value != fresh.getsockopt(socket.SOL_SOCKET, opt, size):
-                    fresh.setsockopt(socket.SOL_SOCKET, opt, value)
-        except BaseException:
-            fresh.close()
-            raise
-        return fresh
-    finally:
-        theirs.close()
+        for opt in _COPIED_INT_OPTIONS + _COPIED_BUFFERS:
+            try:
+                value = theirs.getsockopt(socket.SOL_SOCKET, opt)
+            except OSError:
+                continue  # not known to this kernel
+            if value != fresh.getsockopt(socket.SOL_SOCKET, opt):
+                fresh.setsockopt(socket.SOL_SOCKET, opt, value // 2 if opt in _COPIED_BUFFERS else value)
+        for opt, size in _COPIED_STRUCTS:
+            value = theirs.getsockopt(socket.SOL_SOCKET, opt, size)
+            if value != fresh.getsockopt(socket.SOL_SOCKET, opt, size):
+                fresh.setsockopt(socket.SOL_SOCKET, opt, value)
+    except BaseException:
+        fresh.close()
+        raise
+    return fresh
 
 
-def _has_peer(fd: int) -> bool:
-    theirs = socket.socket(fileno=os.dup(fd))
+def _state_error(theirs: socket.socket) -> int:
+    """The kernel's answer to a connect on a listening (EINVAL) or
+    connected (EISCONN) stream socket, else 0: such a socket must stay
+    what it is, not be replaced."""
+    if theirs.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        return errno.EINVAL
     try:
         theirs.getpeername()
-        return True
+        return errno.EISCONN
     except OSError:
-        return False
-    finally:
-        theirs.close()
+        return 0
 
 
-def _cloexec(tgid: int, number: int) -> bool:
-    """The close-on-exec flag of the target's fd (its fdinfo, in octal)."""
-    with open(f"/proc/{tgid}/fdinfo/{number}", "rb") as handle:
+def _cloexec(tid: int, number: int) -> bool:
+    """The close-on-exec flag of the target's fd (its fdinfo, in octal;
+    the calling thread's, whose fd table SETFD writes to)."""
+    with open(f"/proc/{tid}/fdinfo/{number}", "rb") as handle:
         for line in handle:
             if line.startswith(b"flags:"):
                 return bool(int(line.split()[1], 8) & os.O_CLOEXEC)

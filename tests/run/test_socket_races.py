@@ -114,3 +114,53 @@ def test_listener_inside_sees_only_the_target_connection(who):
     (proj / "once.sock").unlink()
     confined = who.peninsula("run", "--write", proj, "--", PY, script, proj / "once.sock")
     assert confined.stdout.decode().split() == ["got", "hello"], confined
+
+
+# What a client sees of its socket after a judged connect: the same as
+# without peninsula (the connection it holds is the supervisor's, put at
+# its fd number with its flags and the options it had set).
+FIDELITY = textwrap.dedent("""
+    import errno, fcntl, os, socket, struct, sys
+    path = sys.argv[1]
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.listen(8)
+    def show(name, f):
+        try:
+            print(name, f())
+        except OSError as err:
+            print(name, errno.errorcode[err.errno])
+    for blocking, cloexec in ((True, False), (False, True)):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | (socket.SOCK_CLOEXEC if cloexec else 0))
+        os.set_inheritable(c.fileno(), not cloexec)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 7, 0))
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        c.setblocking(blocking)
+        number = c.fileno()
+        show("connect", lambda: c.connect(path))
+        server, _ = s.accept()
+        show("same fd", lambda: c.fileno() == number)
+        show("cloexec", lambda: bool(fcntl.fcntl(number, fcntl.F_GETFD) & fcntl.FD_CLOEXEC))
+        show("nonblock", lambda: bool(fcntl.fcntl(number, fcntl.F_GETFL) & os.O_NONBLOCK))
+        show("sndbuf", lambda: c.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+        show("rcvtimeo", lambda: struct.unpack("ll", c.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)))
+        show("passcred", lambda: c.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
+        show("peer", lambda: c.getpeername() == path)
+        show("again", lambda: c.connect(path))
+        c.sendall(b"ping")
+        show("server got", lambda: server.recv(4))
+        c.close()
+        server.close()
+    show("listener connect", lambda: s.connect(path))
+""")
+
+
+def test_judged_connect_keeps_the_clients_socket_as_it_was(who):
+    proj = who.mkdir(who.base / "proj")
+    script = who.write(who.base / "fidelity.py", FIDELITY)
+    control = who.run([PY, script, proj / "f.sock"])
+    (proj / "f.sock").unlink()
+    confined = who.peninsula("run", "--write", proj, "--", PY, script, proj / "f.sock")
+    assert control.returncode == 0 and "again EISCONN" in control.stdout.decode(), control
+    assert confined.stdout.decode() == control.stdout.decode(), (control, confined)
