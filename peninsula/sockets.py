@@ -553,6 +553,11 @@ def h_connect(req):
             # is the supervisor's, so the same judgement is made here.
             if sock.type == socket.SOCK_DGRAM:
                 _refuse_abstract_dgram(addr, "connect")
+            if os.stat(f"/proc/{req.tid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino:
+                # The judged connection is the supervisor's, made in its own
+                # network namespace: there the name would mean another
+                # socket (and whether it exists is not the target's to learn).
+                raise OSError(errno.ECONNREFUSED, "abstract name in another network namespace")
             judge = _Judge(req, _abstract_name(addr), errno.EPERM, "connect", _int(req.args[0]))
     elif sock.family in (socket.AF_INET, socket.AF_INET6):
         _check_tcp_port(req, sock)

@@ -164,3 +164,35 @@ def test_judged_connect_keeps_the_clients_socket_as_it_was(who):
     confined = who.peninsula("run", "--write", proj, "--", PY, script, proj / "f.sock")
     assert control.returncode == 0 and "again EISCONN" in control.stdout.decode(), control
     assert confined.stdout.decode() == control.stdout.decode(), (control, confined)
+
+
+ABSTRACT_INSIDE = textwrap.dedent("""
+    import errno, socket, sys
+    s = socket.socket(socket.AF_UNIX)
+    s.bind("\\0" + sys.argv[1])
+    s.listen(4)
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.connect("\\0" + sys.argv[1])
+        print("connected")
+    except OSError as err:
+        print(errno.errorcode[err.errno])
+""")
+
+
+def test_abstract_name_in_a_new_network_namespace(who):
+    # Known loss, documented: the supervisor cannot make its judged
+    # connection in the run's new namespace, and must not look the name up
+    # in its own (a listener outside, and whether it exists, are not the
+    # target's to reach or learn). Without --unshare-net the same works.
+    proj = who.mkdir(who.base / "proj")
+    name = f"pt-{uuid.uuid4().hex[:8]}"
+    outside = _start(who, [PY, "-c", SERVICE, "@" + name])  # the same name, in the host's namespace
+    try:
+        same = who.peninsula("run", "--write", proj, "--", PY, "-c", ABSTRACT_INSIDE, name + "-in")
+        assert same.stdout.decode().split() == ["connected"], same
+        unshared = who.peninsula("run", "--unshare-net", "--write", proj, "--", PY, "-c", ABSTRACT_INSIDE, name)
+        assert unshared.stdout.decode().split() == ["ECONNREFUSED"], unshared
+        assert b"denied" not in unshared.stderr, unshared
+    finally:
+        _stop(outside)
