@@ -482,7 +482,7 @@ class _Call:
     request (a call that waits is finished in a thread)."""
 
     def __init__(self, kind: str, sock_fd: int, addr: bytes, pinned: int | None = None, *,
-                 data: bytes = b"", flags: int = 0, judge: "_Judge | None" = None):
+                 data: bytes = b"", flags: int = 0, judge: "_Judge | _Tag | None" = None):
         self.kind, self.data, self.flags, self.judge = kind, data, flags, judge
         self.fd = os.dup(sock_fd)
         self.pinned = None if pinned is None else os.dup(pinned)
@@ -490,9 +490,12 @@ class _Call:
 
     def __call__(self, listener_fd: int, threaded: bool = False) -> tuple[int, int]:
         if self.kind == "connect":
-            if self.judge is not None:
+            if isinstance(self.judge, _Judge):
                 return 0, self.judge.connect(self.fd, self.addr, listener_fd, threaded)
-            return 0, _raw_connect(self.fd, self.addr)
+            err = _raw_connect(self.fd, self.addr)
+            if self.judge is not None and err == 0:
+                err = self.judge(self.fd, threaded)  # _Tag: the allowed control socket is told the caller
+            return 0, err
         return _raw_sendto(self.fd, self.data, self.flags, self.addr)
 
     def close(self) -> None:
@@ -530,9 +533,9 @@ def _finish(req, call: _Call, blocking: bool):
                 listener.fail(req_id, err)
             else:
                 listener.reply(req_id, value)
-        except OSError as error:
+        except Exception as error:  # the target must get an answer, whatever went wrong
             with contextlib.suppress(OSError):
-                listener.fail(req_id, error.errno or errno.EIO)
+                listener.fail(req_id, getattr(error, "errno", None) or errno.EIO)
         finally:
             call.close()
             os.close(listener.fd)
