@@ -425,21 +425,33 @@ def _fresh_like(theirs: socket.socket) -> socket.socket:
     flags = socket.SOCK_CLOEXEC | (0 if os.get_blocking(theirs.fileno()) else socket.SOCK_NONBLOCK)
     fresh = socket.socket(AF_UNIX, theirs.type | flags)
     try:
-        for opt in _COPIED_INT_OPTIONS + _COPIED_BUFFERS:
-            try:
-                value = theirs.getsockopt(socket.SOL_SOCKET, opt)
-            except OSError:
-                continue  # not known to this kernel
-            if value != fresh.getsockopt(socket.SOL_SOCKET, opt):
+        for opt, size, default in _defaults(fresh):
+            value = theirs.getsockopt(socket.SOL_SOCKET, opt, size) if size else theirs.getsockopt(socket.SOL_SOCKET, opt)
+            if value != default:
                 fresh.setsockopt(socket.SOL_SOCKET, opt, value // 2 if opt in _COPIED_BUFFERS else value)
-        for opt, size in _COPIED_STRUCTS:
-            value = theirs.getsockopt(socket.SOL_SOCKET, opt, size)
-            if value != fresh.getsockopt(socket.SOL_SOCKET, opt, size):
-                fresh.setsockopt(socket.SOL_SOCKET, opt, value)
     except BaseException:
         fresh.close()
         raise
     return fresh
+
+
+_DEFAULTS: dict[int, list[tuple[int, int, object]]] = {}
+
+
+def _defaults(fresh: socket.socket) -> list[tuple[int, int, object]]:
+    """(option, struct size or 0, value) of a new socket of fresh's type, as
+    this kernel makes it (read once per type; options it does not know are
+    left out)."""
+    found = _DEFAULTS.get(fresh.type)
+    if found is None:
+        found = []
+        for opt in _COPIED_INT_OPTIONS + _COPIED_BUFFERS:
+            with contextlib.suppress(OSError):
+                found.append((opt, 0, fresh.getsockopt(socket.SOL_SOCKET, opt)))
+        for opt, size in _COPIED_STRUCTS:
+            found.append((opt, size, fresh.getsockopt(socket.SOL_SOCKET, opt, size)))
+        _DEFAULTS[fresh.type] = found
+    return found
 
 
 def _state_error(theirs: socket.socket) -> int:
