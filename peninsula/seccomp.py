@@ -112,6 +112,13 @@ REFUSED = (
 # the filter cannot tell a unix path from a TCP port.
 SOCKET_TRAPS = ("connect",)
 ADDRESSED_SENDS = (("sendto", 4),)
+# TCP Fast Open connects inside a send (sendto/sendmsg/sendmmsg with
+# MSG_FASTOPEN, index of the flags), past connect() and past Landlock's TCP
+# rule: refused as the kernel refuses it when client TFO is disabled
+# (tcp_sendmsg_fastopen: EOPNOTSUPP). TCP_FASTOPEN_CONNECT goes through
+# connect(), which is trapped.
+MSG_FASTOPEN = 0x20000000
+FASTOPEN_SENDS = (("sendto", 3), ("sendmsg", 2), ("sendmmsg", 3))
 # Extra traps the shell sandbox needs to see the shell change directory.
 CHDIR_TRAPS = ("chdir", "fchdir")
 # The shell session judges a process by the head of its line, and a
@@ -149,7 +156,7 @@ OPEN_TREE_CLONE = 1
 # cost each supervisor several milliseconds at start. libseccomp 2.5.4
 # knows none of the four newest.
 X86_64_SYSCALLS = {
-    "acct": 163, "bpf": 321, "chdir": 80, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227, "connect": 42, "sendto": 44,
+    "acct": 163, "bpf": 321, "chdir": 80, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227, "connect": 42, "sendto": 44, "sendmsg": 46, "sendmmsg": 307,
     "creat": 85, "delete_module": 176, "fchdir": 81, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452,
     "fchown": 93, "fchownat": 260, "file_setattr": 469, "finit_module": 313, "fremovexattr": 199,
     "fsetxattr": 190, "futimesat": 261, "init_module": 175, "io_uring_enter": 426, "io_uring_register": 427,
@@ -222,6 +229,8 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
         judged = kernel_judges_names and name != "open_by_handle_at"
         for condition in _write_intent_rules(sc, index, judged):
             _add(flt, sc.NOTIFY, name, condition)
+    for name, index in FASTOPEN_SENDS:
+        _add(flt, sc.ERRNO(errno.EOPNOTSUPP), name, sc.Arg(index, sc.MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN))
     for name, index in ADDRESSED_SENDS:
         _add(flt, sc.NOTIFY, name, sc.Arg(index, sc.NE, 0))
     for request in (TIOCSTI, TIOCLINUX) + REFUSED_IOCTLS:

@@ -22,11 +22,13 @@ made here, on that socket:
 - other families (TCP, UDP...) are connected as given; the TCP port rules
   of --allow-connect are applied here, as Landlock would in the target.
 
-Who the listener is comes from the kernel: SO_PEERPIDFD of the connection
-just made names the process that called listen(), judged by the
-supervisor's own rules (a run: a process under this sandbox's filter; a
-shell session: the same timeline as every other decision). A connection
-refused is shut down before the target gets its answer. A connect that may
+Who the listener is comes from the kernel: SO_PEERPIDFD of a connection
+names the process that called listen(), judged by the supervisor's own
+rules (a run: a process under this sandbox's filter; a shell session: the
+same timeline as every other decision). A listener not on the allow-list
+is judged on a fresh socket of the supervisor's, and only an allowed
+connection is installed in the target (_Judge): the target's socket is
+never connected to a listener not yet judged allowed. A connect that may
 wait (a blocking socket) is finished in a thread of its own, so the
 supervisor's loop never waits for a network.
 
@@ -298,7 +300,7 @@ def _unix_target(req, sock: _Target, path: bytes, op: str):
         return pinned, None
     if datagram:
         raise Denied(errno.EACCES, shown, _explained(req.sup, shown, decision.reason), op)
-    return pinned, _Judge(req, shown, errno.EACCES, op)
+    return pinned, _Judge(req, shown, errno.EACCES, op, _int(req.args[0]))
 
 
 def _explained(sup, shown: str, reason: str) -> str:
@@ -347,43 +349,143 @@ class _Tag:
 
 
 class _Judge:
-    """Judges the listener a connect has just reached, before the target
-    gets its answer. The kernel names the peer: the process that called
-    listen() on it (SO_PEERPIDFD), judged by the supervisor's own rules. A
-    socket inode is bound to one socket for its life, so the listener
-    judged is the one the pinned inode leads to. A refused connection is
-    shut down: the listener sees a connection close without a byte, the
-    target gets EACCES (EPERM for an abstract name, as Landlock's scoping
-    answers) and a socket it cannot use."""
+    """Judges the listener of a unix stream connect on a connection the
+    target never holds until it is judged allowed. A connection made on the
+    target's own socket is live at once: another thread of the target could
+    write to it (write and sendmsg are not trapped) before a refusal shut
+    it. So the supervisor connects a fresh socket of its own, of the
+    target's type, blocking mode and socket options, asks the kernel who
+    called listen() on its peer (SO_PEERPIDFD), judged by the supervisor's
+    own rules, and only an allowed connection is installed in the target
+    at its fd number (SECCOMP_ADDFD_FLAG_SETFD). The listener judged is
+    the listener of the connection installed, whatever the name leads to
+    later. A refused connection is closed without a byte, the target's
+    socket stays unconnected and gets EACCES (EPERM for an abstract name,
+    as Landlock's scoping answers)."""
 
-    def __init__(self, req, shown: str, err: int, op: str):
+    def __init__(self, req, shown: str, err: int, op: str, number: int):
         self.sup, self.tid, self.tgid = req.sup, req.tid, req.tgid
         self.shown, self.err, self.op = shown, err, op
+        self.req_id, self.number = req.id, number
 
-    def __call__(self, fd: int, threaded: bool) -> int:
-        peer = socket.socket(fileno=os.dup(fd))
+    def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool) -> int:
+        """0 when an allowed connection was installed, else the errno."""
+        theirs = socket.socket(fileno=os.dup(fd))
         try:
-            pid, pidfd = _peer_pid(peer)
-            inside = False
-            if pid > 0:
-                # From a thread of its own, the shell supervisor's state is shared.
-                lock = getattr(self.sup, "lock", None) if threaded else None
-                with lock if lock is not None else contextlib.nullcontext():
-                    inside = self.sup.listener_inside(self.tgid, pid)
-                inside = inside and _alive(pidfd)
-            if pidfd >= 0:
-                os.close(pidfd)
-            if inside:
-                return 0
-            who = f"{target.comm(pid)} (pid {pid})" if pid > 0 else None
-            decision = policy.decide_connect(allowed=None, datagram=False, listener=who, inside=False)
-            with contextlib.suppress(OSError):
-                peer.shutdown(socket.SHUT_RDWR)
-            reason = _explained(self.sup, self.shown, decision.reason)
-            self.sup.notices.record(self.tid, self.tgid, Denied(self.err, self.shown, reason, self.op))
-            return self.err
+            state = _state_error(theirs)
+            if state:
+                return state
+            fresh = _fresh_like(theirs)
         finally:
-            peer.close()
+            theirs.close()
+        try:
+            cloexec = _cloexec(self.tid, self.number)
+            err = _raw_connect(fresh.fileno(), addr)
+            if err:
+                return err  # what the target's own connect would have met
+            err = self.verdict(fresh, threaded)
+            if err:
+                return err
+            _set_fd(listener_fd, self.req_id, fresh.fileno(), self.number, cloexec)
+            return 0
+        finally:
+            fresh.close()
+
+    def verdict(self, peer: socket.socket, threaded: bool) -> int:
+        pid, pidfd = _peer_pid(peer)
+        inside = False
+        if pid > 0:
+            # From a thread of its own, the shell supervisor's state is shared.
+            lock = getattr(self.sup, "lock", None) if threaded else None
+            with lock if lock is not None else contextlib.nullcontext():
+                inside = self.sup.listener_inside(self.tgid, pid)
+            inside = inside and _alive(pidfd)
+        if pidfd >= 0:
+            os.close(pidfd)
+        if inside:
+            return 0
+        who = f"{target.comm(pid)} (pid {pid})" if pid > 0 else None
+        decision = policy.decide_connect(allowed=None, datagram=False, listener=who, inside=False)
+        reason = _explained(self.sup, self.shown, decision.reason)
+        self.sup.notices.record(self.tid, self.tgid, Denied(self.err, self.shown, reason, self.op))
+        return self.err
+
+
+# Socket options a client may set before connect that the fresh socket
+# must carry (int-valued; the buffer sizes read back doubled).
+_COPIED_INT_OPTIONS = (socket.SO_PASSCRED, 34, 76, socket.SO_PRIORITY, 36, 42, socket.SO_RCVLOWAT)  # 34 PASSSEC, 76 PASSPIDFD, 36 MARK, 42 PEEK_OFF
+_COPIED_BUFFERS = (socket.SO_SNDBUF, socket.SO_RCVBUF)
+_COPIED_STRUCTS = ((socket.SO_RCVTIMEO, 16), (socket.SO_SNDTIMEO, 16), (socket.SO_LINGER, 8))
+
+
+def _fresh_like(theirs: socket.socket) -> socket.socket:
+    """A new unix socket of the target's type, blocking mode and socket
+    options. (A name the target bound its socket to is not carried: the
+    listener sees an unnamed client.)"""
+    flags = socket.SOCK_CLOEXEC | (0 if os.get_blocking(theirs.fileno()) else socket.SOCK_NONBLOCK)
+    fresh = socket.socket(AF_UNIX, theirs.type | flags)
+    try:
+        for opt, size, default in _defaults(fresh):
+            value = theirs.getsockopt(socket.SOL_SOCKET, opt, size) if size else theirs.getsockopt(socket.SOL_SOCKET, opt)
+            if value != default:
+                fresh.setsockopt(socket.SOL_SOCKET, opt, value // 2 if opt in _COPIED_BUFFERS else value)
+    except BaseException:
+        fresh.close()
+        raise
+    return fresh
+
+
+_DEFAULTS: dict[int, list[tuple[int, int, object]]] = {}
+
+
+def _defaults(fresh: socket.socket) -> list[tuple[int, int, object]]:
+    """(option, struct size or 0, value) of a new socket of fresh's type, as
+    this kernel makes it (read once per type; options it does not know are
+    left out)."""
+    found = _DEFAULTS.get(fresh.type)
+    if found is None:
+        found = []
+        for opt in _COPIED_INT_OPTIONS + _COPIED_BUFFERS:
+            with contextlib.suppress(OSError):
+                found.append((opt, 0, fresh.getsockopt(socket.SOL_SOCKET, opt)))
+        for opt, size in _COPIED_STRUCTS:
+            found.append((opt, size, fresh.getsockopt(socket.SOL_SOCKET, opt, size)))
+        _DEFAULTS[fresh.type] = found
+    return found
+
+
+def _state_error(theirs: socket.socket) -> int:
+    """The kernel's answer to a connect on a listening (EINVAL) or
+    connected (EISCONN) stream socket, else 0: such a socket must stay
+    what it is, not be replaced."""
+    if theirs.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        return errno.EINVAL
+    try:
+        theirs.getpeername()
+        return errno.EISCONN
+    except OSError:
+        return 0
+
+
+def _cloexec(tid: int, number: int) -> bool:
+    """The close-on-exec flag of the target's fd (its fdinfo, in octal;
+    the calling thread's, whose fd table SETFD writes to)."""
+    with open(f"/proc/{tid}/fdinfo/{number}", "rb") as handle:
+        for line in handle:
+            if line.startswith(b"flags:"):
+                return bool(int(line.split()[1], 8) & os.O_CLOEXEC)
+    return False
+
+
+def _set_fd(listener_fd: int, req_id: int, srcfd: int, number: int, cloexec: bool) -> None:
+    """Put srcfd in the target at number, in place of what is there (the
+    target's own socket, unless one of its threads put something else
+    there meanwhile: then that goes, as a dup2 of the target's would)."""
+    from .seccomp import SECCOMP_ADDFD_FLAG_SETFD, SECCOMP_IOCTL_NOTIF_ADDFD, NotifAddfd
+
+    add = NotifAddfd(id=req_id, flags=SECCOMP_ADDFD_FLAG_SETFD, srcfd=srcfd, newfd=number,
+                     newfd_flags=os.O_CLOEXEC if cloexec else 0)
+    libc.ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ADDFD, ctypes.addressof(add))
 
 
 class _Call:
@@ -392,17 +494,19 @@ class _Call:
     request (a call that waits is finished in a thread)."""
 
     def __init__(self, kind: str, sock_fd: int, addr: bytes, pinned: int | None = None, *,
-                 data: bytes = b"", flags: int = 0, judge: "_Judge | None" = None):
+                 data: bytes = b"", flags: int = 0, judge: "_Judge | _Tag | None" = None):
         self.kind, self.data, self.flags, self.judge = kind, data, flags, judge
         self.fd = os.dup(sock_fd)
         self.pinned = None if pinned is None else os.dup(pinned)
         self.addr = addr if pinned is None else _proc_addr(self.pinned)
 
-    def __call__(self, threaded: bool = False) -> tuple[int, int]:
+    def __call__(self, listener_fd: int, threaded: bool = False) -> tuple[int, int]:
         if self.kind == "connect":
+            if isinstance(self.judge, _Judge):
+                return 0, self.judge.connect(self.fd, self.addr, listener_fd, threaded)
             err = _raw_connect(self.fd, self.addr)
             if self.judge is not None and err == 0:
-                err = self.judge(self.fd, threaded)
+                err = self.judge(self.fd, threaded)  # _Tag: the allowed control socket is told the caller
             return 0, err
         return _raw_sendto(self.fd, self.data, self.flags, self.addr)
 
@@ -421,7 +525,7 @@ def _finish(req, call: _Call, blocking: bool):
     ids = _needs_ids(req)
     if not blocking:
         try:
-            value, err = _call_as(ids, call)
+            value, err = _call_as(ids, lambda: call(req.sup.listener.fd))
         finally:
             call.close()
         if err:
@@ -436,14 +540,14 @@ def _finish(req, call: _Call, blocking: bool):
         try:
             if ids is not None:
                 _become(*ids)  # this thread only, and it ends here
-            value, err = call(True)
+            value, err = call(listener.fd, True)
             if err:
                 listener.fail(req_id, err)
             else:
                 listener.reply(req_id, value)
-        except OSError as error:
+        except Exception as error:  # the target must get an answer, whatever went wrong
             with contextlib.suppress(OSError):
-                listener.fail(req_id, error.errno or errno.EIO)
+                listener.fail(req_id, getattr(error, "errno", None) or errno.EIO)
         finally:
             call.close()
             os.close(listener.fd)
@@ -464,7 +568,12 @@ def h_connect(req):
             # is the supervisor's, so the same judgement is made here.
             if sock.type == socket.SOCK_DGRAM:
                 _refuse_abstract_dgram(addr, "connect")
-            judge = _Judge(req, _abstract_name(addr), errno.EPERM, "connect")
+            if os.stat(f"/proc/{req.tid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino:
+                # The judged connection is the supervisor's, made in its own
+                # network namespace: there the name would mean another
+                # socket (and whether it exists is not the target's to learn).
+                raise OSError(errno.ECONNREFUSED, "abstract name in another network namespace")
+            judge = _Judge(req, _abstract_name(addr), errno.EPERM, "connect", _int(req.args[0]))
     elif sock.family in (socket.AF_INET, socket.AF_INET6):
         _check_tcp_port(req, sock)
     return _finish(req, _Call("connect", sock.fd, addr, pinned, judge=judge), sock.blocking)
@@ -474,8 +583,12 @@ def h_sendto(req):
     """sendto with a destination (the filter sends only those): on a unix
     datagram socket the address chooses the receiver. The data is read
     once and sent from here, like the address."""
-    sock = _Target(req, 0, 4, 5, socket_first=True)
     flags = _int(req.args[3])
+    if flags & MSG_FASTOPEN:
+        # The filter refuses it when there is no address (seccomp.py); with
+        # one, the call comes here first and gets the same answer.
+        raise OSError(errno.EOPNOTSUPP, "TCP Fast Open")
+    sock = _Target(req, 0, 4, 5, socket_first=True)
     size = req.args[2]
     if sock.type == socket.SOCK_STREAM:
         size = min(size, DGRAM_MAX)  # a stream send may be partial: the caller sends the rest
@@ -489,13 +602,11 @@ def h_sendto(req):
             pinned, _ = _unix_target(req, sock, path, "sendto")  # a datagram is allowed or refused there
         elif SUN_PATH_OFFSET < len(addr) <= SOCKADDR_UN and addr[SUN_PATH_OFFSET] == 0:
             _refuse_abstract_dgram(addr, "sendto")
-    elif sock.family in (socket.AF_INET, socket.AF_INET6) and flags & MSG_FASTOPEN:
-        _check_tcp_port(req, sock)  # a connect too
     # Tried without waiting first: a datagram almost never has to wait,
     # and then no thread is needed.
     call = _Call("sendto", sock.fd, addr, pinned, data=data, flags=flags | socket.MSG_DONTWAIT)
     try:
-        value, err = _call_as(_needs_ids(req), call)
+        value, err = _call_as(_needs_ids(req), lambda: call(req.sup.listener.fd))
     except BaseException:
         call.close()
         raise
