@@ -142,6 +142,7 @@ def send(conn, reply: dict) -> None:
 def ask(request: dict, session_dir: str | None = None, timeout: float = 3.0) -> dict | None:
     """Ask the session's supervisor (None when not in a session)."""
     from .session import ENV_SESSION_DIR
+    from .sessiondir import served_by_supervisor
 
     session_dir = session_dir or os.environ.get(ENV_SESSION_DIR)
     if not session_dir:
@@ -151,6 +152,8 @@ def ask(request: dict, session_dir: str | None = None, timeout: float = 3.0) -> 
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(timeout)
             conn.connect(path)
+            if not served_by_supervisor(conn):
+                return None  # a socket planted at the name: not a session
             conn.sendall(json.dumps(request).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
