@@ -11,10 +11,11 @@ process, of a shell session and of `peninsula run`. What remains:
   session files through a directory fd it opened when it made the session
   directory (openat/renameat, O_NOFOLLOW), never through the path.
 - A socket at <root>/<id>/control.sock is used only when the process that
-  listens on it is an unfiltered process of this user (SO_PEERPIDFD, then
-  /proc/PID/status read while that pidfd says the process still lives): a
-  confined process can neither shed its seccomp filter nor start a process
-  without it, so it cannot pose as a supervisor.
+  listens on it is a process of this user with no more seccomp filters than
+  the caller (SO_PEERPIDFD, then /proc/PID/status read while that pidfd says
+  the process still lives): a confined process can neither shed its filter
+  nor start a process without it, so it cannot pose as a supervisor to an
+  unconfined caller.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ def _pidfd_pid(pidfd: int) -> int:
 
 
 def served_by_supervisor(conn: socket.socket) -> bool:
-    """Is the listener at the other end of conn an unfiltered process of this
-    user (a supervisor, or the user's own unconfined program)?"""
+    """Is the listener at the other end of conn a process of this user that is
+    not confined more than we are (a supervisor, or an unconfined program)?"""
     from .crossjudge import seccomp_filters
 
     try:
@@ -111,7 +112,10 @@ def served_by_supervisor(conn: socket.socket) -> bool:
         return False
     try:
         pid = _pidfd_pid(pidfd)
-        if uid != os.getuid() or pid <= 0 or seccomp_filters(pid) != 0:
+        # Filters only stack: a confined listener has more than any
+        # unconfined caller (none, or a container's), and cannot shed one.
+        ours, theirs = seccomp_filters(os.getpid()), seccomp_filters(pid) if pid > 0 else None
+        if uid != os.getuid() or ours is None or theirs is None or theirs > ours:
             return False
         return _pidfd_pid(pidfd) == pid  # still alive: the status read was that process's
     except (OSError, ValueError):
