@@ -32,12 +32,14 @@ in
     echo "peninsula: the devenv project root is unknown (DEVENV_ROOT=''${DEVENV_ROOT-}); refusing to run $1 unconfined" >&2
     exit 125
   fi
-  # Already inside peninsula (a `peninsula run`, or the interactive shell
-  # sandbox)? The kernel allows one seccomp listener per process tree, so a
-  # second `peninsula run` would fail (EBUSY); the supervisor above already
-  # judges this process and everything it starts. Both facts must hold: the
+  # Inside a supervised shell session, `peninsula run` hands the command to
+  # the session's supervisor, which judges it by this policy *and* the
+  # caller's (nesting), so it is used as everywhere else. Inside a plain
+  # `peninsula run` outside any session the kernel allows no second
+  # listener (EBUSY): the supervisor above judges this process and
+  # everything it starts, by its own policy only. Both facts must hold: the
   # variable says peninsula, the kernel says a seccomp filter is installed.
-  if [ -n "''${PENINSULA_SANDBOX-}''${PENINSULA_SESSION-}" ]; then
+  if [ -n "''${PENINSULA_SANDBOX-}" ] && [ -z "''${PENINSULA_SESSION_DIR-}" ]; then
     seccomp_mode=
     while IFS=$' \t:' read -r key value _; do
       if [ "$key" = Seccomp ]; then seccomp_mode=$value; fi

@@ -47,7 +47,12 @@ def probe_user_notify() -> tuple[bool, str]:
         return True, "seccomp user-notify: available, without WAIT_KILLABLE_RECV (kernel < 5.19: fast timer signals may slow the supervisor)"
     number = int(err or b"0")
     if number == errno.EBUSY:
-        return False, "seccomp user-notify: this process already runs under a notify supervisor (EBUSY): peninsula cannot nest"
+        if os.environ.get("PENINSULA_SESSION_DIR"):
+            return False, ("seccomp user-notify: this process runs under a supervised shell session's filter (EBUSY for "
+                           "a new listener): `peninsula run` here nests in the session's supervisor; other notify "
+                           "sandboxes (sandlock, nono) must be started outside the session")
+        return False, ("seccomp user-notify: this process already runs under a notify supervisor (EBUSY): peninsula "
+                       "cannot nest here; a `peninsula run` nests only inside a supervised shell session")
     return False, f"seccomp user-notify: not available ({os.strerror(number) if number else 'unknown error'})"
 
 
@@ -100,6 +105,11 @@ def in_session(session: str) -> int:
     lines.append("supervisor hot path: " + fastpath.state())
     lines.append(f"session {reply['session']}: shell pid {reply['shell_pid']}, shell is {reply['shell_state']}")
     lines.append(f"commands started here now: {reply['caller_state']}")
+    lines.append("nesting: `peninsula run` here is judged by this session's supervisor, by both its policy and the "
+                 "one above (not --unshare-*, --allow-connect/--allow-bind, --fast, --verbose); other seccomp notify "
+                 "sandboxes (sandlock, nono's supervised mode) get EBUSY from the kernel here: start them from a new "
+                 "terminal whose shell is not supervised (PENINSULA_DISABLE=1); a shell started from here stays under "
+                 "the session's filter")
     for item in reply.get("project_configs") or ():
         state = item.get("error") or ("trusted" if item["trusted"] else "NOT trusted (only its protections apply)")
         lines.append(f"project config: {item['path']}: {state}" if not item.get("error") else f"project config: {state}")

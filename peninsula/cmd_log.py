@@ -6,6 +6,7 @@ import json
 import sys
 
 from . import defaults
+from .denial_log import read_lines
 
 
 def register(sub) -> None:
@@ -17,11 +18,8 @@ def register(sub) -> None:
 
 
 def tail(path: str, count: int) -> list[str]:
-    try:
-        with open(path, "rb") as handle:
-            lines = handle.read().decode("utf-8", "replace").splitlines()
-    except FileNotFoundError:
-        return []
+    """The last count lines of the log and its rotated part."""
+    lines = read_lines(path)
     return lines[-count:] if count > 0 else []
 
 
@@ -37,7 +35,9 @@ def cmd_log(args) -> int:
             continue
         try:
             entry = json.loads(line)
-            print(f"{entry['time']}  {entry['comm']} (pid {entry['pid']}) {entry['op']} {entry['path']}: {entry['reason']}")
+            # A summary line stands for that many more of the same refusal.
+            again = f" ({entry['repeated']} more times, the last shown)" if entry.get("repeated") else ""
+            print(f"{entry['time']}  {entry['comm']} (pid {entry['pid']}) {entry['op']} {entry['path']}: {entry['reason']}{again}")
         except (ValueError, KeyError):
             print(f"(unreadable log line) {line[:200]}", file=sys.stderr)
     return 0

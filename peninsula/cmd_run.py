@@ -66,7 +66,7 @@ def register(sub) -> None:
     limits.add_argument("--limit-cpu", metavar="SECONDS", help="CPU time per process; SIGXCPU when reached")
     limits.add_argument("--limit-fsize", metavar="SIZE", help="largest file a process may write; SIGXFSZ beyond")
     limits.add_argument("--limit-nofile", metavar="N", help="open file descriptors per process")
-    limits.add_argument("--limit-nproc", metavar="N", help="processes of this user, all of them counted (not enforced for root)")
+    limits.add_argument("--limit-nproc", metavar="N", help="processes of this user, all of them counted; for root (whom RLIMIT_NPROC does not bind) tasks in the sandbox, by a pids cgroup")
     limits.add_argument("--limit-walltime", metavar="SECONDS", help="kill the command and everything it started after SECONDS; exit 124")
 
     ns = run.add_argument_group("namespaces (an unprivileged user gets a user namespace mapping only its own ids)")
@@ -91,6 +91,8 @@ def register(sub) -> None:
 
     out = run.add_argument_group("output")
     out.add_argument("--log", metavar="FILE", help="append one JSON line per denial here (default: $XDG_STATE_HOME/peninsula/denials.jsonl)")
+    out.add_argument("--log-max-size", metavar="SIZE",
+                     help="the log and its rotated part FILE.1 together stay under SIZE (default: 8M; at least 64K)")
     out.add_argument("--report", metavar="FILE", help="write the JSON result (see docs/run.md) to FILE, or - for stderr")
     out.add_argument("--quiet", "-q", action="store_true", help="do not print denial notices")
     out.add_argument("--verbose", "-v", action="store_true",
@@ -118,6 +120,7 @@ def main(args) -> int:
             best_effort=args.best_effort,
             fast=args.fast,
             log=args.log,
+            log_max_size=args.log_max_size,
             quiet=args.quiet,
             verbose=args.verbose,
             profiles=args.profile,
@@ -141,7 +144,12 @@ def main(args) -> int:
             setenv=args.setenv,
             workdir=args.workdir,
         )
-        running = box.spawn(command)
+        from .nested import NestedRun, session_for_nesting
+
+        session_dir = session_for_nesting()
+        # Under a session's filter a run of its own would get EBUSY: the
+        # session's supervisor judges it instead (nested.py).
+        running = NestedRun(box, command, session_dir) if session_dir else box.spawn(command)
     except SandboxError as err:
         if args.report:  # a report is written for every run, refused ones too
             now = time.time()

@@ -9,6 +9,7 @@ A config file holds the same options as the `peninsula run` flags:
     read_only = false                       # only the temp dirs are writable
     hardlinked_writes = false               # see policy.Policy
     log = "~/.local/state/peninsula/denials.jsonl"
+    log_max_size = "8M"                     # the log and its rotated part, together
     allow_connect = [443]                   # TCP ports (Landlock ABI 4)
     allow_bind = [8080]
     allow_socket = ["/tmp/.X11-unix/X*"]    # unix sockets a confined process may reach
@@ -49,6 +50,7 @@ class Options:
     read_only: bool = False
     hardlinked_writes: bool = False
     log: str | None = None
+    log_max_size: int | None = None  # None: denial_log.LOG_CAP_BYTES
     # network (Landlock ABI 4): TCP ports; empty for both = network untouched
     allow_connect: tuple[int, ...] = ()
     allow_bind: tuple[int, ...] = ()
@@ -101,7 +103,7 @@ _PORT_LISTS = ("allow_connect", "allow_bind")
 _BOOLS = ("read_only", "hardlinked_writes", "unshare_net", "unshare_pid", "unshare_ipc", "unshare_uts", "clear_env",
           "best_effort", "fast")
 _PATHS = ("log", "workdir")
-_SIZES = ("limit_as", "limit_fsize")
+_SIZES = ("limit_as", "limit_fsize", "log_max_size")
 _COUNTS = ("limit_cpu", "limit_nofile", "limit_nproc")
 KEYS = (
     ("description", "include") + _PATH_LISTS + _PORT_LISTS + _BOOLS + _PATHS

@@ -94,6 +94,13 @@ def _answer_control(sup, conn) -> None:
                 serve_request(sup, conn, request, fds, pidfd, state)
                 fds = []  # closed there
                 return
+            elif op in ("nest", "nest-end") and hasattr(sup, "shell_pid"):
+                from .nested import answer_nest, answer_nest_end
+                from .target import pidfd_target
+
+                caller = pidfd_target(os.getpid(), pidfd)  # the process judged at accept
+                reply = answer_nest(sup, caller, request, fds) if op == "nest" else answer_nest_end(sup, caller, request)
+                fds = []  # answer_nest closes them
             elif op == "exec" and getattr(sup, "broker", None) is not None:
                 conn.settimeout(None)
                 sup.broker.serve_exec(sup, conn, state, request, fds)

@@ -140,16 +140,12 @@ def default_log() -> str:
     return os.path.join(state_dir(), "denials.jsonl")
 
 
-def open_log(path: str) -> int | None:
-    """The denial log, opened for appending; None (and a warning) when it cannot be."""
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as err:
-        import sys
+def open_log(path: str, cap: int | None = None):
+    """The denial log (a denial_log.DenialLog, cap bytes with its rotated
+    part), opened for appending; None (and a warning) when it cannot be."""
+    from .denial_log import LOG_CAP_BYTES, DenialLog
 
-        sys.stderr.write(f"peninsula: cannot open log {path}: {err.strerror}; denials are shown but not logged\n")
-        return None
+    return DenialLog.open(path, LOG_CAP_BYTES if cap is None else cap)
 
 
 def temp_roots() -> tuple[str, ...]:

@@ -20,7 +20,7 @@ import struct
 import threading
 import time
 
-from . import caps, libc, policy, target
+from . import caps, direnvrecords, kernelorder, libc, pinned, policy, target
 from .resolve import MAX_SYMLINKS, Context, is_anonymous, is_deleted, is_symlink_at, location, reachable
 
 O_TMPFILE = 0o20000000 | os.O_DIRECTORY
@@ -111,7 +111,8 @@ class Request(Context):
         root. Nothing can be decided for it: say so once, fail closed."""
         self.validate()
         raise Denied(errno.EPERM, f"(arguments of pid {self.tgid})",
-                     "the process is not dumpable, so peninsula cannot read what it asks for", "call")
+                     "the process is not dumpable (it made itself so, as ssh-agent and gpg-agent do), so peninsula "
+                     "cannot read what it asks for; start it outside the project and use it from inside", "call")
 
     def optional_path(self, index: int) -> bytes | None:
         return None if self.args[index] == 0 else self.path(index)
@@ -124,8 +125,13 @@ class Request(Context):
         self.validate()
         return data
 
-    def check(self, where: str, op: str, err: int = errno.EACCES) -> None:
-        """Raise Denied unless the policy allows a write at where."""
+    def check(self, where: str, op: str, err: int = errno.EACCES, kernel=None) -> None:
+        """Raise Denied unless the policy allows a write at where.
+
+        kernel, when given, says what the kernel would answer were the
+        location not writable (kernelorder): its errno is what a refusal
+        returns, and a call the kernel would not have carried out is
+        answered with that errno alone, neither logged nor noticed."""
         if is_anonymous(where):
             return
         if is_deleted(where):
@@ -133,6 +139,13 @@ class Request(Context):
         tgid = self.tgid if where.startswith("/proc/") else None
         decision = policy.decide_write(self.sup.policy, where, tgid=tgid)
         if not decision.allow:
+            own_envrc = self.sup.policy.own_envrc
+            if own_envrc is not None and direnvrecords.permits(own_envrc, where, op):
+                return
+            if kernel is not None:
+                err, genuine = kernel()
+                if not genuine:
+                    raise OSError(err, "the kernel would refuse it too")
             raise Denied(err, where, decision.reason, op)
 
     def check_name(self, where: str, op: str, err: int = errno.EACCES, *, special: bool = False) -> None:
@@ -160,13 +173,14 @@ class Request(Context):
         self.placed(parent, "create or remove")
         return parent, name, where
 
-    def check_fd(self, fd: int, op: str, err: int = errno.EACCES, *, contents: bool = True, metadata: bool = False) -> str:
+    def check_fd(self, fd: int, op: str, err: int = errno.EACCES, *, contents: bool = True, metadata: bool = False,
+                 kernel=None) -> str:
         """Check the object behind a pinned fd. A regular file's contents and
         its metadata (mode, owner, times, xattrs) are shared by all its hard
         links, and the other names may be outside: refused unless the policy
         allows hard-linked writes."""
         where = self.placed(fd, op, err)
-        self.check(where, op, err)
+        self.check(where, op, err, kernel)
         if contents and not is_anonymous(where):
             info = os.fstat(fd)
             if stat.S_ISREG(info.st_mode):
@@ -330,6 +344,11 @@ def do_open(req: Request, dirfd: int, path: bytes, flags: int, mode: int, resolv
         return CONTINUE
     if not flags & O_WRITE_INTENT and (flags & O_TMPFILE) != O_TMPFILE:
         return _open_plain(req, dirfd, path, flags, mode, resolve)
+    if flags & os.O_CREAT and path.endswith(b"/") and path.rstrip(b"/").rpartition(b"/")[2] not in (b"", b".", b".."):
+        # open_last_lookups(): a create with a trailing slash, once the
+        # parent is found, is EISDIR whatever the name is.
+        req.entry(dirfd, path, resolve=resolve)
+        raise OSError(errno.EISDIR, "trailing slash on a file to create")
     cloexec = bool(flags & os.O_CLOEXEC)
     for _ in range(8):
         try:
@@ -380,23 +399,22 @@ def _open_existing(req, dirfd, path, flags, mode, resolve, op, cloexec):
     info = os.fstat(pinned)
     if exclusive:
         raise OSError(errno.EEXIST, "exists")
-    if stat.S_ISLNK(info.st_mode):
-        raise OSError(errno.ELOOP, "symlink with O_NOFOLLOW")
     source = f"/proc/self/fd/{pinned}"
-    if flags & os.O_CREAT and stat.S_ISDIR(info.st_mode):
-        raise OSError(errno.EISDIR, "O_CREAT on a directory")
     if (flags & O_TMPFILE) == O_TMPFILE:
         if not stat.S_ISDIR(info.st_mode):
             raise OSError(errno.ENOTDIR, "not a directory")
-        req.check(req.placed(pinned, op) + "/", op)
+        req.check(req.placed(pinned, op) + "/", op, kernel=lambda: kernelorder.tmpfile(pinned))
         # O_EXCL stays: it makes the file impossible to link in later.
         reopen = (flags | os.O_CLOEXEC | os.O_NOCTTY) & ~(os.O_CREAT | os.O_NOFOLLOW)
         create_mode = (mode & 0o7777) & ~req.status.umask
         _refuse_privileged(req, location(pinned) + "/", create_mode, False, op)
         with req.as_target():
             return Fd(os.open(source, reopen, create_mode), cloexec)
+    err = kernelorder.open_existing(flags, info)
+    if err:
+        raise OSError(err, "the kernel's own answer for this object")
     if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
-        req.check_fd(pinned, op)
+        req.check_fd(pinned, op, kernel=lambda: kernelorder.open_write(pinned, flags, info))
     # else O_RDONLY|O_CREAT of an existing object: a read, like any other
     if stat.S_ISCHR(info.st_mode) and info.st_rdev == os.makedev(5, 0):
         return Fd(_open_controlling_tty(req, flags), cloexec)
@@ -624,7 +642,7 @@ def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):
         else:
             parent, name, where = req.entry(parent, link, resolve=resolve, ours=True)
         link = is_symlink_at(parent, name)
-    req.check(where, op)
+    req.check(where, op, kernel=lambda: kernelorder.create(parent, name, want_dir=False))
     create_mode = (mode & 0o7777) & ~req.status.umask
     _refuse_privileged(req, where, create_mode, False, op)
     _room_for_fd(req)
@@ -643,11 +661,19 @@ def _open_create(req, dirfd, path, flags, mode, resolve, op, cloexec):
     return Fd(fd, cloexec)
 
 
+def _open_flags_first(flags: int) -> None:
+    err = kernelorder.open_flags_error(flags & 0xFFFFFFFF)
+    if err:
+        raise OSError(err, "open flags the kernel refuses")
+
+
 def h_open(req):
+    _open_flags_first(req.args[1])
     return do_open(req, libc.AT_FDCWD, req.path(0), req.args[1], req.args[2], 0, "open")
 
 
 def h_openat(req):
+    _open_flags_first(req.args[2])
     return do_open(req, req.dirfd(0), req.path(1), req.args[2], req.args[3], 0, "open")
 
 
@@ -670,6 +696,11 @@ def h_openat2(req):
         raise OSError(errno.EINVAL, "bad open_how")
     if mode and not flags & (os.O_CREAT | 0o20000000):
         raise OSError(errno.EINVAL, "mode without O_CREAT")
+    if resolve & libc.RESOLVE_BENEATH and resolve & libc.RESOLVE_IN_ROOT:
+        raise OSError(errno.EINVAL, "RESOLVE_BENEATH with RESOLVE_IN_ROOT")
+    err = kernelorder.open_flags_error(flags, mode, strict=True)
+    if err:
+        raise OSError(err, "open flags the kernel refuses")
     path = req.path(1)
     return do_open(req, req.dirfd(0), path, flags, mode, resolve, "open", strict=True)
 
@@ -695,7 +726,7 @@ def _mkdir(req, dirfd, path, mode):
         pass
     else:
         raise OSError(errno.EEXIST, "exists")
-    req.check(where, "mkdir")
+    req.check(where, "mkdir", kernel=lambda: kernelorder.create(parent, name, want_dir=True))
     req.check_name(where, "mkdir")
     with req.as_target():
         os.mkdir(name, (mode & 0o7777) & ~req.status.umask, dir_fd=parent)
@@ -772,12 +803,20 @@ def _own_terminal(req, info) -> bool:
 
 
 def _mknod(req, dirfd, path, mode, dev):
+    err = kernelorder.mknod_mode_error(mode & 0xFFFFFFFF)
+    if err:
+        raise OSError(err, "a type mknod does not make")
     parent, name, where = req.entry(dirfd, path)
-    req.check(where, "mknod")
+    req.check(where, "mknod", kernel=lambda: kernelorder.mknod(parent, name, mode, dev & 0xFFFFFFFF, req.status.fsuid))
     kind = mode & S_IFMT
     if kind in (stat.S_IFBLK, stat.S_IFCHR) and not (kind == stat.S_IFCHR and dev & 0xFFFFFFFF == 0):
         # Even in the project or /tmp: a disk's node left there lets anyone,
         # later and outside the sandbox, write the disk. (0:0 is a whiteout.)
+        err, _ = kernelorder.create(parent, name, want_dir=False)
+        if err != errno.EACCES:
+            raise OSError(err, "the kernel's answer before it asks for CAP_MKNOD")
+        if req.status.fsuid != 0:
+            raise OSError(errno.EPERM, "no CAP_MKNOD: the kernel refuses it too")
         raise Denied(errno.EPERM, where, "device nodes cannot be created in the sandbox", "mknod")
     req.check_name(where, "mknod", special=kind not in (0, stat.S_IFREG))
     mode &= 0xFFFFFFFF
@@ -816,10 +855,17 @@ def _refuse_moving_a_root(req, parent: int, name: bytes, where: str, op: str) ->
 
 def _remove(req, dirfd, path, directory):
     parent, name, where = req.entry(dirfd, path)
-    req.check(where, "rmdir" if directory else "unlink")
-    req.check_name(where, "rmdir" if directory else "unlink")
-    if directory:
-        _refuse_moving_a_root(req, parent, name, where, "rmdir")
+    req.check(where, "rmdir" if directory else "unlink",
+              kernel=lambda: kernelorder.remove(parent, name, directory=directory, fsuid=req.status.fsuid))
+    try:
+        req.check_name(where, "rmdir" if directory else "unlink")
+        if directory:
+            _refuse_moving_a_root(req, parent, name, where, "rmdir")
+    except Denied:
+        err, genuine = kernelorder.remove(parent, name, directory=directory, fsuid=req.status.fsuid)
+        if not genuine:
+            raise OSError(err, "the kernel would refuse it too") from None
+        raise
     with req.as_target():
         if directory:
             os.rmdir(name, dir_fd=parent)
@@ -853,17 +899,38 @@ def _refuse_over_protected(req, where: str, op: str) -> None:
 
 
 def _rename(req, olddir, oldpath, newdir, newpath, flags):
+    err = kernelorder.rename_flags_error(flags)
+    if err:
+        raise OSError(err, "rename flags the kernel refuses")
     old_parent, old_name, old_where = req.entry(olddir, oldpath)
     new_parent, new_name, new_where = req.entry(newdir, newpath)
-    req.check(old_where, "rename")
-    req.check(new_where, "rename")
-    _refuse_moving_a_root(req, old_parent, old_name, old_where, "rename")
-    _refuse_moving_a_root(req, new_parent, new_name, new_where, "rename")
-    decision = policy.decide_rename(req.sup.policy, old_where, new_where, bool(flags & RENAME_EXCHANGE))
-    if decision is not None and not decision.allow:
-        raise Denied(errno.EACCES, new_where, decision.reason, "rename")
-    _refuse_over_protected(req, old_where, "rename")
-    _refuse_over_protected(req, new_where, "rename")
+
+    def kernel():
+        return kernelorder.rename(old_parent, old_name, new_parent, new_name, flags, req.status.fsuid)
+
+    try:
+        req.check(old_where, "rename", kernel=kernel)
+        req.check(new_where, "rename", kernel=kernel)
+    except OSError as err:
+        if err.errno == 0:
+            return 0  # onto another name of the same inode: the kernel does nothing
+        raise
+    try:
+        _refuse_moving_a_root(req, old_parent, old_name, old_where, "rename")
+        _refuse_moving_a_root(req, new_parent, new_name, new_where, "rename")
+        decision = policy.decide_rename(req.sup.policy, old_where, new_where, bool(flags & RENAME_EXCHANGE))
+        if decision is not None and not decision.allow:
+            raise Denied(errno.EACCES, new_where, decision.reason, "rename")
+        _refuse_over_protected(req, old_where, "rename")
+        _refuse_over_protected(req, new_where, "rename")
+    except Denied:
+        # These refusals too come after the kernel's own answers.
+        err, genuine = kernel()
+        if not genuine:
+            if err == 0:
+                return 0
+            raise OSError(err, "the kernel would refuse it too") from None
+        raise
     with req.as_target():
         libc.renameat2(old_parent, old_name, new_parent, new_name, flags)
     return 0
@@ -890,20 +957,21 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
         new_parent, new_name, new_where = req.entry(newdir, newpath)
         where = req.placed(pinned, "link")
         if not (is_deleted(where) and os.fstat(pinned).st_nlink == 0):
-            req.check(where, "link")  # an O_TMPFILE file has no old place to check
+            # an O_TMPFILE file has no old place to check
+            req.check(where, "link", kernel=lambda: kernelorder.link(pinned, True, new_parent, new_name, req.status.fsuid))
             req.check_name(where, "link")
-        req.check(new_where, "link")
+        req.check(new_where, "link", kernel=lambda: kernelorder.link(pinned, False, new_parent, new_name, req.status.fsuid))
         req.check_name(new_where, "link")
         with req.as_target():
             libc.linkat(libc.AT_FDCWD, f"/proc/self/fd/{pinned}".encode(), new_parent, new_name, libc.AT_SYMLINK_FOLLOW)
         return 0
     if oldpath == b"":
         raise OSError(errno.ENOENT, "empty path")
-    req.pin(olddir, oldpath, follow=False)  # for its errors (ENOENT, ELOOP, ENOTDIR...)
+    old = req.pin(olddir, oldpath, follow=False)  # its errors (ENOENT, ELOOP, ENOTDIR...) first
     old_parent, old_name, old_where = req.entry(olddir, oldpath)
     new_parent, new_name, new_where = req.entry(newdir, newpath)
-    req.check(old_where, "link")
-    req.check(new_where, "link")
+    req.check(old_where, "link", kernel=lambda: kernelorder.link(old, True, new_parent, new_name, req.status.fsuid))
+    req.check(new_where, "link", kernel=lambda: kernelorder.link(old, False, new_parent, new_name, req.status.fsuid))
     req.check_name(old_where, "link")
     req.check_name(new_where, "link")
     with req.as_target():
@@ -919,9 +987,16 @@ def h_linkat(req):
     return _link(req, req.dirfd(0), req.path(1), req.dirfd(2), req.path(3), _int(req.args[4]))
 
 
+def _symlink_text(req, index: int) -> bytes:
+    text = req.path(index)
+    if text == b"":
+        raise OSError(errno.ENOENT, "empty symlink text")  # getname() of the text comes first
+    return text
+
+
 def _symlink(req, text, newdir, newpath):
     parent, name, where = req.entry(newdir, newpath)
-    req.check(where, "symlink")
+    req.check(where, "symlink", kernel=lambda: kernelorder.create(parent, name, want_dir=False))
     req.check_name(where, "symlink")
     _refuse_over_protected(req, where, "symlink")
     with req.as_target():
@@ -930,11 +1005,11 @@ def _symlink(req, text, newdir, newpath):
 
 
 def h_symlink(req):
-    return _symlink(req, req.path(0), libc.AT_FDCWD, req.path(1))
+    return _symlink(req, _symlink_text(req, 0), libc.AT_FDCWD, req.path(1))
 
 
 def h_symlinkat(req):
-    return _symlink(req, req.path(0), req.dirfd(1), req.path(2))
+    return _symlink(req, _symlink_text(req, 0), req.dirfd(1), req.path(2))
 
 
 # -- metadata and contents of existing objects ---------------------------------
@@ -948,17 +1023,18 @@ def _object(req, dirfd, path, flags, *, allow_empty=True):
 
 
 def _truncate(req, pinned, length):
-    req.check_fd(pinned, "truncate")
-    if length < 0:
-        raise OSError(errno.EINVAL, "negative length")
+    req.check_fd(pinned, "truncate", kernel=lambda: kernelorder.truncate(pinned, os.fstat(pinned)))
     with req.as_target():
         os.truncate(f"/proc/self/fd/{pinned}", length)
     return 0
 
 
 def h_truncate(req):
+    length = ctypes.c_int64(req.args[1]).value
+    if length < 0:
+        raise OSError(errno.EINVAL, "negative length")  # before the path, as do_sys_truncate()
     pinned = req.pin(libc.AT_FDCWD, req.path(0), follow=True)
-    return _truncate(req, pinned, ctypes.c_int64(req.args[1]).value)
+    return _truncate(req, pinned, length)
 
 
 def _privileged_mode(mode: int, is_dir: bool) -> bool:
@@ -975,7 +1051,10 @@ def _refuse_privileged(req, where: str, mode: int, is_dir: bool, op: str) -> Non
 
 
 def _chmod(req, pinned, mode):
-    where = req.check_fd(pinned, "chmod", errno.EPERM, metadata=True)
+    if stat.S_ISLNK(os.fstat(pinned).st_mode):
+        raise OSError(errno.EOPNOTSUPP, "chmod of a symlink")  # notify_change(), before ownership
+    where = req.check_fd(pinned, "chmod", errno.EPERM, metadata=True,
+                         kernel=lambda: kernelorder.chmod(pinned, req.status.fsuid))
     _refuse_privileged(req, where, mode, stat.S_ISDIR(os.fstat(pinned).st_mode), "chmod")
     with req.as_target():
         try:
@@ -1005,12 +1084,23 @@ def h_fchmodat2(req):
     return _chmod(req, _object(req, req.dirfd(0), path, flags), req.args[2])
 
 
+def _fd_only(req, index: int) -> int:
+    """The object behind a target's fd for a call that takes an fd alone:
+    an O_PATH fd is no fd to such a call (EBADF)."""
+    fd = req.dirfd(index)
+    if fd >= 0 and kernelorder.fd_is_path_only(req.tid, fd):
+        raise OSError(errno.EBADF, "an O_PATH fd")
+    return req.fd_object(fd)
+
+
 def h_fchmod(req):
-    return _chmod(req, req.fd_object(req.dirfd(0)), req.args[1])
+    return _chmod(req, _fd_only(req, 0), req.args[1])
 
 
 def _chown(req, pinned, uid, gid):
-    req.check_fd(pinned, "chown", errno.EPERM, metadata=True)
+    st = req.status
+    req.check_fd(pinned, "chown", errno.EPERM, metadata=True,
+                 kernel=lambda: kernelorder.chown(pinned, uid, gid, st.fsuid, st.groups))
     with req.as_target():
         libc.fchownat(pinned, b"", uid, gid, libc.AT_EMPTY_PATH)
     return 0
@@ -1032,11 +1122,17 @@ def h_fchownat(req):
 
 
 def h_fchown(req):
-    return _chown(req, req.fd_object(req.dirfd(0)), req.args[1], req.args[2])
+    return _chown(req, _fd_only(req, 0), req.args[1], req.args[2])
 
 
-def _utimens(req, pinned, times):
-    req.check_fd(pinned, "utimes", errno.EPERM, metadata=True)
+def _utimens(req, pinned, pairs):
+    """pairs: ((atime sec, nsec), (mtime sec, nsec)), or None for now."""
+    err = kernelorder.times_error(pairs)
+    if err:
+        raise OSError(err, "nanoseconds out of range")
+    req.check_fd(pinned, "utimes", errno.EPERM, metadata=True,
+                 kernel=lambda: kernelorder.utimes(pinned, pairs, req.status.fsuid))
+    times = None if pairs is None else _timespecs(pairs)
     with req.as_target():
         libc.utimensat(pinned, b"", times, libc.AT_EMPTY_PATH)
     return 0
@@ -1048,18 +1144,22 @@ def _timespecs(pairs):
 
 def h_utimensat(req):
     flags = _int(req.args[3])
-    if flags & ~(libc.AT_SYMLINK_NOFOLLOW | libc.AT_EMPTY_PATH):
-        raise OSError(errno.EINVAL, "bad flags")
-    times = None
+    pairs = None
     if req.args[2]:
         secs = struct.unpack("=qqqq", req.memory(req.args[2], 32))
-        times = _timespecs(((secs[0], secs[1]), (secs[2], secs[3])))
+        pairs = ((secs[0], secs[1]), (secs[2], secs[3]))
+        if secs[1] == secs[3] == kernelorder.UTIME_OMIT:
+            return 0  # nothing to do: the kernel looks at nothing else, not even the path
+    if flags & ~(libc.AT_SYMLINK_NOFOLLOW | libc.AT_EMPTY_PATH):
+        raise OSError(errno.EINVAL, "bad flags")
     path = req.optional_path(1)
     if path is None:
-        pinned = req.fd_object(req.dirfd(0))  # futimens(fd, times)
+        if flags:
+            raise OSError(errno.EINVAL, "flags with no path")
+        pinned = _fd_only(req, 0)  # futimens(fd, times)
     else:
         pinned = _object(req, req.dirfd(0), path, flags)
-    return _utimens(req, pinned, times)
+    return _utimens(req, pinned, pairs)
 
 
 def _timevals(req, addr):
@@ -1068,27 +1168,27 @@ def _timevals(req, addr):
     sec0, usec0, sec1, usec1 = struct.unpack("=qqqq", req.memory(addr, 32))
     if not (0 <= usec0 < 1_000_000 and 0 <= usec1 < 1_000_000):
         raise OSError(errno.EINVAL, "bad timeval")
-    return _timespecs(((sec0, usec0 * 1000), (sec1, usec1 * 1000)))
+    return (sec0, usec0 * 1000), (sec1, usec1 * 1000)
 
 
 def h_utimes(req):
-    times = _timevals(req, req.args[1])
-    return _utimens(req, req.pin(libc.AT_FDCWD, req.path(0), follow=True), times)
+    pairs = _timevals(req, req.args[1])
+    return _utimens(req, req.pin(libc.AT_FDCWD, req.path(0), follow=True), pairs)
 
 
 def h_futimesat(req):
-    times = _timevals(req, req.args[2])
+    pairs = _timevals(req, req.args[2])
     path = req.optional_path(1)
-    pinned = req.fd_object(req.dirfd(0)) if path is None else req.pin(req.dirfd(0), path, follow=True)
-    return _utimens(req, pinned, times)
+    pinned = _fd_only(req, 0) if path is None else req.pin(req.dirfd(0), path, follow=True)
+    return _utimens(req, pinned, pairs)
 
 
 def h_utime(req):
-    times = None
+    pairs = None
     if req.args[1]:
         actime, modtime = struct.unpack("=qq", req.memory(req.args[1], 16))
-        times = _timespecs(((actime, 0), (modtime, 0)))
-    return _utimens(req, req.pin(libc.AT_FDCWD, req.path(0), follow=True), times)
+        pairs = (actime, 0), (modtime, 0)
+    return _utimens(req, req.pin(libc.AT_FDCWD, req.path(0), follow=True), pairs)
 
 
 def _xattr_name(req, index):
@@ -1105,12 +1205,18 @@ def _xattr_name(req, index):
 
 
 def _setxattr(req, pinned, name, value, flags, op):
-    where = req.check_fd(pinned, op, errno.EPERM, metadata=True)
+    fsuid = req.status.fsuid
+    where = req.check_fd(pinned, op, errno.EPERM, metadata=True,
+                         kernel=lambda: kernelorder.xattr(pinned, name, value is None, flags, fsuid))
     if value is not None and name == b"security.capability":
+        if fsuid != 0:
+            raise OSError(errno.EPERM, "no CAP_SETFCAP: the kernel refuses it too")
         # file capabilities make a program privileged for whoever runs it later
         raise Denied(errno.EPERM, where, "file capabilities cannot be set in the sandbox", op)
     if stat.S_ISLNK(os.fstat(pinned).st_mode):
-        raise OSError(errno.EPERM, "xattr on a symlink")
+        # user.* never goes on a symlink; a name no handler takes is EOPNOTSUPP
+        known = name.startswith((b"user.", b"trusted.", b"security.", b"system."))
+        raise OSError(errno.EPERM if known else errno.EOPNOTSUPP, "xattr on a symlink")
     with req.as_target():
         if value is None:
             os.removexattr(f"/proc/self/fd/{pinned}", name)
@@ -1125,56 +1231,84 @@ def _xattr_value(req, addr, size):
     return req.memory(addr, size) if size else b""
 
 
-def _set_common(req, pinned, name_index, value_index, size_index, flags_index, op):
-    name = _xattr_name(req, name_index)
-    value = _xattr_value(req, req.args[value_index], req.args[size_index])
-    return _setxattr(req, pinned, name, value, _int(req.args[flags_index]), op)
+def _xattr_args(req, name_addr_index: int, value_addr: int, size: int, flags: int):
+    """setxattr_copy(): flags, name and value are checked, in this order,
+    before the path is even looked at."""
+    if flags & ~(kernelorder.XATTR_CREATE | kernelorder.XATTR_REPLACE):
+        raise OSError(errno.EINVAL, "bad xattr flags")
+    name = _xattr_name(req, name_addr_index)
+    return name, _xattr_value(req, value_addr, size), flags
+
+
+def _set_args(req):
+    """(name, value, flags) of setxattr, lsetxattr and fsetxattr."""
+    return _xattr_args(req, 1, req.args[2], req.args[3], _int(req.args[4]))
 
 
 def h_setxattr(req):
+    name, value, flags = _set_args(req)
     pinned = req.pin(libc.AT_FDCWD, req.path(0), follow=True)
-    return _set_common(req, pinned, 1, 2, 3, 4, "setxattr")
+    return _setxattr(req, pinned, name, value, flags, "setxattr")
 
 
 def h_lsetxattr(req):
+    name, value, flags = _set_args(req)
     pinned = req.pin(libc.AT_FDCWD, req.path(0), follow=False)
-    return _set_common(req, pinned, 1, 2, 3, 4, "setxattr")
+    return _setxattr(req, pinned, name, value, flags, "setxattr")
 
 
 def h_fsetxattr(req):
-    return _set_common(req, req.fd_object(req.dirfd(0)), 1, 2, 3, 4, "setxattr")
+    name, value, flags = _set_args(req)
+    pinned = _fd_only(req, 0)
+    return _setxattr(req, pinned, name, value, flags, "setxattr")
 
 
 def h_removexattr(req):
+    name = _xattr_name(req, 1)
     pinned = req.pin(libc.AT_FDCWD, req.path(0), follow=True)
-    return _setxattr(req, pinned, _xattr_name(req, 1), None, 0, "removexattr")
+    return _setxattr(req, pinned, name, None, 0, "removexattr")
 
 
 def h_lremovexattr(req):
+    name = _xattr_name(req, 1)
     pinned = req.pin(libc.AT_FDCWD, req.path(0), follow=False)
-    return _setxattr(req, pinned, _xattr_name(req, 1), None, 0, "removexattr")
+    return _setxattr(req, pinned, name, None, 0, "removexattr")
 
 
 def h_fremovexattr(req):
-    return _setxattr(req, req.fd_object(req.dirfd(0)), _xattr_name(req, 1), None, 0, "removexattr")
+    name = _xattr_name(req, 1)
+    return _setxattr(req, _fd_only(req, 0), name, None, 0, "removexattr")
+
+
+def _at_flags(req, index: int) -> int:
+    flags = _int(req.args[index])
+    if flags & ~(libc.AT_SYMLINK_NOFOLLOW | libc.AT_EMPTY_PATH):
+        raise OSError(errno.EINVAL, "bad flags")
+    return flags
 
 
 def h_setxattrat(req):
-    flags = _int(req.args[2])
-    path = req.optional_path(1) or b""
-    pinned = _object(req, req.dirfd(0), path, flags)
+    flags = _at_flags(req, 2)
     if req.args[5] < 16:
         raise OSError(errno.EINVAL, "xattr_args too small")
-    value_addr, size, xflags = struct.unpack("=QII", req.memory(req.args[4], 16))
-    name = _xattr_name(req, 3)
-    return _setxattr(req, pinned, name, _xattr_value(req, value_addr, size), xflags, "setxattr")
+    if req.args[5] > 4096:
+        raise OSError(errno.E2BIG, "xattr_args too big")
+    raw = req.memory(req.args[4], req.args[5])
+    if any(raw[16:]):
+        raise OSError(errno.E2BIG, "unknown xattr_args fields")
+    value_addr, size, xflags = struct.unpack_from("=QII", raw)
+    name, value, xflags = _xattr_args(req, 3, value_addr, size, xflags)
+    path = req.optional_path(1) or b""
+    pinned = _object(req, req.dirfd(0), path, flags)
+    return _setxattr(req, pinned, name, value, xflags, "setxattr")
 
 
 def h_removexattrat(req):
-    flags = _int(req.args[2])
+    flags = _at_flags(req, 2)
+    name = _xattr_name(req, 3)
     path = req.optional_path(1) or b""
     pinned = _object(req, req.dirfd(0), path, flags)
-    return _setxattr(req, pinned, _xattr_name(req, 3), None, 0, "removexattr")
+    return _setxattr(req, pinned, name, None, 0, "removexattr")
 
 
 # -- inode flags through ioctl --------------------------------------------------
@@ -1226,12 +1360,28 @@ def _their_file(req, fd: int) -> int:
 # -- other processes -----------------------------------------------------------
 
 
-def _descendant(req, pid, op):
+def _descendant(req, pid, op, ptrace_request=None):
     if pid <= 0:
         raise OSError(errno.ESRCH, "no such process")
+    # Judged on the process pinned by a pidfd, never on whatever holds the
+    # pid later (see pinned).
+    pidfd = req.keep(pinned.pin(pid))
     decision = policy.decide_trace(req.tgid, target.ancestry(pid))
     if not decision.allow:
         raise Denied(errno.EPERM, f"pid {pid} ({target.comm(pid)})", decision.reason, op)
+    if not pinned.running(pidfd):
+        raise OSError(pinned.exited_errno(ptrace_request), "the target exited during the decision")
+    req.validate()
+    return CONTINUE
+
+
+def h_seccomp(req):
+    """A second notify listener asked for (only that is trapped): the kernel
+    answers EBUSY, since one listener per filter chain is allowed; the
+    flags are registers, so letting the kernel answer decides nothing."""
+    from .nested import tell_listener_refused
+
+    tell_listener_refused(req)
     return CONTINUE
 
 
@@ -1244,7 +1394,7 @@ def h_ptrace(req):
             raise Denied(errno.EPERM, f"pid {req.tgid} ({target.comm(req.tgid)})",
                          "its parent is peninsula, which is not a debugger", "ptrace")
         return CONTINUE
-    return _descendant(req, _int(req.args[1]), "ptrace")
+    return _descendant(req, _int(req.args[1]), "ptrace", req.args[0])
 
 
 def h_process_vm_writev(req):

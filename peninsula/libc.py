@@ -7,6 +7,7 @@ the kernel's errno, like the os module does.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -49,8 +50,16 @@ class OpenHow(ctypes.Structure):
 
 def openat2(dirfd: int, path: bytes, flags: int, mode: int = 0, resolve: int = 0) -> int:
     how = OpenHow(flags, mode, resolve)
-    ctypes.set_errno(0)
-    return _check(_syscall(NR_OPENAT2, dirfd, path, ctypes.byref(how), ctypes.sizeof(how)))
+    # Under RESOLVE_BENEATH or RESOLVE_IN_ROOT a ".." walked while anything
+    # on the system is renamed gives EAGAIN ("retry"): the supervisor walks
+    # a target's path in several steps, so it retries rather than hand the
+    # target an EAGAIN its own single walk would hardly ever see.
+    for _ in range(16 if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) and not resolve & RESOLVE_CACHED else 1):
+        ctypes.set_errno(0)
+        result = _syscall(NR_OPENAT2, dirfd, path, ctypes.byref(how), ctypes.sizeof(how))
+        if result >= 0 or ctypes.get_errno() != errno.EAGAIN:
+            break
+    return _check(result)
 
 
 def renameat2(olddirfd: int, old: bytes, newdirfd: int, new: bytes, flags: int) -> None:

@@ -102,6 +102,7 @@ class Policy:
     hardlinked_writes: allow opening for write a regular file that has more
                than one name. Off by default: the other names may lie outside
                the writable roots, and nothing tells where.
+    own_envrc: see below; None where no direnv project is confined.
     """
 
     writable: tuple[str, ...]
@@ -109,6 +110,9 @@ class Policy:
     hardlinked_writes: bool = False
     # Tool state files: writable for their contents, see StateAllowance.
     state: tuple[StateAllowance, ...] = ()
+    # The confined project's .envrc: direnv's allow and deny records of it
+    # (and of it alone) may be written (direnvrecords.py).
+    own_envrc: str | None = None
     # Where each writable root or protection came from, for messages.
     origins: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     # Lookup tables derived from the fields above: every trapped write asks.
@@ -131,6 +135,34 @@ class Policy:
                 plain[text] = position  # a later duplicate wins
         object.__setattr__(self, "_plain_protect", plain)
         object.__setattr__(self, "_glob_protect", tuple(reversed(globs)))
+
+@dataclass(frozen=True)
+class Both:
+    """The intersection of two policies: a write is allowed only where both
+    allow it. A `peninsula run` nested in a supervised session is judged by
+    Both(the caller's policy, the run's own): never laxer than the caller,
+    as strict as asked. Either side may itself be a Both (runs nest)."""
+
+    outer: "Policy | Both"
+    inner: "Policy | Both"
+
+    @property
+    def hardlinked_writes(self) -> bool:
+        return self.outer.hardlinked_writes and self.inner.hardlinked_writes
+
+    @property
+    def writable(self) -> tuple[str, ...]:
+        """For display (status): each root of one side that lies beneath a
+        root of the other. decide_write is the authority, not this list."""
+        a, b = self.outer.writable, self.inner.writable
+        return tuple(dict.fromkeys([r for r in a if any(is_beneath(r, s) for s in b)]
+                                   + [s for s in b if any(is_beneath(s, r) for r in a)]))
+
+    @property
+    def protected(self) -> tuple[str, ...]:
+        """For display: the protections of both sides."""
+        return tuple(dict.fromkeys(self.outer.protected + self.inner.protected))
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -205,6 +237,14 @@ def own_proc_entry(path: str, tgid: int) -> bool:
 
 def decide_write(policy: Policy, path: str, *, tgid: int | None = None) -> Decision:
     """May a confined process create, modify or remove the object at path?"""
+    if isinstance(policy, Both):
+        outer = decide_write(policy.outer, path, tgid=tgid)
+        if not outer.allow:
+            return outer
+        inner = decide_write(policy.inner, path, tgid=tgid)
+        if not inner.allow:
+            return Decision(False, f"{inner.reason} of this nested run", inner.rule)
+        return inner
     if not path.startswith("/") or "\0" in path:
         return Decision(False, "not an absolute path")
     if tgid is not None and own_proc_entry(path, tgid):
@@ -287,7 +327,13 @@ def decide_rename(policy: Policy, old: str, new: str, exchange: bool) -> Decisio
 
 def writable_root(policy: Policy, path: str, chain: list[str] | None = None) -> str | None:
     """The longest writable root containing path. A root with glob
-    characters matches whole paths only (fish_history.* temp files)."""
+    characters matches whole paths only (fish_history.* temp files).
+    Under Both, the deeper of the two sides' roots, or None unless both have one."""
+    if isinstance(policy, Both):
+        outer, inner = writable_root(policy.outer, path, chain), writable_root(policy.inner, path, chain)
+        if outer is None or inner is None:
+            return None
+        return outer if len(outer) >= len(inner) else inner
     best = None
     plain = policy._plain_writable
     for probe in chain or ancestors(path):  # deepest first: the first hit is the longest

@@ -69,8 +69,19 @@ def direnv_allowed(envrc: str) -> bool:
 
     Not only its current content: a confined process may edit or delete
     .envrc (that is allowed), and that must not make the project stop being
-    one. direnv keeps a record per allowed content, naming the file."""
-    return envrc in _recorded_paths(os.path.join(data_dir(), "direnv", "allow"))
+    one. direnv keeps a record per allowed content, naming the file. A deny
+    record counts too: `direnv deny` inside the project (allowed, see
+    direnvrecords.py) removes the allow record, and must not end the
+    project either; before removing it the supervisor keeps a record of its
+    own (kept_dir)."""
+    base = os.path.join(data_dir(), "direnv")
+    return any(envrc in _recorded_paths(d) for d in (os.path.join(base, "allow"), os.path.join(base, "deny"), kept_dir()))
+
+
+def kept_dir() -> str:
+    """peninsula's records of .envrc files whose allow record was removed
+    from inside their project (direnvrecords.py): each stays a project."""
+    return os.path.join(data_dir(), "peninsula", "direnv-projects")
 
 
 def ever_trusted(config_path: str) -> bool:
@@ -212,6 +223,7 @@ def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[st
         protected=tuple(_canonical(p) for p in protected),
         hardlinked_writes=hardlinked,
         state=defaults.state_allowances(),
+        own_envrc=os.path.join(root, ".envrc"),
     )
     return pol, notices
 

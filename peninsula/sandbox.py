@@ -168,6 +168,7 @@ class Sandbox:
         read_only: bool = False,
         hardlinked_writes: bool = False,
         log: str | None = None,
+        log_max_size=None,
         quiet: bool = False,
         verbose: bool = False,
         workdir: str | None = None,
@@ -215,6 +216,7 @@ class Sandbox:
             read_only=read_only,
             hardlinked_writes=hardlinked_writes,
             log=log,
+            log_max_size=_check(log_max_size, parse_size, "--log-max-size") if log_max_size is not None else None,
             allow_connect=tuple(_check(p, parse_port, "--allow-connect") for p in allow_connect),
             allow_bind=tuple(_check(p, parse_port, "--allow-bind") for p in allow_bind),
             allow_socket=tuple(os.path.abspath(os.path.expanduser(p)) for p in allow_socket),
@@ -344,6 +346,10 @@ class Sandbox:
             raise SandboxError("--keep-env only makes sense with --clear-env (without it every variable is kept)")
         if opts.workdir is not None and not os.path.isdir(opts.workdir):
             raise SandboxError(f"--workdir {opts.workdir}: not a directory")
+        from .denial_log import LOG_CAP_MIN
+
+        if opts.log_max_size is not None and opts.log_max_size < LOG_CAP_MIN:
+            raise SandboxError(f"--log-max-size {opts.log_max_size}: below the least useful cap, {LOG_CAP_MIN // 1024}K")
         for name, which, value in self.limits():
             _soft, hard = resource.getrlimit(which)
             if os.geteuid() != 0 and hard != resource.RLIM_INFINITY and value > hard:
@@ -366,7 +372,22 @@ class Sandbox:
             raise SandboxError(f"{err.filename}: allowed as writable but missing, and it cannot be created: "
                                f"{err.strerror}") from None
         log_path = self.options.log or defaults.default_log()
-        return Running(self, list(argv), pol, log_path)
+        return Running(self, list(argv), pol, log_path, self.pids_cgroup())
+
+    def pids_cgroup(self):
+        """For --limit-nproc where RLIMIT_NPROC does not bind (root): a
+        pids cgroup (pidslimit), or a refusal that says why; else None."""
+        from . import pidslimit
+
+        limit = self.options.limit_nproc
+        if limit is None or not pidslimit.rlimit_nproc_ignored():
+            return None
+        try:
+            return pidslimit.PidsCgroup(limit)
+        except pidslimit.PidsLimitError as err:
+            raise SandboxError(f"--limit-nproc {limit}: the kernel does not apply RLIMIT_NPROC to root (nor to "
+                               f"CAP_SYS_RESOURCE/CAP_SYS_ADMIN) and no pids cgroup can be made here ({err}); "
+                               "run as a plain user or without --limit-nproc") from None
 
 
 class Running:
@@ -380,8 +401,9 @@ class Running:
     poll() -> Result or None without blocking.
     """
 
-    def __init__(self, box: Sandbox, argv: list[str], pol: policy.Policy, log_path: str):
+    def __init__(self, box: Sandbox, argv: list[str], pol: policy.Policy, log_path: str, pids_cgroup=None):
         self.box = box
+        self.pids_cgroup = pids_cgroup  # removed once the run is over
         self.argv = argv
         self.start = time.time()
         self._t0 = time.monotonic()
@@ -389,9 +411,10 @@ class Running:
         libc.prctl_set_child_subreaper()
         result_r, result_w = os.pipe()
         info_r, info_w = os.pipe()
-        log_fd = defaults.open_log(log_path)
+        log_fd = defaults.open_log(log_path, box.options.log_max_size)
         stderr_fd = box.stderr.fileno() if hasattr(box.stderr, "fileno") else 2
         plan = _Plan(box, argv, pol)
+        plan.pids_procs_fd = pids_cgroup.procs_fd if pids_cgroup is not None else None
         self.supervisor_pid = os.fork()
         if self.supervisor_pid == 0:
             os.close(result_r)
@@ -408,7 +431,9 @@ class Running:
         os.close(result_w)
         os.close(info_w)
         if log_fd is not None:
-            os.close(log_fd)
+            log_fd.close()
+        if pids_cgroup is not None:
+            pids_cgroup.close_fd()
         self._result_r = result_r
         line = _read_line(info_r)
         self.pid = int(line) if line.strip().isdigit() and int(line) > 0 else None
@@ -440,6 +465,8 @@ class Running:
         os.close(self._result_r)
         _, status = os.waitpid(self.supervisor_pid, 0)
         self._result = Result(**json.loads(data)) if data else self._supervisor_died(status)
+        if self.pids_cgroup is not None:
+            self.pids_cgroup.remove()
         return self._result
 
     def _supervisor_died(self, status: int) -> Result:
@@ -483,6 +510,7 @@ class _Plan:
         self.limits = box.limits()
         self.walltime = box.options.limit_walltime
         self.cwd = box.options.workdir or os.getcwd()
+        self.pids_procs_fd: int | None = None  # the pids cgroup's cgroup.procs (root's --limit-nproc)
 
 
 def _read_line(fd: int) -> bytes:
@@ -822,9 +850,8 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     if child == 0:
         parent_sock.close()
         os.close(exec_r)
-        for fd in (result_w, info_w, log_fd):
-            if fd is not None:
-                os.close(fd)
+        for fd in (result_w, info_w, *(log_fd.fds() if log_fd is not None else ())):
+            os.close(fd)
         _command_main(plan, program, child_sock, exec_w, ns_fds)
     for fd in ns_fds.values():
         os.close(fd)
@@ -959,6 +986,15 @@ def _exec_command(plan: _Plan, exec_w: int) -> None:
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
                     signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)
+        if plan.pids_procs_fd is not None:
+            from .pidslimit import join
+
+            try:
+                join(plan.pids_procs_fd)
+            except OSError as err:
+                os.write(exec_w, f"rlimit limit_nproc {plan.box.options.limit_nproc} cannot join the pids cgroup: "
+                                 f"{err.strerror}".encode("utf-8", "replace"))
+                return
         for name, which, value in plan.limits:
             # CPU: SIGXCPU at the soft limit, SIGKILL a second later if it is
             # caught or ignored (soft = hard would be SIGKILL at once).

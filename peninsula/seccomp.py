@@ -159,7 +159,7 @@ X86_64_SYSCALLS = {
     "fsconfig": 431, "fsmount": 432, "fsopen": 430, "fspick": 433, "open_tree": 428, "open_tree_attr": 467,
     "pivot_root": 155, "umount2": 166, "open": 2, "open_by_handle_at": 304, "openat": 257,
     "openat2": 437, "pidfd_getfd": 438, "process_vm_writev": 311, "ptrace": 101, "quotactl": 179,
-    "quotactl_fd": 443, "reboot": 169, "removexattr": 197, "removexattrat": 466, "rename": 82,
+    "quotactl_fd": 443, "reboot": 169, "seccomp": 317, "removexattr": 197, "removexattrat": 466, "rename": 82,
     "renameat": 264, "renameat2": 316, "rmdir": 84, "setns": 308, "settimeofday": 164, "setxattr": 188, "setxattrat": 463, "swapoff": 168, "swapon": 167,
     "symlink": 88, "symlinkat": 266, "truncate": 76, "unlink": 87, "unlinkat": 263, "userfaultfd": 323,
     "utime": 132, "utimensat": 280, "utimes": 235,
@@ -231,6 +231,10 @@ def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False
         _add(flt, sc.NOTIFY, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
     for name, err in REFUSED:
         _add(flt, sc.ERRNO(err), name)
+    # Another notify sandbox starting inside this one: the kernel refuses its
+    # listener (EBUSY) whatever we answer; we see it only to say why.
+    _add(flt, sc.NOTIFY, "seccomp", sc.Arg(0, sc.EQ, SECCOMP_SET_MODE_FILTER),
+         sc.Arg(1, sc.MASKED_EQ, SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_NEW_LISTENER))
     if trap_chdir:
         for name in CHDIR_TRAPS:
             _add(flt, sc.NOTIFY, name)

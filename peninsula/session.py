@@ -220,9 +220,8 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
         our_zygote_sock.close()
         parent_sock.close()
         helper.close()
-        for fd in (result_w, log_fd):
-            if fd is not None:
-                os.close(fd)
+        for fd in (result_w, *(log_fd.fds() if log_fd is not None else ())):
+            os.close(fd)
         zygote_main(zygote_sock, roots, program)
     zygote_sock.close()
     from .supervisor import DenialNotices
@@ -234,6 +233,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
         return setup_failed(msg.decode("utf-8", "replace").removeprefix("error "))
     stream = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
     from .hints import shell_hint
+    from .nested import tally
 
     class ShellNotices(DenialNotices):
         """Hints for the shell; a joined command's notices go to its caller's stderr."""
@@ -245,6 +245,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
             self.local.fd = fd
             try:
                 super().record(tid, tgid, denied)
+                tally(sup, tgid, denied)  # for a nested run's report
             finally:
                 self.local.fd = None
                 if fd is not None:

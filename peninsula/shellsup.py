@@ -16,6 +16,8 @@ import threading
 from . import defaults, emulate, fastpath, lineage, target
 from .config import ConfigError
 from .project import PROJECT_CONFIGS, Project, find_project, project_configs, project_policy, strict_policy
+from .nested import NestedState
+from .nested import policy_of as nested_policy
 from .resolve import location
 from .session import PING_PATH, last_pid, now_tick
 from .policy import is_beneath
@@ -26,6 +28,7 @@ from .userconfig import UserConfig, load_user_config
 MAX_ANSWERS = 8192
 MAX_TAGGED = 64
 IOCTL = 16
+NR_SECCOMP = 317
 
 
 def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int, session_dir: str, verbose: bool,
@@ -44,6 +47,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.conf = conf
             self.conf_mtime = _mtime(conf.source)
             self.shell_pid = shell_pid
+            self.session_top = os.getppid()  # `peninsula shell`, the subreaper of the session's orphans
             self.session_dir = session_dir
             # The whole session root: a confined process that renamed or
             # replaced it (or any session in it) would aim the supervisors'
@@ -72,6 +76,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.control_token = secrets.token_hex(16).encode()
             self.tagged_callers: dict[bytes, int] = {}  # nonce -> pidfd of the caller (sockets._Tag)
             self.tagged_lock = threading.Lock()
+            # The head of each nested run (nested.py) -> its command's state;
+            # each nested command -> its tally.
+            self.nest_heads: dict[tuple[int, int], NestedState] = {}
+            self.nests: dict = {}
             self.lock = threading.Lock()
             for name in ("chdir", "fchdir"):
                 from .seccomp import syscall_number
@@ -114,6 +122,11 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                     key = (pid, target.start_time(pid))
                 except (OSError, ValueError, IndexError):
                     break  # vanished mid-walk: strictest
+                if chain and key in self.nest_heads:
+                    # A nested run's head forks only its command: any other child
+                    # is an orphan of the command's tree (or made with CLONE_PARENT).
+                    state = self.nest_heads[key]
+                    break
                 known = self.answers.get(key)
                 if known is not None:
                     state = known
@@ -147,6 +160,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 pol = self.policy_for(state)
                 if pol is None:
                     return -1, tgid
+                if isinstance(state, NestedState):
+                    return -2, tgid  # Both() is Python's: the C engine knows one policy per process
                 slot = self.fast_slots.get(state)
                 if slot is None:
                     slot = self.fast_slots[state] = self.fast.add_policy(**fastpath.spec(pol))
@@ -157,10 +172,18 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             leads to the shell and the timeline judges it confined as
             strictly (its project, or strict). A line that cannot be traced
             is outside: the opposite of judging a caller."""
-            if not target.descends_from(pid, self.shell_pid):
+            if not (target.descends_from(pid, self.shell_pid) or self._session_orphan(pid)):
                 return False
             mine, theirs = self.state_of(caller_tgid), self.state_of(pid)
             return theirs.confined and (theirs.strict or theirs == mine)
+
+        def _session_orphan(self, pid: int) -> bool:
+            """A process of this session whose line broke (a daemon such as a
+            tmux server started in a project: orphans go to our parent, the
+            subreaper) or a joined command: it is under a seccomp filter, so
+            it is ours, and state_of judges it as it judges its writes (the
+            strictest answer when its line was never seen)."""
+            return target.filtered(pid) and target.descends_from(pid, self.session_top)
 
         def socket_allowlist(self):
             # The control socket (status, check, exec) judges its callers
@@ -188,6 +211,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                     del self.answers[key]
 
         def policy_for(self, state: ShellState):
+            if isinstance(state, NestedState):
+                return nested_policy(self, state)
             if not state.confined:
                 return None
             pol = self.policies.get(state)
@@ -209,7 +234,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                     if self._is_ping(req):
                         self.prompt_ping()
                         return emulate.Fd(os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC), True)
-                if handler in (self.h_chdir, self.h_fchdir):
+                if handler in (self.h_chdir, self.h_fchdir) or req.nr == NR_SECCOMP:
+                    # chdir: the shell's state; seccomp: a notice, for anyone
                     return handler(req)
                 if req.nr in self.lineage:
                     return handler(req)

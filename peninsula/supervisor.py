@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import json
 import os
 import select
 import time
 
 from . import emulate, fastpath, target
+from .denial_log import Collapser
 from .seccomp import Listener
 
 NOTICE_BURST = 10  # lines shown at once before rate limiting
@@ -25,11 +25,13 @@ SEEN_LIMIT = 4096  # (process, path) pairs remembered for "one line each"
 
 class DenialNotices:
     """One line per (process, path) on the terminal, rate-limited, and one
-    JSON line per denial in the log."""
+    JSON line per distinct denial in the log (repeats collapsed, the log
+    rotated: see denial_log)."""
 
-    def __init__(self, stream, log_fd: int | None, quiet: bool):
+    def __init__(self, stream, log, quiet: bool):
         self.stream = stream
-        self.log_fd = log_fd
+        # log: a denial_log.DenialLog, or None (not logged)
+        self.log = None if log is None else Collapser(log)
         self.quiet = quiet
         # Insertion-ordered and bounded: a process refused millions of
         # different paths must not grow the supervisor without end.
@@ -55,10 +57,8 @@ class DenialNotices:
         }
         if len(self.first) < 20:
             self.first.append(entry)
-        if self.log_fd is not None:
-            line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
-            with contextlib.suppress(OSError):
-                os.write(self.log_fd, line.encode("utf-8", "surrogateescape"))
+        if self.log is not None:
+            self.log.add(entry)
         key = (tgid, denied.path)
         if self.quiet or key in self.seen:
             return
@@ -96,6 +96,8 @@ class DenialNotices:
             self.stream.flush()
 
     def finish(self) -> None:
+        if self.log is not None:
+            self.log.finish()
         if self.suppressed and not self.quiet:
             self._say(f"peninsula: {self.suppressed} more denials not shown; see the log")
 

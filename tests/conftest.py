@@ -26,6 +26,11 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 TEST_USER = os.environ.get("PENINSULA_TEST_USER", "peninsula-test")
 SCRATCH_ROOT = Path("/var/lib/peninsula-tests")
 RUNTIME_PACKAGES = ("peninsula", "landlockpy", "pyseccomp", "tomlkit")
+# Set by tests/test_sanitizer.py for the suites it runs: the compiled hot
+# path built with ASan/UBSan replaces the normal one in the runtime copy,
+# and every process runs with the sanitizer runtime (tests/sanitize.py).
+SANITIZED_SO = os.environ.get("PENINSULA_TEST_SANITIZED_SO")
+SANITIZER_REPORTS = os.environ.get("PENINSULA_TEST_SANITIZER_REPORTS")
 
 
 def pytest_addoption(parser):
@@ -49,6 +54,12 @@ def runtime(tmp_path_factory) -> Path:
             shutil.copytree(source.parent, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, root / source.name)
+    if SANITIZED_SO:
+        from sanitize import SO_NAME, main_shim
+
+        shutil.copy2(SANITIZED_SO, root / "peninsula" / SO_NAME)
+        main = root / "peninsula" / "__main__.py"
+        main.write_text(main_shim(main.read_text(), SANITIZER_REPORTS))
     for path in root.rglob("*"):
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     yield root
@@ -88,6 +99,10 @@ class Runner:
             "PYTHONDONTWRITEBYTECODE": "1",
             "LANG": "C.UTF-8",
         }
+        if SANITIZED_SO:
+            from sanitize import MARKER
+
+            env[MARKER] = "1"
         env.update(extra or {})
         return env
 

@@ -218,29 +218,32 @@ def twin(box: Box, setup) -> tuple[Pair, Pair]:
     return confined, control
 
 
-def compare(confined: dict, control: dict, denied_errno: str = "EACCES") -> None:
+def compare(confined: dict, control: dict, denied_errno: str = "EACCES", denied_by_key: dict | None = None) -> None:
     """Keys starting with out_ must work without peninsula and be refused
-    with denied_errno under it; every other key must behave the same."""
+    with denied_errno under it (or the errno denied_by_key names: what a
+    tree owned by another user gives, see peninsula/kernelorder.py); every
+    other key must behave the same."""
     problems = []
     for key in control:
         if key.startswith(("_", "x_")):
             continue
         if key.startswith("out_"):
-            if control[key] != "OK" or confined.get(key) != denied_errno:
-                problems.append(f"{key}: control={control[key]} confined={confined.get(key)} (want OK/{denied_errno})")
+            want = (denied_by_key or {}).get(key, denied_errno)
+            if control[key] != "OK" or confined.get(key) != want:
+                problems.append(f"{key}: control={control[key]} confined={confined.get(key)} (want OK/{want})")
         elif confined.get(key) != control[key]:
             problems.append(f"{key}: control={control[key]} confined={confined.get(key)}")
     assert not problems, "\n".join(problems) + "\nstderr: " + confined["_proc"].stderr.decode(errors="replace")[-2000:]
 
 
-def run_twin(box: Box, body: str, setup, denied_errno: str = "EACCES", **kw):
+def run_twin(box: Box, body: str, setup, denied_errno: str = "EACCES", denied_by_key: dict | None = None, **kw):
     """Set up twins, run body both ways (argv: project outside), compare.
     Returns (confined results, control results, confined pair, control pair)."""
     conf_pair, ctl_pair = twin(box, setup)
     before = snapshot(conf_pair.outside)
     control = box.probe(body, ctl_pair.project, ctl_pair.outside, cwd=ctl_pair.project, confined=False, **kw)
     confined = box.probe(body, conf_pair.project, conf_pair.outside, cwd=conf_pair.project, **kw)
-    compare(confined, control, denied_errno)
+    compare(confined, control, denied_errno, denied_by_key)
     if os.environ.get("PENINSULA_SHOW"):  # see every result: PENINSULA_SHOW=1 pytest -s
         print({k: v for k, v in confined.items() if not k.startswith("_")})
     assert snapshot(conf_pair.outside) == before, "something outside the project changed"

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SYSTEM_PYTHON
+# Not from conftest: which conftest module that name means depends on the
+# order pytest collected the directories in.
+REPO = Path(__file__).resolve().parents[2]
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 README = (REPO / "README.md").read_text()
 BLOCKS = [(m.group(1), m.group(2)) for m in re.finditer(r"^```(\w*)\n(.*?)^```", README, re.S | re.M)]

@@ -53,9 +53,11 @@ def test_fuzz_every_trapped_syscall(lay, stress, foreign):
     iterations = 200_000 if stress else 12_000
     seeds = (1, 2, 3) if stress else (int.from_bytes(os.urandom(4), "little") | 1,)
     fixture(lay, lay.project, lay.outside)
-    lay.log.touch()
-    os.chown(lay.log, lay.who.uid, lay.who.gid)
-    skip = ("proj", "denials.jsonl")
+    rotated = lay.log.with_name(lay.log.name + ".1")  # the log's rotated part, opened with it
+    for name in (lay.log, rotated):
+        name.touch()
+        os.chown(name, lay.who.uid, lay.who.gid)
+    skip = ("proj", "denials.jsonl", "denials.jsonl.1")
     for seed in seeds:
         before = snapshot(lay.base, skip)
         started = lay.start([fuzz, lay.project, lay.outside, seed, iterations, foreign, "confined"])

@@ -44,9 +44,6 @@ class Workflow:
     where: str = "proj"  # the project it runs in: proj-SHELL or layout-SHELL (a direnv `layout python3`)
 
 
-ERRNO_1 = "issue 13 item 1 (errno parity: an existing parent answered EACCES, not EEXIST; branch errno)"
-CACHE_3 = "issue 13 item 3 (per-project tool caches; branch allowances)"
-RENAME_4 = "issue 13 item 4 (state files written by rename; branch allowances)"
 AGENT_5 = "issue 13 item 5 (agents inside a project; branch errno)"
 # Not in any current work package: reported to the coordinator.
 LINK_OUT = ("unowned: `git clone` of a local repository hard-links its objects; a link whose source is outside the "
@@ -208,18 +205,18 @@ WORKFLOWS = [
     Workflow("pytest", "mkdir pt && printf 'def test_ok():\\n    assert 1\\n' > pt/test_x.py && cd pt"
              " && PYTHONPATH=$HOME/pylib python3 -m pytest -q", check=_log_has("1 passed")),
     Workflow("npm-install-npx", "mkdir npmp && cd npmp && npm init -y && npm install --offline --no-audit --no-fund"
-             " ~/pkgs/wf-hello.tgz && npx wf-hello", check=_log_has("hello from npx"), known={"*": CACHE_3}),
+             " ~/pkgs/wf-hello.tgz && npx wf-hello", check=_log_has("hello from npx")),
     Workflow("node-mkdir-recursive", "node -e 'const fs = require(\"fs\"), os = require(\"os\");"
              " fs.mkdirSync(os.homedir() + \"/.config\", {recursive: true}); fs.mkdirSync(\"nd/a/b\", {recursive: true})'"
-             " && test -d nd/a/b", known={"*": ERRNO_1}),
+             " && test -d nd/a/b"),
     Workflow("make-cc", "mkdir mk && cd mk && printf '#include <stdio.h>\\nint main(void){puts(\"built\");return 0;}\\n' > hello.c"
              " && printf 'hello: hello.c\\n\\tcc -O2 -o hello hello.c\\n' > Makefile && make -s && ./hello",
              check=_log_has("built")),
     Workflow("cmake", "mkdir cm && cd cm && printf 'int main(void){return 0;}\\n' > main.c"
              " && printf 'cmake_minimum_required(VERSION 3.10)\\nproject(wf C)\\nadd_executable(wf main.c)\\n' > CMakeLists.txt"
-             " && cmake -S . -B build > /dev/null && cmake --build build && ./build/wf", known={"*": ERRNO_1}),
+             " && cmake -S . -B build > /dev/null && cmake --build build && ./build/wf"),
     Workflow("vim-es", "printf 'alpha\\n' > v.txt && vim -es -c '%s/alpha/beta/' -c wq v.txt && grep -qx beta v.txt"),
-    Workflow("vim-edit", steps=_vim, check=_has("notes.txt", "two"), known={"*": RENAME_4}),
+    Workflow("vim-edit", steps=_vim, check=_has("notes.txt", "two")),
     Workflow("sed-i-perl-i", "printf 'a\\nb\\n' > s.txt && sed -i 's/a/A/' s.txt && perl -pi -e 's/b/B/' s.txt"
              " && grep -qx A s.txt && grep -qx B s.txt"),
     Workflow("tar-gzip-xz", "mkdir -p tr/src/deep && seq 1 100 > tr/src/deep/f && tar czf tr/a.tgz -C tr src"
@@ -232,9 +229,9 @@ WORKFLOWS = [
              " && test \"$(readlink soft)\" = target && test \"$(cat hard)\" = t"),
     Workflow("chmod-touch-script", "printf '#!/bin/sh\\necho ran\\n' > run.sh && chmod +x run.sh && ./run.sh && touch -d 2020-01-01 run.sh"
              " && chmod 600 run.sh", check=_log_has("ran")),
-    Workflow("mkdir-p-existing", "mkdir -p ~/.config ~/.cache && mkdir -p mp/a/b && mkdir -p mp/a/b", known={"*": ERRNO_1}),
+    Workflow("mkdir-p-existing", "mkdir -p ~/.config ~/.cache && mkdir -p mp/a/b && mkdir -p mp/a/b"),
     Workflow("python-makedirs-exist-ok", "python3 -c 'import os; os.makedirs(os.path.expanduser(\"~/.cache\"), exist_ok=True);"
-             " os.makedirs(\"pm/a\", exist_ok=True); os.makedirs(\"pm/a\", exist_ok=True)'", known={"*": ERRNO_1}),
+             " os.makedirs(\"pm/a\", exist_ok=True); os.makedirs(\"pm/a\", exist_ok=True)'"),
     Workflow("sqlite3", "sqlite3 wf.sqlite 'create table t(x); insert into t values (41); update t set x = x + 1;"
              " select x from t;'", check=_log_has("42")),
     Workflow("tmux-inside", "tmux -L wf-inner -f /dev/null new-session -d 'sleep 30' && tmux -L wf-inner ls"
@@ -253,9 +250,8 @@ WORKFLOWS = [
     Workflow("tmp-files", "mktemp -d > tmpdir.txt && echo x > \"$(cat tmpdir.txt)/f\" && rm -r \"$(cat tmpdir.txt)\""
              " && mktemp > tmpf.txt && echo x > \"$(cat tmpf.txt)\" && rm \"$(cat tmpf.txt)\""),
     Workflow("timeout-signal", "timeout 0.5 sleep 30 || echo timed-out", check=_log_has("timed-out")),
-    Workflow("python-repl-history", steps=_python_repl, check=_home_has(".python_history", "6*7"), known={"*": RENAME_4}),
-    Workflow("sqlite-repl-history", steps=_sqlite_repl, check=_home_has(".sqlite_history", "select 6*7;"),
-             known={"*": RENAME_4}),
+    Workflow("python-repl-history", steps=_python_repl, check=_home_has(".python_history", "6*7")),
+    Workflow("sqlite-repl-history", steps=_sqlite_repl, check=_home_has(".sqlite_history", "select 6*7;"),),
     Workflow("node-repl-history", steps=_node_repl, check=_home_has(".node_repl_history", "6*7")),
     Workflow("less-search", steps=_less),
     Workflow("direnv-layout-from-project", steps=_direnv_layout_from_project, check=_layout_ready("layout2"),
