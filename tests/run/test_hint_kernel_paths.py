@@ -20,14 +20,20 @@ def test_hints_skip_kernel_interfaces_and_the_session_root():
 
 
 def test_run_notice_for_another_process_memory_offers_nothing(who):
-    script = ("import os\n"
-              "for path, mode in (('/proc/1/mem', 'r+b'), ('/opt/pt-hint', 'ab')):\n"
+    # A child's memory: the kernel would let its parent open it, so the
+    # refusal (and its notice) is the sandbox's.
+    script = ("import subprocess, sys\n"
+              "child = subprocess.Popen(['sleep', '10'])\n"
+              "for path, mode in ((f'/proc/{child.pid}/mem', 'r+b'), (sys.argv[1], 'ab')):\n"
               "    try: open(path, mode)\n"
-              "    except OSError as err: print(path, err.strerror)\n")
-    result = who.peninsula("run", "--", "/usr/bin/python3", "-c", script)
+              "    except OSError as err: print(path, err.strerror)\n"
+              "child.kill()\n")
+    project = who.mkdir(who.base / "proj")
+    hint = who.mkdir(who.base / "outside") / "pt-hint"  # ours, outside the run's writable roots
+    result = who.peninsula("run", "--", "/usr/bin/python3", "-c", script, hint, cwd=project)
     lines = [line for line in result.stderr.decode().splitlines() if "peninsula: denied" in line]
     mem = [line for line in lines if "/mem" in line]
-    opt = [line for line in lines if "/opt/pt-hint" in line]
-    assert mem and opt, result.stderr
+    opt = [line for line in lines if str(hint) in line]
+    assert mem and opt, (result.stdout, result.stderr)
     assert "--write" not in mem[0] and "allow" not in mem[0], mem
-    assert "--write /opt/pt-hint" in opt[0], opt  # positive control
+    assert f"--write {hint}" in opt[0], opt  # positive control
