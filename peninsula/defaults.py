@@ -31,6 +31,12 @@ PROTECTED_IN_HOME = (
     ".config/direnv", ".local/share/direnv",
     # toolchains and user binaries: run later, outside the sandbox
     ".local/bin", ".rustup", ".cargo/bin", ".nvm", ".pyenv", ".sdkman", ".volta",
+    # sourced or loaded as code by tools the user runs later: Debian's
+    # .bashrc sources .bash_aliases, direnv sources ~/.direnvrc for every
+    # .envrc, the user site's .pth files run at every Python start, editors
+    # run their init files, npm reads scripts and registries from .npmrc
+    ".bash_aliases", ".direnvrc", ".local/lib", ".vimrc", ".vim", ".config/nvim", ".npmrc",
+    ".emacs", ".emacs.d", ".config/emacs",
 )
 
 
@@ -175,7 +181,37 @@ PROTECTED_IN_RUNTIME = ("systemd", "bus", "dbus-1", "keyring", "at-spi", "pulse"
 
 def protected_paths() -> tuple[str, ...]:
     base = home()
-    return tuple(os.path.join(base, rel) for rel in PROTECTED_IN_HOME)
+    return tuple(os.path.join(base, rel) for rel in PROTECTED_IN_HOME) + own_installation()
+
+
+def own_installation() -> tuple[str, ...]:
+    """Where the code peninsula runs from lives: its package, the
+    directories its dependencies are imported from (with their .pth files),
+    and the virtual environment it runs in. All of it runs unconfined at the
+    next start (the supervisor, the shell hook), wherever it was installed:
+    in the home, /tmp or a project."""
+    global _own_installation
+    if _own_installation is None:
+        import importlib.util
+        import sys
+
+        from . import __file__ as package_init
+
+        places = [os.path.dirname(os.path.abspath(package_init))]
+        for name in RUNTIME_DEPENDENCIES:
+            spec = importlib.util.find_spec(name)  # found, not imported
+            if spec is not None and spec.origin:
+                # a package's directory holds it; a module's, its file
+                places.append(os.path.dirname(os.path.dirname(spec.origin)) if spec.submodule_search_locations
+                              else os.path.dirname(spec.origin))
+        if sys.prefix != sys.base_prefix:
+            places.append(sys.prefix)
+        _own_installation = tuple(dict.fromkeys(os.path.realpath(p) for p in places))
+    return _own_installation
+
+
+RUNTIME_DEPENDENCIES = ("landlockpy", "pyseccomp", "tomlkit")
+_own_installation: tuple[str, ...] | None = None
 
 
 def protected_in_runtime() -> tuple[str, ...]:

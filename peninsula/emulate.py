@@ -721,7 +721,7 @@ def _mkdir(req, dirfd, path, mode):
     # The kernel answers EEXIST before any permission check (`mkdir -p ~/a/b`
     # walks existing ancestors): no refusal, no notice.
     try:
-        os.lstat(name, dir_fd=parent)
+        os.lstat(name.rstrip(b"/") or name, dir_fd=parent)  # mkdir("file/") of a file: EEXIST too
     except FileNotFoundError:
         pass
     else:

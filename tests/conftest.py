@@ -45,7 +45,11 @@ def stress(request) -> bool:
 @pytest.fixture(scope="session")
 def runtime(tmp_path_factory) -> Path:
     """A world-readable copy of peninsula and its runtime dependencies."""
-    root = Path(tempfile.mkdtemp(prefix="peninsula-rt-", dir="/tmp"))
+    # Not in /tmp, which every sandbox may write: peninsula protects its own
+    # installation, and a protection inside a writable root costs run --fast.
+    SCRATCH_ROOT.mkdir(parents=True, exist_ok=True)
+    os.chmod(SCRATCH_ROOT, 0o755)
+    root = Path(tempfile.mkdtemp(prefix="rt-", dir=SCRATCH_ROOT))
     os.chmod(root, 0o755)
     for name in RUNTIME_PACKAGES:
         module = __import__(name)

@@ -16,7 +16,7 @@ import ctypes
 import os
 import subprocess
 
-from conftest import SYSTEM_PYTHON, make_box, parse
+from .conftest import SYSTEM_PYTHON, make_box, parse
 
 import pytest
 

@@ -6,7 +6,7 @@ node lies in the project; /dev/null-like nodes stay usable."""
 import os
 import stat
 
-from conftest import run_twin
+from .conftest import run_twin
 
 DISK = os.stat("/").st_dev  # the block device holding the file systems here
 

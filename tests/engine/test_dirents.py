@@ -4,7 +4,7 @@ outside EACCES; the tree outside never changes."""
 import os
 import stat
 
-from conftest import run_twin
+from .conftest import run_twin
 
 BODY = r'''
 P, O = sys.argv[1], sys.argv[2]

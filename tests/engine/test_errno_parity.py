@@ -27,7 +27,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import NR, compile_c, make_box, snapshot
+from .conftest import NR, compile_c, make_box, snapshot
 
 PROBE = compile_c((Path(__file__).parent / "errno_probe.c").read_text(), "errno_probe")
 

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from conftest import SYSTEM_PYTHON
+from .conftest import SYSTEM_PYTHON
 
 BODY = r'''
 import time
@@ -155,7 +155,7 @@ def test_dying_and_interrupted_targets_do_not_hurt_the_supervisor(box):
     """Targets killed mid-request, interrupted by a 0.5 ms timer, passing
     bad pointers, or killed while their FIFO open waits in a supervisor
     thread: the supervisor keeps serving, and nothing lands outside."""
-    from conftest import snapshot
+    from .conftest import snapshot
     before = snapshot(box.outside)
     result = box.probe(CHURN, box.project, box.outside, options=("--verbose", "--quiet"), timeout=120)
     proc = result["_proc"]

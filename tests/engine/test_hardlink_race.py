@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import compile_c
+from .conftest import compile_c
 
 SOURCE = r'''
 #define _GNU_SOURCE

@@ -6,7 +6,7 @@ belongs to that uid."""
 import os
 import stat
 
-from conftest import run_twin
+from .conftest import run_twin
 
 NOBODY = 65534
 SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]

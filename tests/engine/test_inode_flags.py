@@ -6,7 +6,7 @@ import fcntl
 import os
 import struct
 
-from conftest import run_twin
+from .conftest import run_twin
 
 BODY = r'''
 import fcntl

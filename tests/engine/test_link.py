@@ -3,7 +3,7 @@ file outside cannot be written; links made inside the sandbox are fine."""
 
 import os
 
-from conftest import run_twin
+from .conftest import run_twin
 
 BODY = r'''
 P, O = sys.argv[1], sys.argv[2]

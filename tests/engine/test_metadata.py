@@ -4,7 +4,7 @@ of these, so the supervisor alone stops them outside (EPERM; truncate EACCES).""
 import os
 import stat
 
-from conftest import run_twin
+from .conftest import run_twin
 
 BODY = r'''
 P, O = sys.argv[1], sys.argv[2]

@@ -3,7 +3,7 @@
 import os
 import sys
 
-from conftest import run_twin
+from .conftest import run_twin
 
 BODY = r'''
 P, O = os.fsencode(sys.argv[1]), os.fsencode(sys.argv[2])

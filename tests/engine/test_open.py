@@ -4,7 +4,7 @@ without peninsula, outside is refused with EACCES, reads work everywhere."""
 import os
 import stat
 
-from conftest import run_twin, snapshot
+from .conftest import run_twin, snapshot
 
 BODY = r'''
 P, O = sys.argv[1], sys.argv[2]

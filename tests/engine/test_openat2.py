@@ -3,7 +3,7 @@ open, and never widen what may be written."""
 
 import os
 
-from conftest import run_twin
+from .conftest import run_twin
 
 BODY = r'''
 P, O = sys.argv[1], sys.argv[2]

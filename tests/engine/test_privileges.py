@@ -6,7 +6,7 @@ for anyone). Ordinary modes and set-group-ID directories still work."""
 import os
 import stat
 
-from conftest import run_twin
+from .conftest import run_twin
 
 BODY = r'''
 P, O = sys.argv[1], sys.argv[2]

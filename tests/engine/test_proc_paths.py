@@ -5,7 +5,7 @@ open must not stall the supervisor."""
 
 import os
 
-from conftest import SYSTEM_PYTHON, on_pty, run_twin
+from .conftest import SYSTEM_PYTHON, on_pty, run_twin
 
 BODY = r'''
 import threading, time

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 
-from conftest import SYSTEM_PYTHON, on_pty
+from .conftest import SYSTEM_PYTHON, on_pty
 
 BODY = r'''
 import signal, time

@@ -10,7 +10,7 @@ is the same probe run without peninsula, where every step works.
 from __future__ import annotations
 
 import pytest
-from conftest import make_box, run_twin
+from .conftest import make_box, run_twin
 
 RENAME_EXCHANGE = 2
 

@@ -13,7 +13,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import compile_c, listing, snapshot
+from .conftest import compile_c, listing, snapshot
 
 SOURCE = (Path(__file__).parent / "race.c").read_text()
 

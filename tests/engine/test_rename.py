@@ -3,7 +3,7 @@ and across the boundary both ways."""
 
 import os
 
-from conftest import run_twin
+from .conftest import run_twin
 
 BODY = r'''
 P, O = sys.argv[1], sys.argv[2]

@@ -3,7 +3,7 @@ wherever it points; following one is judged where it lands."""
 
 import os
 
-from conftest import run_twin
+from .conftest import run_twin
 
 BODY = r'''
 P, O = sys.argv[1], sys.argv[2]

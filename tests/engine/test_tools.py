@@ -10,7 +10,7 @@ import subprocess
 import tarfile
 import zipfile
 
-from conftest import SYSTEM_PYTHON, listing, snapshot
+from .conftest import SYSTEM_PYTHON, listing, snapshot
 
 
 def _own_tree(box, root):
