@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
 
     options = argv[: argv.index("--")] if "--" in argv else argv
     argv0 = options[options.index("--argv0") + 1] if "--argv0" in options[:-1] else None
+    for option in options:  # the hooks' form: --argv0=-bash (a separate "-bash" reads as an option)
+        if option.startswith("--argv0="):
+            argv0 = option.removeprefix("--argv0=")
     return start_unsupervised(argv[len(options) + 1:], reason, argv0)
 
 

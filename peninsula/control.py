@@ -152,7 +152,11 @@ def send(conn, reply: dict) -> None:
 def ask(request: dict, session_dir: str | None = None, timeout: float = 3.0) -> dict | None:
     """Ask the session's supervisor (None when not in a session)."""
     from .session import ENV_SESSION_DIR
+    from .sessiondir import served_by_supervisor
 
+    # A session found by listing the root is checked for a planted listener;
+    # our own (named by the environment our supervisor gave us) is not.
+    listed = session_dir is not None
     session_dir = session_dir or os.environ.get(ENV_SESSION_DIR)
     if not session_dir:
         return None
@@ -161,6 +165,8 @@ def ask(request: dict, session_dir: str | None = None, timeout: float = 3.0) -> 
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(timeout)
             conn.connect(path)
+            if listed and not served_by_supervisor(conn):
+                return None  # a socket planted at the name: not a session
             conn.sendall(json.dumps(request).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):

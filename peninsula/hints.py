@@ -26,20 +26,35 @@ def protection_of(path: str, extra: tuple[str, ...] = ()) -> str | None:
     return policy.protection_for(guard_policy(extra), path)
 
 
+# Kernel interfaces, not files: an allowance there hands out processes'
+# memory (/proc/PID/mem), kernel knobs or raw devices. Never suggested.
+NEVER_SUGGESTED = ("/proc", "/sys", "/dev")
+
+
+def suggestible(path: str, reason: str) -> bool:
+    """Is path a denial whose notice may offer an allowance?"""
+    return (path.startswith("/") and "outside" in reason
+            and not any(policy.is_beneath(path, top) for top in NEVER_SUGGESTED))
+
+
 def run_hint(path: str, reason: str) -> str:
     """For `peninsula run`: the option that would allow path."""
-    if not path.startswith("/") or "outside" not in reason:
+    if not suggestible(path, reason):
         return ""
-    if protection_of(path):
+    from .session import session_root
+
+    if protection_of(path, (session_root(),)):
         return PROTECTED
     return f"; allow with --write {shlex.quote(path)}"
 
 
 def shell_hint(path: str, reason: str, project: str | None, protect: tuple[str, ...] = ()) -> str:
     """For the shell sandbox: the exact command, and where to run it."""
-    if not path.startswith("/") or "outside" not in reason:
+    if not suggestible(path, reason):
         return ""
-    if protection_of(path, protect):
+    from .session import session_root
+
+    if protection_of(path, (*protect, *defaults.protected_in_runtime(), session_root())):
         return PROTECTED
     profile = profile_for(path)
     if profile is not None:

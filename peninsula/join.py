@@ -315,6 +315,12 @@ def run_joined(session_dir: str, argv: list[str]) -> int:
         conn.connect(os.path.join(session_dir, "control.sock"))
     except OSError as err:
         raise JoinError(f"cannot reach session {os.path.basename(session_dir)}: {err.strerror}") from None
+    from .sessiondir import served_by_supervisor
+
+    if not served_by_supervisor(conn):  # before our terminal and environment go anywhere
+        os.close(cwd)
+        raise JoinError(f"{session_dir}/control.sock is not served by a peninsula supervisor of yours "
+                        "(a confined or foreign process listens there): refusing it")
     socket.send_fds(conn, [request], [0, 1, 2, cwd])
     os.close(cwd)
     reader = conn.makefile("rb")

@@ -272,7 +272,11 @@ class Sandbox:
         writable = tuple(dict.fromkeys(_canonical(r) for r in roots))
         if "/" in writable:
             raise SandboxError("refusing to make / writable: that is no sandbox")
-        protected = tuple(_canonical(p) for p in defaults.protected_paths() + opts.protect)
+        from .session import session_root
+
+        # The shell sessions' root too: a run must not re-point a session's
+        # files or plant a session (sessiondir.py).
+        protected = tuple(_canonical(p) for p in (*defaults.protected_paths(), session_root(), *opts.protect))
         return policy.Policy(writable=writable, protected=protected, hardlinked_writes=opts.hardlinked_writes)
 
     def baseline_roots(self, pol: policy.Policy) -> tuple[str, ...]:

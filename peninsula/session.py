@@ -101,7 +101,12 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
         sys.stderr.write(f"peninsula: best effort: NOT enforced: {line}\n")
     session_id = f"{os.getpid()}-{int(time.time())}"
     session_dir = os.path.join(session_root(), session_id)
-    os.makedirs(session_dir, mode=0o700)
+    from .sessiondir import UnsafeRoot, make_session_dir
+
+    try:
+        session_fd = make_session_dir(session_root(), session_id)
+    except UnsafeRoot as err:
+        raise SessionError(str(err)) from None
     log_fd = defaults.open_log(defaults.default_log())
     libc.prctl_set_child_subreaper()
     from . import privileged
@@ -121,7 +126,7 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
         started: dict = {}
         try:
             code = _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0,
-                                    helper_theirs, shims)
+                                    helper_theirs, shims, session_fd)
         except BaseException as err:
             from .cli import describe_exception
 
@@ -140,6 +145,7 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
         finally:
             os._exit(code)
     os.close(result_w)
+    os.close(session_fd)
     helper_theirs.close()
 
     threading.Thread(target=privileged.helper_loop, args=(helper_ours,), daemon=True).start()
@@ -179,7 +185,8 @@ def _read(fd: int) -> bytes:
             continue
 
 
-def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0, helper, shims) -> int:
+def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0, helper, shims,
+                     session_fd) -> int:
     from .filtercache import filter_bpf
     from .seccomp import FilterProgram
 
@@ -262,6 +269,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
     from .shellsup import make_shell_supervisor
 
     sup = make_shell_supervisor(fds[0], notices, conf, child, session_dir, verbose, broker, wake_r)
+    sup.session_fd = session_fd  # its files are written through this fd, never the path (sessiondir.py)
     sup.own_pids.add(zygote)
 
     sup.privileged_helper, sup.privileged_lock = helper, threading.Lock()

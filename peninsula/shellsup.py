@@ -49,7 +49,11 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.shell_pid = shell_pid
             self.session_top = os.getppid()  # `peninsula shell`, the subreaper of the session's orphans
             self.session_dir = session_dir
-            self.extra_protected = (session_dir,)
+            # The whole session root: a confined process that renamed or
+            # replaced it (or any session in it) would aim the supervisors'
+            # writes and the hooks' reads at its own files.
+            self.extra_protected = (os.path.dirname(session_dir),)
+            self.session_fd: int | None = None
             self.timeline = Timeline(UNCONFINED, now_tick())
             self.answers: dict[tuple[int, int], ShellState] = {}
             self.policies: dict[ShellState, object] = {}
@@ -388,17 +392,16 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 text = f"{os.path.basename(state.project)}\t{state.project}\n"
             else:
                 text = "\n"
-            path = os.path.join(self.session_dir, "state")
+            from .sessiondir import write_file
+
+            if self.session_fd is None:
+                return
             with contextlib.suppress(OSError):
                 # The project's tool caches, for the hook to export (NAME=VALUE
                 # lines); written before the state that makes the hook read it.
                 caches = defaults.cache_env(state.project) if state.project and not state.strict else ()
-                with open(path + ".caches.new", "w") as handle:
-                    handle.write("".join(f"{name}={value}\n" for name, value in caches))
-                os.rename(path + ".caches.new", os.path.join(self.session_dir, "caches"))
-                with open(path + ".new", "w") as handle:
-                    handle.write(text)
-                os.rename(path + ".new", path)
+                write_file(self.session_fd, "caches", "".join(f"{name}={value}\n" for name, value in caches))
+                write_file(self.session_fd, "state", text)
 
         def tag_caller(self, pidfd: int) -> bytes:
             """Keep pidfd of a confined caller whose control connection this

@@ -17,7 +17,7 @@ if [[ $- == *i* ]]; then
       # not extended twice). Builtins only: nothing forks.
       mapfile -d '' __peninsula_argv < /proc/$$/cmdline
       mapfile -d '' __peninsula_env < /proc/$$/environ
-      exec env -i "${__peninsula_env[@]}" @PENINSULA@ shell --hook bash --argv0 "${__peninsula_argv[0]}" \
+      exec env -i "${__peninsula_env[@]}" @PENINSULA@ shell --hook bash --argv0="${__peninsula_argv[0]}" \
         -- "$BASH" "${__peninsula_argv[@]:1}"
     fi
   elif [[ ${PENINSULA_SHELL_PID-} == "$$" ]]; then

@@ -19,7 +19,7 @@ if status is-interactive
                 functions -e __peninsula_start
                 set -l cmdline (string split0 </proc/$fish_pid/cmdline)
                 set -l start_env (string split0 </proc/$fish_pid/environ)
-                exec env -i $start_env @PENINSULA@ shell --hook fish --argv0 $cmdline[1] -- (status fish-path) $cmdline[2..-1]
+                exec env -i $start_env @PENINSULA@ shell --hook fish --argv0=$cmdline[1] -- (status fish-path) $cmdline[2..-1]
                 functions -q __fish_config_interactive; and __fish_config_interactive
             end
         end

@@ -13,7 +13,7 @@ if [[ -o interactive ]]; then
       local -a __peninsula_argv __peninsula_env
       __peninsula_argv=(${(0)"$(</proc/$$/cmdline)"})
       __peninsula_env=(${(0)"$(</proc/$$/environ)"})
-      exec env -i $__peninsula_env @PENINSULA@ shell --hook zsh --argv0 "$__peninsula_argv[1]" \
+      exec env -i $__peninsula_env @PENINSULA@ shell --hook zsh --argv0="$__peninsula_argv[1]" \
         -- ${commands[zsh]:-zsh} "${(@)__peninsula_argv[2,-1]}"
     fi
   elif [[ ${PENINSULA_SHELL_PID-} == $$ ]]; then

@@ -28,7 +28,11 @@ def _run(who, *flags):
     outside = who.mkdir(who.base / "outside")
     who.write(outside / "keep", "keep\n")
     script = who.write(who.base / "fast.py", SCRIPT)
-    proc = who.peninsula("run", *flags, "--log", who.base / "log", "--", "/usr/bin/python3", script, outside, cwd=project)
+    # A login's runtime dir: without one, the shell sessions' root is in
+    # /tmp, a protection inside a writable root that --fast cannot carry.
+    runtime = who.mkdir(who.base / "runtime")
+    proc = who.peninsula("run", *flags, "--log", who.base / "log", "--", "/usr/bin/python3", script, outside, cwd=project,
+                         env={"XDG_RUNTIME_DIR": str(runtime)})
     results = dict(line.split() for line in proc.stdout.decode().splitlines())
     return proc, results, project, outside
 
