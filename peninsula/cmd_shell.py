@@ -72,7 +72,10 @@ def hook_text(shell: str) -> str:
     # A plain read beside this file (importlib.resources costs ~7 ms of imports).
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "hooks", HOOK_FILES[shell]), encoding="utf-8") as handle:
         text = handle.read()
-    return text.replace("@PENINSULA@", peninsula_command())
+    from .defaults import CACHE_ENV
+
+    # The cache variables' names, for the hooks to keep before a project.
+    return text.replace("@PENINSULA@", peninsula_command()).replace("@CACHE_NAMES@", " ".join(name for name, _ in CACHE_ENV))
 
 
 def cmd_hook(args) -> int:

@@ -1,0 +1,129 @@
+"""A project's .env cannot outlive it through the tool-cache variables.
+
+The hook points npm, pip, uv, go, cargo, yarn and gradle at the project's
+own cache inside it and puts back what the user had on leaving. An allowed
+.envrc that loads .env (dotenv_if_exists) re-exports it without a new
+`direnv allow`; a confined process writes CARGO_HOME (GRADLE_USER_HOME, ...)
+there, pointing at a directory in the project whose config runs project
+code (cargo's rustc-wrapper, gradle's init.d). direnv loads it at the very
+prompt where the shell enters, before the hook sees the project: the values
+put back on leaving must be those from before direnv ran there, so that no
+cache variable points into the project, or at its cache, afterwards.
+"""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from peninsula.defaults import CACHE_ENV
+
+from .conftest import PENINSULA, RC, supervised
+
+NAMES = [name for name, _ in CACHE_ENV]
+# Half of them set before the project (to these), half unset.
+BEFORE = {name: f"/opt/user-{name}" for name in NAMES[::2]}
+SET_BEFORE = {"bash": "export {n}={v}", "zsh": "export {n}={v}", "fish": "set -gx {n} {v}"}
+
+
+def _project(user, home, name):
+    proj = user.mkdir(home / name)
+    user.write(proj / ".envrc", "dotenv_if_exists\n")
+    result = user.run(["direnv", "allow", str(proj)], cwd=proj, env={"HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    return proj
+
+
+def _plant(term, proj):
+    """The confined process: a command run in the project writes .env, and
+    a cargo config whose rustc-wrapper is the project's own script."""
+    env = "".join(f"{name}={proj}/evil-{name}\\n" for name in NAMES)  # printf's \n
+    term.run(f"mkdir -p evil-CARGO_HOME && printf '[build]\\nrustc-wrapper = \"{proj}/w.sh\"\\n' > evil-CARGO_HOME/config.toml")
+    term.run(f"printf '{env}' > .env")
+    for _ in range(2):
+        term.prompt()
+
+
+def _values(term):
+    """The cache variables exported now, NAME -> value (absent: unset)."""
+    term.count += 1
+    tag = f"V{term.count}:"
+    text = term.run(f"env | grep -E '^({'|'.join(NAMES)})=' | sed 's/^/{tag}/'")
+    return dict(line[len(tag):].split("=", 1) for line in text.splitlines() if line.startswith(tag))
+
+
+def _scenario(term, user, home, shell):
+    """Enter (the .env is planted), leave, enter again (direnv now loads the
+    .env at the entering prompt), move straight to another project, leave.
+    The values after each leaving."""
+    proj = home / "proj"
+    user.write(proj / ".envrc", "dotenv_if_exists\n")
+    assert user.run(["direnv", "allow", str(proj)], cwd=proj, env={"HOME": str(home)}).returncode == 0
+    other = _project(user, home, "other")
+    for name, value in BEFORE.items():
+        term.run(SET_BEFORE[shell].format(n=name, v=value))
+    seen = []
+    term.run("cd ~/proj")
+    _plant(term, proj)
+    inside = _values(term)
+    term.run("cd ~")
+    term.prompt()
+    seen.append(_values(term))
+    term.run("cd ~/other")
+    _plant(term, other)
+    term.run("cd ~/proj")
+    term.prompt()
+    term.run("cd ~/other")
+    term.prompt()
+    term.run("cd ~")
+    term.prompt()
+    seen.append(_values(term))
+    term.run("cd ~/proj")
+    term.prompt()
+    term.run("cd ~")
+    term.prompt()
+    seen.append(_values(term))
+    return inside, seen
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_leaving_puts_back_the_values_from_before_direnv(term_factory, home, user, shell):
+    term = term_factory(shell)
+    supervised(term)
+    inside, seen = _scenario(term, user, home, shell)
+    # Inside (confined), direnv's reload has exported the planted value.
+    assert inside["CARGO_HOME"] == str(home / "proj" / "evil-CARGO_HOME"), inside
+    for after in seen:
+        assert after == BEFORE, term.screen()
+        assert not any(str(home / ".cache" / "peninsula-projects") in v for v in after.values())
+
+
+def _old_hook(tmp: Path, shell: str) -> Path:
+    """The hook as it was before this fix (the snapshot taken after direnv)."""
+    name = {"bash": "peninsula.bash", "zsh": "peninsula.zsh", "fish": "peninsula.fish"}[shell]
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run(["git", "-C", str(repo), "show", f"7d2827f:peninsula/hooks/{name}"], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip("the pre-fix hook is not in this checkout's history")
+    path = tmp / f"old-{name}"
+    path.write_text(result.stdout.replace("@PENINSULA@", PENINSULA))
+    path.chmod(0o644)
+    return path
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_control_the_old_hook_leaks_the_env_value(term_factory, home, user, shell):
+    """Positive control: with the snapshot taken after direnv's hook, the
+    planted value stays after leaving."""
+    old = _old_hook(home, shell)
+    rel, text = RC[shell]
+    hook_line = f"{PENINSULA} hook {shell}"
+    source = {"bash": f"source {old}", "zsh": f"source {old}", "fish": f"source {old}"}[shell]
+    lines = [source if hook_line in line else line for line in text.format(p=PENINSULA).split("\n")]
+    user.write(home / rel, "\n".join(lines))
+    term = term_factory(shell)
+    supervised(term)
+    _, seen = _scenario(term, user, home, shell)
+    leaked = seen[-1]
+    assert leaked["CARGO_HOME"] == str(home / "proj" / "evil-CARGO_HOME"), term.screen()
+    assert leaked != BEFORE
