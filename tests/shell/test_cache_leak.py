@@ -12,6 +12,7 @@ cache variable points into the project, or at its cache, afterwards.
 """
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,40 @@ def test_control_the_old_hook_leaks_the_env_value(term_factory, home, user, shel
     leaked = seen[-1]
     assert leaked["CARGO_HOME"] == str(home / "proj" / "evil-CARGO_HOME"), term.screen()
     assert leaked != BEFORE
+
+
+def _xtracefd(term, user, home):
+    """A .env with BASH_XTRACEFD=1: bash closes fd 1 (the terminal) when
+    that variable is unset, as direnv does on leaving. Whether the shell
+    still has its fd 1 afterwards."""
+    _project(user, home, "proj")
+    term.run("cd ~/proj")
+    term.run("printf 'BASH_XTRACEFD=1\\n' > .env")
+    for _ in range(2):
+        term.prompt()
+    term.run("cd ~")
+    # Its output may be gone: the answer is a file.
+    term.tmux("send-keys", "-l", "if [ -e /proc/$$/fd/1 ]; then touch ~/out/fd1-open; else touch ~/out/fd1-closed; fi")
+    term.tmux("send-keys", "Enter")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for name in ("fd1-open", "fd1-closed"):
+            if (home / "out" / name).exists():
+                return name == "fd1-open"
+        time.sleep(0.1)
+    raise AssertionError(term.screen())
+
+
+def test_bash_xtracefd_from_a_project_is_put_back(term_factory, home, user):
+    term = term_factory("bash")
+    supervised(term)
+    assert _xtracefd(term, user, home), term.screen()
+    assert "the project set BASH_XTRACEFD; put back" in term.screen()
+    term.run("echo still-here")
+
+
+def test_control_bash_xtracefd_closes_the_terminal_without_the_guard(term_factory, home, user):
+    """Positive control: with plain direnv, leaving closes the shell's fd 1."""
+    term = term_factory("bash", env={"PENINSULA_DISABLE": "1"})
+    term.run("true")
+    assert not _xtracefd(term, user, home), term.screen()
