@@ -70,8 +70,10 @@ if [[ -o interactive ]]; then
       fi
     }
     # -- the project's own tool caches (see the bash hook) ------------------
-    # What to put back on leaving is read before direnv's hook (in its
-    # wrapper below) while the shell is outside every project, and kept in
+    # What to put back on leaving is read at each prompt before the prompt
+    # ping (first thing in the first precmd function, below), while the
+    # shell is outside every project (the supervisor marks it in one at its
+    # chdir there): direnv has loaded no project's .env then. It is kept in
     # a function body, as is the last state seen.
     [[ -n ${__peninsula_dir+set} ]] || typeset -gr __peninsula_dir=$PENINSULA_SESSION_DIR  # readonly: direnv cannot point it elsewhere
     __peninsula_cache_snapshot() {
@@ -104,11 +106,12 @@ if [[ -o interactive ]]; then
     # Wrapped now, and again at a prompt if direnv's hook was set up (or
     # set up again) after this one.
     __peninsula_wrap_direnv() {
+      __peninsula_cache_keep
       if (( ${+functions[_direnv_hook]} )) && [[ $functions[_direnv_hook] != *__peninsula_direnv_hook* ]]; then
         functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
         # FUNCNEST is local here: one set by the project cannot stop the
         # guard, and stays inside this function.
-        _direnv_hook() { local FUNCNEST=1000; __peninsula_keep; __peninsula_cache_keep; __peninsula_direnv_hook "$@"; __peninsula_guard; }
+        _direnv_hook() { local FUNCNEST=1000; __peninsula_keep; __peninsula_direnv_hook "$@"; __peninsula_guard; }
       fi
     }
     __peninsula_wrap_direnv

@@ -99,6 +99,19 @@ def test_leaving_puts_back_the_values_from_before_direnv(term_factory, home, use
         assert not any(str(home / ".cache" / "peninsula-projects") in v for v in after.values())
 
 
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_same_when_direnv_hook_is_set_up_after_peninsulas(term_factory, home, user, shell):
+    """An rc file in the wrong order: direnv's hook then runs first at each prompt."""
+    rel, text = RC[shell]
+    first, second, rest = text.format(p=PENINSULA).split("\n", 2)
+    user.write(home / rel, "\n".join([second, first, rest]))
+    term = term_factory(shell)
+    supervised(term)
+    _, seen = _scenario(term, user, home, shell)
+    for after in seen:
+        assert after == BEFORE, term.screen()
+
+
 def _old_hook(tmp: Path, shell: str) -> Path:
     """The hook as it was before this fix (the snapshot taken after direnv)."""
     name = {"bash": "peninsula.bash", "zsh": "peninsula.zsh", "fish": "peninsula.fish"}[shell]
