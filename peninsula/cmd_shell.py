@@ -8,6 +8,10 @@ import sys
 from .cli import fail
 
 HOOK_FILES = {"bash": "peninsula.bash", "zsh": "peninsula.zsh", "fish": "peninsula.fish", "direnv": "direnvrc"}
+# The names in defaults.CACHE_ENV, for the hooks to keep before a project
+# (a unit test holds them equal): importing defaults here would cost every
+# shell start ~45 ms.
+CACHE_NAMES = "npm_config_cache PIP_CACHE_DIR UV_CACHE_DIR GOCACHE GOMODCACHE CARGO_HOME YARN_CACHE_FOLDER GRADLE_USER_HOME"
 
 
 def register(sub) -> None:
@@ -72,7 +76,7 @@ def hook_text(shell: str) -> str:
     # A plain read beside this file (importlib.resources costs ~7 ms of imports).
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "hooks", HOOK_FILES[shell]), encoding="utf-8") as handle:
         text = handle.read()
-    return text.replace("@PENINSULA@", peninsula_command())
+    return text.replace("@PENINSULA@", peninsula_command()).replace("@CACHE_NAMES@", CACHE_NAMES)
 
 
 def cmd_hook(args) -> int:

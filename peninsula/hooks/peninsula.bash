@@ -49,8 +49,9 @@ if [[ $- == *i* ]]; then
     eval "__peninsula_confined() { local line=; IFS= read -r line < $__peninsula_q 2>/dev/null; [[ -n \$line ]]; }"
     unset -v __peninsula_q
     __peninsula_keep() {
-      local status=$? name q body= i
-      for name in PS0 PS1 PS2 PS3 PS4 BASH_ENV ENV BASH_LOADABLES_PATH; do
+      local status=$? name q body= i FUNCNEST=
+      __peninsula_cache_keep
+      for name in PS0 PS1 PS2 PS3 PS4 BASH_ENV ENV BASH_LOADABLES_PATH BASH_XTRACEFD; do
         printf -v q '%q' "${!name-}"
         body+="__peninsula_check $name '${!name+set}:${!name@a}' $q;"
       done
@@ -64,8 +65,13 @@ if [[ $- == *i* ]]; then
     }
     __peninsula_check() {  # NAME KEPT-ATTRIBUTES KEPT-VALUE
       [[ "${!1+set}:${!1@a}" == "$2" && ${!1-} == "$3" ]] && return
+      # bash closes the fd BASH_XTRACEFD names when it is unset or changed
+      # (fd 1: the terminal): a copy is put back in its place.
+      local fd= saved=
+      if [[ $1 == BASH_XTRACEFD && ${BASH_XTRACEFD-} =~ ^[0-9]+$ ]]; then fd=$BASH_XTRACEFD; exec {saved}>&"$fd"; fi 2>/dev/null
       if [[ $2 == set:* ]]; then printf -v "$1" '%s' "$3"; else unset -v "$1"; fi
       if [[ $2 == set:*x* ]]; then export "$1"; elif [[ -n ${!1+set} ]]; then export -n "$1"; fi
+      [[ -z $saved ]] || eval "exec $fd>&$saved $saved>&-"
       changed+="${changed:+, }$1"
     }
     __peninsula_check_pc() {  # KEPT-ATTRIBUTES COUNT INDEX VALUE...
@@ -105,25 +111,42 @@ if [[ $- == *i* ]]; then
     # While the shell is in a project, npm, pip, uv, go, cargo, yarn and
     # gradle are pointed at that project's cache (the supervisor lists the
     # variables in the session's caches file); leaving puts back what was
-    # there before. Read only when the state changes.
-    declare -gA __peninsula_cache_before=()
+    # there before entering: the values read before direnv's hook ran at the
+    # prompt where the shell entered (direnv may load the project's .env,
+    # which a confined process may have written, at that very prompt), and
+    # put back after direnv's unload at the prompt where it leaves, whatever
+    # direnv or the project did meanwhile. Those values, and the last state
+    # seen, live in function bodies: direnv sets only variables. Read only
+    # when the state changes.
     [[ -n ${__peninsula_dir+set} ]] || declare -gr __peninsula_dir=$PENINSULA_SESSION_DIR  # readonly: direnv cannot point it elsewhere
-    __peninsula_caches() {
-      local status=$? line= assignment name
-      IFS= read -r line < "$__peninsula_dir/state" 2>/dev/null
-      [[ $line == "${__peninsula_cache_state-}" ]] && return $status
-      __peninsula_cache_state=$line
-      for name in "${!__peninsula_cache_before[@]}"; do
-        if [[ ${__peninsula_cache_before[$name]} == set:* ]]; then
-          export "$name=${__peninsula_cache_before[$name]#set:}"
-        else
-          unset -v "$name"
-        fi
+    __peninsula_cache_snapshot() {
+      local name q body=:
+      for name in @CACHE_NAMES@; do
+        if [[ -z ${!name+set} ]]; then body+="; unset -v $name"; continue; fi
+        printf -v q '%q' "${!name}"
+        if [[ ${!name@a} == *x* ]]; then body+="; export $name=$q"; else body+="; export -n $name; $name=$q"; fi
       done
-      __peninsula_cache_before=()
+      eval "__peninsula_cache_restore() { $body; }"
+    }
+    # Called first at each prompt (by __peninsula_keep, before direnv's
+    # hook): while the shell is outside every project (the supervisor marks
+    # it in one at its chdir there, before this prompt), what is there now
+    # is the user's.
+    __peninsula_cache_keep() {
+      local line=
+      IFS= read -r line < "$__peninsula_dir/state"
+      [[ -n $line ]] || __peninsula_cache_snapshot
+    } 2>/dev/null
+    __peninsula_cache_snapshot  # the shell may start in a project
+    __peninsula_cache_seen() { [[ -z $1 ]]; }
+    __peninsula_caches() {
+      local status=$? line= assignment q FUNCNEST=  # one set by the project must not stop this
+      IFS= read -r line < "$__peninsula_dir/state" 2>/dev/null
+      __peninsula_cache_seen "$line" && return $status
+      printf -v q '%q' "$line"
+      eval "__peninsula_cache_seen() { [[ \$1 == $q ]]; }"
+      __peninsula_cache_restore
       while IFS= read -r assignment; do
-        name=${assignment%%=*}
-        __peninsula_cache_before[$name]=${!name+set:${!name}}
         export "$assignment"
       done < "$__peninsula_dir/caches"
       return $status

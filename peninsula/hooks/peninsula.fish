@@ -93,28 +93,44 @@ if status is-interactive
         end
         __peninsula_keep
         # -- the project's own tool caches (see the bash hook) --------------
-        # What to put back on leaving is kept in a function body, and the
-        # session dir too: direnv sets only variables.
+        # What to put back on leaving is read after each command while the
+        # shell is outside every project (the supervisor marks it in one at
+        # its chdir there), before direnv's prompt hook. It is kept in a
+        # function body, as are the last state seen and the session dir:
+        # direnv sets only variables.
         eval "function __peninsula_dir; echo "(string escape -- $PENINSULA_SESSION_DIR)"; end"
+        function __peninsula_cache_snapshot
+            set -l restore true
+            for name in @CACHE_NAMES@
+                set -l value (string escape -- $$name)
+                if set -q -x $name
+                    set -a restore "set -gx $name $value"
+                else if set -q $name
+                    set -a restore "set -gu $name $value"
+                else
+                    set -a restore "set -e -g $name"
+                end
+            end
+            eval "function __peninsula_cache_restore; "(string join '; ' -- $restore)"; end"
+        end
+        function __peninsula_cache_keep --on-event fish_postexec
+            read -l line <(__peninsula_dir)/state 2>/dev/null
+            test -n "$line"; or __peninsula_cache_snapshot
+        end
+        __peninsula_cache_snapshot # the shell may start in a project
+        function __peninsula_cache_seen
+            test -z "$argv[1]"
+        end
         function __peninsula_caches --on-event fish_prompt
             set -l line ''
             read -l got <(__peninsula_dir)/state 2>/dev/null; and set line $got
-            if set -q __peninsula_cache_state; and test "$line" = "$__peninsula_cache_state"
-                return
-            end
-            set -g __peninsula_cache_state $line
-            functions -q __peninsula_cache_restore; and __peninsula_cache_restore
-            set -l restore true
+            __peninsula_cache_seen "$line"; and return
+            eval "function __peninsula_cache_seen; test \"\$argv[1]\" = "(string escape -- $line)"; end"
+            __peninsula_cache_restore
             while read -l assignment
                 set -l parts (string split -m1 = -- $assignment)
-                if set -q $parts[1]
-                    set -a restore "set -gx $parts[1] "(string escape -- $$parts[1])
-                else
-                    set -a restore "set -e -g $parts[1]"
-                end
                 set -gx $parts[1] $parts[2]
             end <(__peninsula_dir)/caches 2>/dev/null
-            eval "function __peninsula_cache_restore; "(string join '; ' -- $restore)"; end"
         end
     else
         echo "peninsula: this shell runs inside session $PENINSULA_SESSION already (started by pid $PENINSULA_SHELL_PID); it is judged by that session" >&2

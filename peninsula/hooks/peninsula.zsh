@@ -70,24 +70,35 @@ if [[ -o interactive ]]; then
       fi
     }
     # -- the project's own tool caches (see the bash hook) ------------------
-    typeset -gA __peninsula_cache_before
+    # What to put back on leaving is read at each prompt before the prompt
+    # ping (first thing in the first precmd function, below), while the
+    # shell is outside every project (the supervisor marks it in one at its
+    # chdir there): direnv has loaded no project's .env then. It is kept in
+    # a function body, as is the last state seen.
     [[ -n ${__peninsula_dir+set} ]] || typeset -gr __peninsula_dir=$PENINSULA_SESSION_DIR  # readonly: direnv cannot point it elsewhere
-    __peninsula_caches() {
-      local line= assignment name
-      IFS= read -r line < $__peninsula_dir/state
-      [[ -n ${__peninsula_cache_state+set} && $line == "$__peninsula_cache_state" ]] && return
-      typeset -g __peninsula_cache_state=$line
-      for name in ${(k)__peninsula_cache_before}; do
-        if [[ ${__peninsula_cache_before[$name]} == set:* ]]; then
-          export "$name=${__peninsula_cache_before[$name]#set:}"
-        else
-          unset $name
-        fi
+    __peninsula_cache_snapshot() {
+      local name body=:
+      for name in @CACHE_NAMES@; do
+        if (( ! ${+parameters[$name]} )); then body+="; unset $name"
+        elif [[ ${parameters[$name]} == *export* ]]; then body+="; export $name=${(q)${(P)name}}"
+        else body+="; typeset -g +x $name=${(q)${(P)name}}"; fi
       done
-      __peninsula_cache_before=()
+      functions[__peninsula_cache_restore]=$body
+    }
+    __peninsula_cache_keep() {
+      local line=
+      IFS= read -r line < $__peninsula_dir/state
+      [[ -n $line ]] || __peninsula_cache_snapshot
+    } 2>/dev/null
+    __peninsula_cache_snapshot  # the shell may start in a project
+    __peninsula_cache_seen() { [[ -z $1 ]] }
+    __peninsula_caches() {
+      local line= assignment FUNCNEST=1000  # one set by the project must not stop this
+      IFS= read -r line < $__peninsula_dir/state
+      __peninsula_cache_seen "$line" && return
+      functions[__peninsula_cache_seen]="[[ \$1 == ${(q)line} ]]"
+      __peninsula_cache_restore
       while IFS= read -r assignment; do
-        name=${assignment%%=*}
-        if (( ${+parameters[$name]} )); then __peninsula_cache_before[$name]=set:${(P)name}; else __peninsula_cache_before[$name]=unset; fi
         export "$assignment"
       done < $__peninsula_dir/caches
     } 2>/dev/null
@@ -95,6 +106,7 @@ if [[ -o interactive ]]; then
     # Wrapped now, and again at a prompt if direnv's hook was set up (or
     # set up again) after this one.
     __peninsula_wrap_direnv() {
+      __peninsula_cache_keep
       if (( ${+functions[_direnv_hook]} )) && [[ $functions[_direnv_hook] != *__peninsula_direnv_hook* ]]; then
         functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
         # FUNCNEST is local here: one set by the project cannot stop the
