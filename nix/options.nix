@@ -16,8 +16,9 @@
       example = [ "$HOME/.cache/pip" "~/.npm" ];
       description = ''
         Extra directories the sandboxed commands may write beneath, besides
-        the project ($DEVENV_ROOT), /tmp, /var/tmp, /dev/shm and
-        $XDG_RUNTIME_DIR. "~" and "$VARS" are expanded by peninsula when the
+        the project ($DEVENV_ROOT), /tmp, /var/tmp and /dev/shm (not
+        $XDG_RUNTIME_DIR, where the user's services listen). "~" and "$VARS"
+        are expanded by peninsula when the
         command starts, not by Nix; relative paths are taken relative to the
         project root. Shared caches are a cache-poisoning path between
         projects: add them knowingly.
@@ -90,7 +91,7 @@
     "allow_connect" "allow_bind"
     "unshare_net" "unshare_pid" "unshare_ipc" "unshare_uts" "hostname"
     "limit_as" "limit_fsize" "limit_cpu" "limit_nofile" "limit_nproc" "limit_walltime"
-    "log_max_size"
+    "log_max_size" "allow_socket"
     "clear_env" "keep_env" "setenv" "workdir"
   ];
 }
