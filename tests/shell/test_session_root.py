@@ -36,9 +36,10 @@ def test_confined_process_cannot_replace_the_session_root(term_factory, home, us
     term.run(f"ln -s {evil} {root}")
     assert not os.path.lexists(root / evil.name)
     # Another session's directory, and a planted session.
-    term.run(f"mv {root}/{sid} {root}/gone; mkdir {root}/fake-1; ln -s {evil} {root}/fake-2")
-    assert (root / sid).is_dir() and not os.path.lexists(root / "gone")
-    assert not os.path.lexists(root / "fake-1") and not os.path.lexists(root / "fake-2")
+    fake = f"fake-{uuid.uuid4().hex[:8]}"  # unique: the root outlives test runs
+    term.run(f"mv {root}/{sid} {root}/{fake}-gone; mkdir {root}/{fake}-1; ln -s {evil} {root}/{fake}-2")
+    assert (root / sid).is_dir() and not os.path.lexists(root / f"{fake}-gone")
+    assert not os.path.lexists(root / f"{fake}-1") and not os.path.lexists(root / f"{fake}-2")
     term.run("cd ..")
     term.prompt()  # the supervisor writes the state when the shell is at its prompt outside
     assert (home / ".bashrc").read_text() == rc
