@@ -60,18 +60,7 @@ def h_clone(sup, req):
 
 def _process_group(pgrp: int) -> list[int]:
     """Every process whose process group is pgrp (/proc, field 5)."""
-    members = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(b")") + 2 :].split()[2]) == pgrp:
-            members.append(int(name))
-    return members
+    return [pid for pid, fields in target.proc_stats() if int(fields[2]) == pgrp]
 
 
 def _own_pgrp(tgid: int) -> int:
@@ -144,32 +133,29 @@ def h_kill(sup, req):
     return emulate.CONTINUE
 
 
-def h_tkill(sup, req):
-    tid, sig = _signed(req.args[0]), _signed(req.args[1])
+def _one_process(sup, req, target_index: int, sig_index: int, op: str):
+    """tkill, tgkill, rt_(tg)sigqueueinfo: one receiver, named by a tid (or
+    pid) in a register, its signal in another."""
+    tid, sig = _signed(req.args[target_index]), _signed(req.args[sig_index])
     if sig != 0 and tid > 0:
-        judge_receivers(sup, req, [t for t in (_tgid_of(tid),) if t is not None], "tkill")
+        judge_receivers(sup, req, [t for t in (_tgid_of(tid),) if t is not None], op)
     return emulate.CONTINUE
+
+
+def h_tkill(sup, req):
+    return _one_process(sup, req, 0, 1, "tkill")
 
 
 def h_tgkill(sup, req):
-    tid, sig = _signed(req.args[1]), _signed(req.args[2])
-    if sig != 0 and tid > 0:
-        judge_receivers(sup, req, [t for t in (_tgid_of(tid),) if t is not None], "tgkill")
-    return emulate.CONTINUE
+    return _one_process(sup, req, 1, 2, "tgkill")
 
 
 def h_rt_sigqueueinfo(sup, req):
-    pid, sig = _signed(req.args[0]), _signed(req.args[1])
-    if sig != 0 and pid > 0:
-        judge_receivers(sup, req, [t for t in (_tgid_of(pid),) if t is not None], "rt_sigqueueinfo")
-    return emulate.CONTINUE
+    return _one_process(sup, req, 0, 1, "rt_sigqueueinfo")
 
 
 def h_rt_tgsigqueueinfo(sup, req):
-    tid, sig = _signed(req.args[1]), _signed(req.args[2])
-    if sig != 0 and tid > 0:
-        judge_receivers(sup, req, [t for t in (_tgid_of(tid),) if t is not None], "rt_tgsigqueueinfo")
-    return emulate.CONTINUE
+    return _one_process(sup, req, 1, 2, "rt_tgsigqueueinfo")
 
 
 def _pidfd_send_signal(pidfd: int, sig: int, info: bytes | None, flags: int) -> int:

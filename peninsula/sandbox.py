@@ -50,7 +50,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import baseline, defaults, libc, policy
+from . import baseline, defaults, libc, policy, target
 from .config import ConfigError, Options, check_env_pattern, check_hostname, parse_env_assignment, parse_port, parse_seconds, parse_size, parse_count
 
 # Exit codes for peninsula's own failures (the command's own status is
@@ -536,18 +536,10 @@ def _read_line(fd: int) -> bytes:
 def _live_children_map() -> dict[int, list[int]]:
     """parent pid -> pids of its living (non-zombie) children, from /proc."""
     children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2 :].split()
+    for pid, fields in target.proc_stats():
         if fields[0] in (b"Z", b"X"):
             continue
-        children.setdefault(int(fields[1]), []).append(int(name))
+        children.setdefault(int(fields[1]), []).append(pid)
     return children
 
 

@@ -184,3 +184,16 @@ def descends_from(pid: int, ancestor: int, limit: int = 4096) -> bool:
         if pid <= 1:
             return False
     return False
+
+
+def proc_stats():
+    """(pid, fields of /proc/PID/stat after the command name) of every
+    process, skipping those gone meanwhile. fields[0] is the state (field 3)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = _read_proc(f"/proc/{name}/stat")
+        except OSError:
+            continue
+        yield int(name), stat[stat.rindex(b")") + 2 :].split()
