@@ -414,7 +414,7 @@ class Running:
         libc.prctl_set_child_subreaper()
         result_r, result_w = os.pipe()
         info_r, info_w = os.pipe()
-        log_fd = defaults.open_log(log_path, box.options.log_max_size)
+        denial_log = defaults.open_log(log_path, box.options.log_max_size)
         stderr_fd = box.stderr.fileno() if hasattr(box.stderr, "fileno") else 2
         plan = _Plan(box, argv, pol)
         plan.pids_procs_fd = pids_cgroup.procs_fd if pids_cgroup is not None else None
@@ -424,7 +424,7 @@ class Running:
             os.close(info_r)
             code = 1
             try:
-                code = _supervisor_main(plan, log_fd, result_w, info_w, stderr_fd)
+                code = _supervisor_main(plan, denial_log, result_w, info_w, stderr_fd)
             except BaseException:  # never return into the caller's code
                 import traceback
 
@@ -433,8 +433,8 @@ class Running:
                 os._exit(code)
         os.close(result_w)
         os.close(info_w)
-        if log_fd is not None:
-            log_fd.close()
+        if denial_log is not None:
+            denial_log.close()
         if pids_cgroup is not None:
             pids_cgroup.close_fd()
         self._result_r = result_r
@@ -787,7 +787,7 @@ def _kill_quietly(pid: int | None) -> None:
         pass
 
 
-def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
+def _supervisor_main(plan: _Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     """In the supervisor process: restrict ourselves, start the command, serve."""
     from .supervisor import Supervisor
 
@@ -845,7 +845,7 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     if child == 0:
         parent_sock.close()
         os.close(exec_r)
-        for fd in (result_w, info_w, *(log_fd.fds() if log_fd is not None else ())):
+        for fd in (result_w, info_w, *(denial_log.fds() if denial_log is not None else ())):
             os.close(fd)
         _command_main(plan, program, child_sock, exec_w, ns_fds)
     for fd in ns_fds.values():
@@ -876,7 +876,7 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
 
     threading.Thread(target=watchdog, daemon=True).start()
     stream = os.fdopen(os.dup(stderr_fd), "w", buffering=1, errors="replace")
-    notices = _notices(stream, log_fd, box.quiet)
+    notices = _notices(stream, denial_log, box.quiet)
     sup = Supervisor(listener_fd, plan.policy, notices, box.verbose, sockets=sockets_allowed)
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
     sup.socket_hint = "--allow-socket {path}"
@@ -912,7 +912,7 @@ def _supervisor_main(plan: _Plan, log_fd, result_w, info_w, stderr_fd) -> int:
     return 0
 
 
-def _notices(stream, log_fd, quiet):
+def _notices(stream, denial_log, quiet):
     """Denial notices that also name a shipped profile when one would
     allow the denied path (the user decides; caches are shared)."""
     from .supervisor import DenialNotices
@@ -931,7 +931,7 @@ def _notices(stream, log_fd, quiet):
                 line += f" (or --profile {profile}: shared between projects, see `peninsula profiles`)"
             return line
 
-    return Notices(stream, log_fd, quiet)
+    return Notices(stream, denial_log, quiet)
 
 
 # -- the command process --------------------------------------------------------------

@@ -107,7 +107,7 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
         session_fd = make_session_dir(session_root(), session_id)
     except UnsafeRoot as err:
         raise SessionError(str(err)) from None
-    log_fd = defaults.open_log(defaults.default_log())
+    denial_log = defaults.open_log(defaults.default_log())
     libc.prctl_set_child_subreaper()
     from . import privileged
 
@@ -125,7 +125,7 @@ def start_shell(shell_argv: list[str], *, verbose: bool = False, argv0: str | No
         code = 1
         started: dict = {}
         try:
-            code = _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0,
+            code = _supervisor_main(shell_argv, conf, session_dir, denial_log, result_w, verbose, started, argv0,
                                     helper_theirs, shims, session_fd)
         except BaseException as err:
             from .cli import describe_exception
@@ -185,7 +185,7 @@ def _read(fd: int) -> bytes:
             continue
 
 
-def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, started, argv0, helper, shims,
+def _supervisor_main(shell_argv, conf, session_dir, denial_log, result_w, verbose, started, argv0, helper, shims,
                      session_fd) -> int:
     from .filtercache import filter_bpf
     from .seccomp import FilterProgram
@@ -220,7 +220,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
         our_zygote_sock.close()
         parent_sock.close()
         helper.close()
-        for fd in (result_w, *(log_fd.fds() if log_fd is not None else ())):
+        for fd in (result_w, *(denial_log.fds() if denial_log is not None else ())):
             os.close(fd)
         zygote_main(zygote_sock, roots, program)
     zygote_sock.close()
@@ -263,7 +263,7 @@ def _supervisor_main(shell_argv, conf, session_dir, log_fd, result_w, verbose, s
             project = None if state.strict else state.project
             return shell_hint(denied.path, denied.reason, project, sup.conf.protect)
 
-    notices = ShellNotices(stream, log_fd, quiet=False)
+    notices = ShellNotices(stream, denial_log, quiet=False)
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     broker = Broker(our_zygote_sock, wake_w)
     from .shellsup import make_shell_supervisor
