@@ -23,7 +23,7 @@ import sys
 
 
 def roots_for(project: str) -> tuple[str, ...]:
-    from peninsula.sandbox import Sandbox
+    from peninsula.sandbox.api import Sandbox
 
     box = Sandbox(project=project, quiet=True)
     return box.baseline_roots(box.policy())
@@ -32,7 +32,7 @@ def roots_for(project: str) -> tuple[str, ...]:
 def restrict_write_rights_only(roots: tuple[str, ...]) -> None:
     from landlockpy import AccessFS, Ruleset, Scope, fs_for_abi
 
-    from peninsula import baseline
+    from peninsula.kernel import landlock as baseline
 
     abi = baseline.abi_version()
     unhandled = AccessFS.READ_FILE | AccessFS.READ_DIR | AccessFS.EXECUTE | AccessFS.IOCTL_DEV | AccessFS.RESOLVE_UNIX
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
     if write_only:
         restrict_write_rights_only(roots)
     else:
-        from peninsula import baseline
+        from peninsula.kernel import landlock as baseline
 
         baseline.restrict_self(roots, scoped=True)
     try:

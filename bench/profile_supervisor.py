@@ -110,7 +110,9 @@ class Setup:
 
 
 def apply_patches(names: list[str]) -> None:
-    from peninsula import emulate, resolve, target
+    from peninsula.supervisor.handlers import opens, request
+    from peninsula.kernel import resolve
+    from peninsula.kernel import target
 
     if "status_cache" in names:
         real = target.Status
@@ -122,7 +124,7 @@ def apply_patches(names: list[str]) -> None:
                 st = cache[tid] = real(tid)
             return st
 
-        emulate.target.Status = cached_status  # emulate reads target.Status via the module
+        target.Status = cached_status  # the handlers read target.Status via the module
     if "location_cache" in names:
         real_location = resolve.location
         places: dict[tuple[int, int], str] = {}
@@ -136,9 +138,9 @@ def apply_patches(names: list[str]) -> None:
             return where
 
         resolve.location = cached_location
-        emulate.location = cached_location
+        request.location = opens.location = cached_location
     if "policy_index" in names:
-        from peninsula import policy
+        from peninsula.policy import engine as policy
 
         real_protection = policy.protection_for
         prefixes_of: dict[int, frozenset] = {}
@@ -180,7 +182,7 @@ LISTENER_TIME: dict[str, list[int]] = {}
 
 def instrument(out_path: Path, how: str) -> None:
     """Wrap the supervisor's loop; runs in the forked supervisor, dumps at the end."""
-    from peninsula import supervisor as S
+    from peninsula.supervisor import loop as S
 
     orig_handle = S.Supervisor.handle_one
     orig_serve = S.Supervisor.serve
@@ -216,7 +218,7 @@ def instrument(out_path: Path, how: str) -> None:
     S.Supervisor.handle_one = handle_one
     S.Supervisor.serve = serve
     if how == "timing":
-        from peninsula import seccomp
+        from peninsula.kernel import seccomp
 
         for name in ("recv", "id_valid", "_send", "reply_fd"):
             orig = getattr(seccomp.Listener, name)
@@ -277,7 +279,7 @@ def syscall_names() -> dict[int, str]:
     """x86_64 syscall numbers to names (pyseccomp resolves both ways)."""
     import pyseccomp as sc
 
-    from peninsula.seccomp import NEWER_SYSCALLS
+    from peninsula.kernel.seccomp import NEWER_SYSCALLS
 
     names = {nr: name for name, nr in NEWER_SYSCALLS.items()}
     arch = sc.system_arch()
@@ -404,8 +406,11 @@ def analyse_collapsed(path: Path) -> dict:
 
 
 def primitives(setup: Setup, loops: int = 20000) -> list[dict]:
-    from peninsula import libc, policy, resolve, target
-    from peninsula.sandbox import Sandbox
+    from peninsula.kernel import libc
+    from peninsula.policy import engine as policy
+    from peninsula.kernel import resolve
+    from peninsula.kernel import target
+    from peninsula.sandbox.api import Sandbox
 
     work = setup.bench.fresh("primitives")
     for i in range(loops):

@@ -363,7 +363,7 @@ STRACE_UNKNOWN = {"fchmodat2", "setxattrat", "removexattrat", "file_setattr"}
 
 
 def trapped_names() -> tuple[list[str], list[str]]:
-    from peninsula import seccomp
+    from peninsula.kernel import seccomp
 
     names = ["open", "openat", "open_by_handle_at"] + list(seccomp.PATH_MUTATORS) + list(seccomp.FD_MUTATORS) + list(seccomp.PROCESS_ACCESS)
     known = [n for n in names if n not in STRACE_UNKNOWN]

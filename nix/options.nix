@@ -1,5 +1,5 @@
 # The sandbox options of the devenv module, and the key of peninsula's config
-# file (peninsula/config.py, KEYS) that each one renders to. Plain data: the
+# file (peninsula/config/options.py, KEYS) that each one renders to. Plain data: the
 # module builds its options from this table and render-policy.nix refuses
 # anything not in it, so the two cannot drift apart. tests/test_nix.py checks
 # that the keys of `options` plus `notExposed` are exactly config.KEYS, so a

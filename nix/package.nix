@@ -70,7 +70,7 @@ let
       let base = baseNameOf path; rel = lib.removePrefix (toString ./.. + "/") (toString path); in
       !(lib.elem base [ ".git" ".venv" "__pycache__" ".pytest_cache" "result" "peninsula.egg-info" ])
       # an in-place build of the compiled hot path is for the venv's Python:
-      # the package builds its own from peninsula/_fastpath.c (setup.py)
+      # the package builds its own from peninsula/supervisor/_fastpath.c (setup.py)
       && !(lib.hasSuffix ".so" base)
       && (rel == "pyproject.toml" || rel == "setup.py" || rel == "README.md" || rel == "peninsula" || lib.hasPrefix "peninsula/" rel);
   };
@@ -91,7 +91,7 @@ buildPythonApplication {
   # under a seccomp filter, and nesting user-notify fails). Run it with
   # `.venv/bin/python -m pytest` on a real machine; here, check the imports
   # and that the installed command starts.
-  pythonImportsCheck = [ "peninsula" "peninsula.cli" "pyseccomp" "landlockpy" ];
+  pythonImportsCheck = [ "peninsula" "peninsula.cli.main" "pyseccomp" "landlockpy" ];
   doCheck = true;
   checkPhase = ''
     runHook preCheck

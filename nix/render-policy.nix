@@ -1,6 +1,6 @@
 # Render the devenv module's sandbox options to the TOML text of a peninsula
 # config file (the same keys as a project's .peninsula.toml; see
-# peninsula/config.py). Plain Nix builtins only, so it evaluates without
+# peninsula/config/options.py). Plain Nix builtins only, so it evaluates without
 # nixpkgs:
 #
 #   nix-instantiate --eval --strict --json --expr \

@@ -7,7 +7,7 @@ __all__ = ["Sandbox", "Result", "SandboxError", "__version__"]
 def __getattr__(name):
     # Imported lazily: the hook and prompt entry points must start fast.
     if name in ("Sandbox", "Result", "SandboxError"):
-        from . import sandbox
+        from peninsula.sandbox import api as sandbox
 
         return getattr(sandbox, name)
     raise AttributeError(name)

@@ -61,7 +61,7 @@ def runtime(tmp_path_factory) -> Path:
     if SANITIZED_SO:
         from sanitize import SO_NAME, main_shim
 
-        shutil.copy2(SANITIZED_SO, root / "peninsula" / SO_NAME)
+        shutil.copy2(SANITIZED_SO, root / "peninsula" / "supervisor" / SO_NAME)
         main = root / "peninsula" / "__main__.py"
         main.write_text(main_shim(main.read_text(), SANITIZER_REPORTS))
     for path in root.rglob("*"):

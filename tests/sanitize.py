@@ -20,8 +20,8 @@ import sysconfig
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCE = REPO / "peninsula" / "_fastpath.c"
-# The name the interpreter imports peninsula._fastpath from.
+SOURCE = REPO / "peninsula" / "supervisor" / "_fastpath.c"
+# The name the interpreter imports peninsula.supervisor._fastpath from.
 SO_NAME = "_fastpath" + sysconfig.get_config_var("EXT_SUFFIX")
 # Undefined behaviour traps (ud2), and ASan reports the SIGILL with its
 # stack into the same log as its own errors: gcc 12's UBSan runtime here

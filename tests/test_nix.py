@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from peninsula import config, policy
-from peninsula.config import ConfigError, parse_options
-from peninsula.sandbox import Sandbox
+from peninsula.config import options as config
+from peninsula.policy import engine as policy
+from peninsula.config.options import ConfigError, parse_options
+from peninsula.sandbox.api import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 NIX_DIR = REPO / "nix"
@@ -657,8 +658,8 @@ def test_package_source_holds_only_what_the_build_needs(nix, tmp_path):
         assert proc.returncode == 0, proc.stderr
         src = store_root / json.loads(proc.stdout).lstrip("/")
         names = {str(p.relative_to(src)) for p in src.rglob("*")}
-        assert {"pyproject.toml", "setup.py", "README.md", "peninsula", "peninsula/__init__.py", "peninsula/cli.py",
-                "peninsula/_fastpath.c"} <= names
+        assert {"pyproject.toml", "setup.py", "README.md", "peninsula", "peninsula/__init__.py", "peninsula/cli/main.py",
+                "peninsula/supervisor/_fastpath.c"} <= names
         assert not {n for n in names if n.split("/")[0] not in ("pyproject.toml", "setup.py", "README.md", "peninsula")}
         assert not {n for n in names if "__pycache__" in n or n.endswith((".pyc", ".so"))}
     finally:

@@ -23,7 +23,7 @@ from cbuild import compile_c
 from sanitize import SANITIZE, build, reports, runtime_env
 
 from conftest import SYSTEM_PYTHON
-from peninsula import fastpath
+from peninsula.supervisor import fastpath
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = ("tests/engine", "tests/reliability/test_hostile.py", "tests/run/test_hot_path.py")
@@ -109,6 +109,6 @@ def test_inner_supervisor_maps(root):
                 break
             subprocess.run(["sleep", "0.02"])
         assert "libasan" in maps, "the supervisor does not run with the ASan runtime"
-        assert f"{root.runtime}/peninsula/_fastpath" in maps, "the supervisor did not load the sanitized extension"
+        assert f"{root.runtime}/peninsula/supervisor/_fastpath" in maps, "the supervisor did not load the sanitized extension"
     finally:
         popen.wait(30)

@@ -155,12 +155,12 @@ def make_box(who, hot_path: str) -> Box:
 @pytest.fixture(params=["compiled", "python"])
 def hot_path(request, runtime) -> str:
     """Every engine test runs against both hot paths: the compiled one
-    (peninsula/_fastpath.c, which hands refusals and rare cases to Python)
+    (peninsula/supervisor/_fastpath.c, which hands refusals and rare cases to Python)
     and pure Python. The compiled one must have been built: setup.sh
     installs a C compiler, so a missing extension is a failure here."""
     if request.param == "compiled":
-        built = list((runtime / "peninsula").glob("_fastpath*.so"))
-        assert built, "peninsula/_fastpath.c was not built (pip install -e . with gcc and python3-dev)"
+        built = list((runtime / "peninsula" / "supervisor").glob("_fastpath*.so"))
+        assert built, "peninsula/supervisor/_fastpath.c was not built (pip install -e . with gcc and python3-dev)"
     return request.param
 
 
@@ -221,7 +221,7 @@ def twin(box: Box, setup) -> tuple[Pair, Pair]:
 def compare(confined: dict, control: dict, denied_errno: str = "EACCES", denied_by_key: dict | None = None) -> None:
     """Keys starting with out_ must work without peninsula and be refused
     with denied_errno under it (or the errno denied_by_key names: what a
-    tree owned by another user gives, see peninsula/kernelorder.py); every
+    tree owned by another user gives, see peninsula/supervisor/handlers/kernelorder.py); every
     other key must behave the same."""
     problems = []
     for key in control:

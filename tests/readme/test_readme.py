@@ -42,7 +42,7 @@ def test_every_block_is_covered():
 
 @pytest.mark.parametrize("line", peninsula_lines())
 def test_every_documented_command_line_parses(line):
-    from peninsula.cli import _modules_for, build_parser
+    from peninsula.cli.main import _modules_for, build_parser
 
     argv = shlex.split(line)[1:]
     argv = ["x" if a == "4242-1795570839" else a for a in argv]
@@ -73,8 +73,8 @@ def test_run_examples_work_with_their_options(who, line):
 
 
 def test_toml_examples_load():
-    from peninsula.config import parse_options
-    from peninsula.userconfig import parse_user_config
+    from peninsula.config.options import parse_options
+    from peninsula.config.user import parse_user_config
 
     user, project, run, starship = [], [], [], []
     for text in blocks("toml"):

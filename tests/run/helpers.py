@@ -10,7 +10,7 @@ from pathlib import Path
 
 PY = "/usr/bin/python3"
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = REPO / "peninsula" / "report.schema.json"
+SCHEMA = REPO / "peninsula" / "sandbox" / "report.schema.json"
 
 
 def run_with_report(who, *args, cwd=None, env=None, timeout=120):

@@ -23,7 +23,7 @@ ALLOW_ALL = struct.pack("=HBBI", 0x06, 0, 0, SECCOMP_RET_ALLOW)  # BPF_RET|BPF_K
 
 def old_cache_names(runtime) -> list[str]:
     """The file names the old cache gave the program of the code under test."""
-    spec = importlib.util.spec_from_file_location("filtercache_under_test", runtime / "peninsula" / "filtercache.py")
+    spec = importlib.util.spec_from_file_location("filtercache_under_test", runtime / "peninsula" / "supervisor" / "filtercache.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return [f"filter-{module._key(chdir, names)}.bpf" for chdir in (False, True) for names in (False, True)]

@@ -2,8 +2,8 @@
 /dev) or the sessions' root: following it would hand out a process's memory,
 a kernel knob or a raw device, or a session's files."""
 
-from peninsula import hints
-from peninsula.session import session_root
+from peninsula.supervisor import hints
+from peninsula.config.defaults import session_root
 
 OUTSIDE = "outside every writable root"
 

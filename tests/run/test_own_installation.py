@@ -1,7 +1,7 @@
 """peninsula's own installation is protected wherever it lives: its code,
 the dependencies it imports, its cached seccomp program, the venv it runs
 from, all run unconfined at the next start. (An adversarial review forged
-the cached program and appended to policy.py from `run --project $HOME`
+the cached program and appended to the policy engine from `run --project $HOME`
 with peninsula installed in a venv in the home.)"""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from .helpers import PY
 
 ATTACKS = {
-    "package code": "open({pkg!r} + '/policy.py', 'a').write('# planted')",
-    "cached filter program": "open({pkg!r} + '/__pycache__/filter-planted.bpf', 'wb').write(b'\\x06\\0\\0\\0\\0\\0\\xff\\x7f')",
+    "package code": "open({pkg!r} + '/policy/engine.py', 'a').write('# planted')",
+    "cached filter program": "open({pkg!r} + '/supervisor/__pycache__/filter-planted.bpf', 'wb').write(b'\\x06\\0\\0\\0\\0\\0\\xff\\x7f')",
     "a dependency": "open({deps!r} + '/tomlkit/__init__.py', 'a').write('# planted')",
     "a .pth file beside it": "open({deps!r} + '/planted.pth', 'w').write('import os')",
     "moving the installation away": "import os; os.rename({deps!r}, {deps!r} + '.moved')",
@@ -29,7 +29,7 @@ def installed(who, runtime):
     the writable root: as a venv in the home is under `run --project $HOME`."""
     deps = who.base / "inst"
     shutil.copytree(runtime, deps)
-    (deps / "peninsula" / "__pycache__").mkdir(exist_ok=True)
+    (deps / "peninsula" / "supervisor" / "__pycache__").mkdir(exist_ok=True)
     subprocess.run(["chown", "-R", f"{who.uid}:{who.gid}", str(deps)], check=True)
     return deps
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 SHIPPED = ("npm", "pip", "cargo", "go", "git")
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "peninsula" / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "peninsula" / "config" / "profiles"
 
 
 def _home(who):

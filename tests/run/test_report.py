@@ -1,5 +1,5 @@
 """--report: one JSON object per run that validates against the shipped
-schema (peninsula/report.schema.json), for every status."""
+schema (peninsula/sandbox/report.schema.json), for every status."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from peninsula.defaults import CACHE_ENV
+from peninsula.config.defaults import CACHE_ENV
 
 from .conftest import PENINSULA, RC, supervised
 

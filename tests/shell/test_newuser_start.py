@@ -116,8 +116,8 @@ BREAK_AFTER_FORK = '''
 import sys
 class _Missing:
     def find_spec(self, name, path=None, target=None):
-        if name == "peninsula.shellsup":
-            raise ModuleNotFoundError("No module named 'peninsula.shellsup'")
+        if name == "peninsula.shell.judge":
+            raise ModuleNotFoundError("No module named 'peninsula.shell.judge'")
         return None
 sys.meta_path.insert(0, _Missing())
 '''
@@ -131,7 +131,7 @@ def test_failure_after_the_shell_was_forked_leaves_one_shell(term_factory, home,
     term = term_factory("bash", env={"PYTHONPATH": f"{shadow}:{user.runtime}"})
     text = _alive_unsupervised(term)
     lines = [l for l in text.splitlines() if l.startswith("peninsula:")]
-    assert len(lines) == 1 and "No module named 'peninsula.shellsup'" in lines[0], text
+    assert len(lines) == 1 and "No module named 'peninsula.shell.judge'" in lines[0], text
     ps = term.run("ps -t \"$(tty)\" -o comm= | grep -c '^bash$'")
     counts = [l for l in ps.splitlines() if l.strip().isdigit()]
     assert counts[-1] == "1", ps  # one shell on this terminal, no stray confined one

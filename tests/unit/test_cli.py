@@ -2,7 +2,7 @@
 
 import argparse
 
-from peninsula import cli
+from peninsula.cli import main as cli
 
 
 def test_module_map_names_every_subcommand():
@@ -16,7 +16,7 @@ def test_module_map_names_every_subcommand():
 
 
 def test_selective_import():
-    assert cli._modules_for(["run", "--", "ls", "-la"]) == ("cmd_run",)
+    assert cli._modules_for(["run", "--", "ls", "-la"]) == ("run",)
     assert cli._modules_for(["--help"]) == cli.COMMANDS
     assert cli._modules_for(["bogus"]) == cli.COMMANDS
     assert cli._modules_for(["--version"]) == ()

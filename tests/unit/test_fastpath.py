@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peninsula import fastpath, policy
+from peninsula.supervisor import fastpath
+from peninsula.policy import engine as policy
 
 pytestmark = pytest.mark.skipif(fastpath._fastpath is None, reason="the compiled hot path is not built here")
 

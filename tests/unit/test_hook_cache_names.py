@@ -1,7 +1,8 @@
 """The hooks keep (before a project) every variable the supervisor points
 at a project's cache: the names they are given are defaults.CACHE_ENV's."""
 
-from peninsula import cmd_shell, defaults
+from peninsula.cli import shell as cmd_shell
+from peninsula.config import defaults
 
 
 def test_hook_cache_names_are_the_cache_env_names():

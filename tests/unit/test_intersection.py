@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peninsula.policy import Both, Policy, decide_hardlinked_write, decide_write, writable_root
+from peninsula.policy.engine import Both, Policy, decide_hardlinked_write, decide_write, writable_root
 
 NAMES = ["a", "b", "c", ".git", "hooks", "x.sample", "ab", "tmp"]
 segment = st.sampled_from(NAMES)

@@ -1,8 +1,8 @@
-"""The pure policy engine (policy.py)."""
+"""The pure policy engine (peninsula/policy/engine.py)."""
 
 import pytest
 
-from peninsula import policy
+from peninsula.policy import engine as policy
 
 POL = policy.Policy(
     writable=("/home/u/proj", "/tmp", "/home/u/.local/share/fish/fish_history*"),

@@ -4,7 +4,7 @@ and the environment they get."""
 import os
 import stat
 
-from peninsula.privileged import gains_privilege, outside_env, shim_dir
+from peninsula.shell.privileged import gains_privilege, outside_env, shim_dir
 
 
 def _fd_of(path):

@@ -1,6 +1,6 @@
 """policy.protected_beneath: which names hold a protection beneath them."""
 
-from peninsula.policy import Policy, decide_write, protected_beneath
+from peninsula.policy.engine import Policy, decide_write, protected_beneath
 
 POL = Policy(
     writable=("/p",),

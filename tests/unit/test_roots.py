@@ -2,7 +2,7 @@
 
 import os
 
-from peninsula.roots import O_PATH_DIR, HeldRoots
+from peninsula.shell.roots import O_PATH_DIR, HeldRoots
 
 
 def _key(path):

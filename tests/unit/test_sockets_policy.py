@@ -4,7 +4,8 @@ shipped allow-list's sources (sockets.shipped_allowlist, AllowList)."""
 import os
 import socket
 
-from peninsula import policy, sockets
+from peninsula.policy import engine as policy
+from peninsula.supervisor.handlers import sockets
 
 
 def test_allow_list_wins_and_datagrams_need_it():

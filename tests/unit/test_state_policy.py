@@ -2,7 +2,8 @@
 
 import pytest
 
-from peninsula import fastpath, policy
+from peninsula.supervisor import fastpath
+from peninsula.policy import engine as policy
 
 HOME = "/home/u"
 STATE = (

@@ -3,7 +3,7 @@ must say what libseccomp says for every name both know."""
 
 import pyseccomp as sc
 
-from peninsula import seccomp
+from peninsula.kernel import seccomp
 
 
 def test_syscall_table_agrees_with_libseccomp():

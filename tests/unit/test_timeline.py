@@ -2,7 +2,7 @@
 
 import itertools
 
-from peninsula.timeline import STRICT, UNCONFINED, ShellState, Timeline, stricter, tighten
+from peninsula.policy.timeline import STRICT, UNCONFINED, ShellState, Timeline, stricter, tighten
 
 A, B = ShellState("/a"), ShellState("/b")
 STATES = (UNCONFINED, STRICT, A, B)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from peninsula.config import ConfigError
-from peninsula.userconfig import UserConfig, parse_user_config
+from peninsula.config.options import ConfigError
+from peninsula.config.user import UserConfig, parse_user_config
 
 
 def test_defaults_and_values(tmp_path):

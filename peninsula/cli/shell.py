@@ -1,0 +1,133 @@
+"""`peninsula shell`, `peninsula hook SHELL` and `peninsula prompt`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from peninsula.cli.usage import fail
+
+HOOK_FILES = {"bash": "peninsula.bash", "zsh": "peninsula.zsh", "fish": "peninsula.fish", "direnv": "direnvrc"}
+# The names in defaults.CACHE_ENV, for the hooks to keep before a project
+# (a unit test holds them equal): importing defaults here would cost every
+# shell start ~45 ms.
+CACHE_NAMES = "npm_config_cache PIP_CACHE_DIR UV_CACHE_DIR GOCACHE GOMODCACHE CARGO_HOME YARN_CACHE_FOLDER GRADLE_USER_HOME"
+
+
+def register(sub) -> None:
+    shell = sub.add_parser(
+        "shell",
+        help="start your shell under the supervisor (the hooks do this for you)",
+        description="Start an interactive shell whose commands are confined to the project they "
+        "are started in. With no command, starts $SHELL -i.",
+    )
+    shell.add_argument("--hook", metavar="SHELL", help=argparse_suppress())
+    shell.add_argument("--argv0", metavar="NAME", help=argparse_suppress())
+    shell.add_argument("--verbose", "-v", action="store_true", help="print supervisor diagnostics")
+    shell.add_argument("argv", nargs="*", metavar="-- SHELL [ARGS...]")
+    shell.set_defaults(handler=cmd_shell)
+
+    hook = sub.add_parser(
+        "hook",
+        help="print the shell hook to eval in your rc file",
+        description='Print the hook for SHELL. bash: eval "$(peninsula hook bash)" in ~/.bashrc; '
+        'zsh: eval "$(peninsula hook zsh)" in ~/.zshrc; fish: peninsula hook fish | source in '
+        "config.fish; direnv: peninsula hook direnv > ~/.config/direnv/lib/peninsula.sh. "
+        "Put the line after direnv's own hook. PENINSULA_DISABLE=1 leaves a shell unsupervised.",
+    )
+    hook.add_argument("shell", choices=sorted(HOOK_FILES))
+    hook.set_defaults(handler=cmd_hook)
+
+    prompt = sub.add_parser(
+        "prompt",
+        help="print the prompt marker, e.g. [peninsula: myproj] (for starship and friends)",
+        description="Print the session's state for a prompt. The hooks also set $PENINSULA_PROMPT "
+        "without forking; use that in PS1 where you can.",
+    )
+    prompt.add_argument("--format", default="[peninsula: {name}] ", help="format with {name} and {root} (default: %(default)r)")
+    prompt.set_defaults(handler=cmd_prompt)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def _quote(word: str) -> str:
+    # shlex (and the re module it loads) only when the word needs quoting:
+    # the hook runs at every shell start.
+    if word and all(c.isalnum() or c in "/._-+:@%" for c in word):
+        return word
+    import shlex
+
+    return shlex.quote(word)
+
+
+def peninsula_command() -> str:
+    """How the hooks should call us: the installed script, else this Python."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(script) == "peninsula" and os.access(script, os.X_OK):
+        return _quote(script)
+    return f"{_quote(sys.executable)} -m peninsula"
+
+
+def hook_text(shell: str) -> str:
+    # A plain read beside this file (importlib.resources costs ~7 ms of imports).
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "shell", "hooks", HOOK_FILES[shell]), encoding="utf-8") as handle:
+        text = handle.read()
+    return text.replace("@PENINSULA@", peninsula_command()).replace("@CACHE_NAMES@", CACHE_NAMES)
+
+
+def cmd_hook(args) -> int:
+    sys.stdout.write(hook_text(args.shell))
+    return 0
+
+
+def cmd_shell(args) -> int:
+    from peninsula.shell.session import SessionError, start_shell
+
+    argv = args.argv or [os.environ.get("SHELL") or "/bin/sh", "-i"]
+    try:
+        return start_shell(argv, verbose=args.verbose, argv0=args.argv0)
+    except SessionError as err:
+        if args.hook:
+            return start_unsupervised(argv, str(err), args.argv0)
+        return fail(str(err))
+
+
+def start_unsupervised(argv: list[str], reason: str, argv0: str | None = None) -> int:
+    """Called from a hook with `exec`: failing would close the terminal.
+    Say why in one line and start the shell unsupervised."""
+    reason = " ".join(reason.split())
+    sys.stderr.write(f"peninsula: starting this shell UNSUPERVISED: {reason}\n")
+    # The hooks leave a shell with this set alone, silently: it was said.
+    os.environ["PENINSULA_UNSUPERVISED"] = reason[:200]
+    if not argv:
+        argv = [os.environ.get("SHELL") or "/bin/sh", "-i"]
+    try:
+        os.execvp(argv[0], [argv0 or argv[0], *argv[1:]])
+    except OSError as err:
+        sys.stderr.write(f"peninsula: cannot start {argv[0]}: {err.strerror}\n")
+    return 127
+
+
+def cmd_prompt(args) -> int:
+    from peninsula.shell.sessiondir import ENV_SESSION_DIR
+
+    if (os.environ.get("PENINSULA_DISABLE") or os.environ.get("PENINSULA_UNSUPERVISED")) and not os.environ.get("PENINSULA_SESSION"):
+        print("[peninsula: OFF] ", end="")
+        return 0
+    session_dir = os.environ.get(ENV_SESSION_DIR)
+    if not session_dir:
+        return 0
+    try:
+        with open(os.path.join(session_dir, "state")) as handle:
+            line = handle.readline().rstrip("\n")
+    except OSError:
+        return 0
+    if not line:
+        return 0
+    name, _, root = line.partition("\t")
+    print(args.format.format(name=name, root=root or name), end="")
+    return 0

@@ -1,0 +1,125 @@
+"""`peninsula status` and `peninsula check PATH`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from peninsula.cli.usage import fail
+
+
+def register(sub) -> None:
+    status = sub.add_parser("status", help="say what is confined in this session and what is allowed",
+                            description="Ask this session's supervisor how it judges commands started from here.")
+    status.add_argument("--json", action="store_true", help="print the supervisor's answer as JSON")
+    status.set_defaults(handler=cmd_status)
+    check = sub.add_parser("check", help="say whether a write to PATH would pass, and why",
+                           description="Judge a write to PATH the way the supervisor would for a command started here.")
+    check.add_argument("path")
+    check.add_argument("--connect", action="store_true",
+                       help="judge a connect to the unix socket PATH instead of a write (asks the session's supervisor)")
+    check.add_argument("--json", action="store_true", help="print the answer as JSON")
+    check.set_defaults(handler=cmd_check)
+
+
+def cmd_status(args) -> int:
+    from peninsula.shell.control import ask
+    from peninsula.shell.sessiondir import ENV_SESSION
+
+    if not os.environ.get(ENV_SESSION):
+        print("not in a peninsula session (start one with `peninsula shell` or the shell hook)")
+        return 1
+    reply = ask({"op": "status"})
+    if reply is None:
+        return fail("cannot reach this session's supervisor; it may have died (writes then fail with ENOSYS)")
+    if args.json:
+        print(json.dumps(reply, indent=2))
+        return 0
+    print(f"session {reply['session']} (shell pid {reply['shell_pid']}): shell is {reply['shell_state']}")
+    print(f"commands started here now: {reply['caller_state']}")
+    project = reply.get("project") or reply.get("shell_project")
+    for item in reply.get("project_configs") or ():
+        if item.get("error"):
+            print(f"project config: {item['error']}")
+        elif item["trusted"]:
+            print(f"project config: {item['path']}: trusted (its allowances apply)")
+        else:
+            print(f"project config: {item['path']}: NOT trusted (only its protections apply; "
+                  f"to apply it, run `peninsula trust {project}` at a prompt outside the project)")
+    if reply.get("project_configs") == []:
+        print(f"project config: none ({project} has no .peninsula.toml)")
+    if reply["writable"] is not None:
+        print("writable:")
+        for root in reply["writable"]:
+            print(f"  {root}")
+        print("protected (denied even beneath a writable root):")
+        for pattern in reply["protected"]:
+            print(f"  {pattern}")
+    if reply.get("sockets") is not None:
+        print("unix sockets a confined command may reach although their listener is outside (by inode, as found at start):")
+        for entry in reply["sockets"]:
+            state = "" if entry["present"] else " (not there at start: not allowed)"
+            print(f"  {entry['path']}: {entry['service']}: {entry['reason']}{state}")
+        print("  and any socket whose listener is in the same confinement")
+    return 0
+
+
+def resolve_for_check(path: str) -> str:
+    """Where a write to path would land: symlinks followed, as the kernel would."""
+    absolute = os.path.abspath(path)
+    return os.path.realpath(absolute)
+
+
+def cmd_check(args) -> int:
+    from peninsula.shell.control import ask
+    from peninsula.shell.sessiondir import ENV_SESSION
+
+    if args.connect:
+        return _check_connect(args)
+    where = resolve_for_check(args.path)
+    if os.environ.get(ENV_SESSION):
+        reply = ask({"op": "check", "path": where})
+        if reply is None:
+            return fail("cannot reach this session's supervisor")
+        source = "this session's supervisor"
+    else:
+        reply = offline_check(where)
+        source = "no session: judged as a shell started in this directory would"
+    if args.json:
+        print(json.dumps({"path": where, **reply, "source": source}))
+    else:
+        verdict = "allowed" if reply["allow"] else "DENIED"
+        print(f"{where}: {verdict}: {reply['reason']} ({source})")
+    return 0 if reply["allow"] else 1
+
+
+def offline_check(where: str) -> dict:
+    from peninsula.policy import engine as policy
+    from peninsula.config.project import find_project, project_policy
+    from peninsula.config.user import load_user_config
+
+    conf = load_user_config()
+    project = find_project(os.path.realpath(os.getcwd()), conf)
+    if project is None:
+        return {"allow": True, "reason": "not inside a project: commands here are not confined"}
+    pol, _ = project_policy(project, conf)
+    decision = policy.decide_write(pol, where)
+    return {"allow": decision.allow, "reason": f"{decision.reason} (project {project.root})"}
+
+
+def _check_connect(args) -> int:
+    from peninsula.shell.control import ask
+    from peninsula.shell.sessiondir import ENV_SESSION
+
+    where = resolve_for_check(args.path)
+    if not os.environ.get(ENV_SESSION):
+        return fail("check --connect asks a session's supervisor (who listens, and how it is judged): "
+                    "run it in a peninsula session")
+    reply = ask({"op": "check_connect", "path": where})
+    if reply is None or "allow" not in reply:
+        return fail("cannot reach this session's supervisor")
+    if args.json:
+        print(json.dumps({"path": where, **reply}))
+    else:
+        print(f"connect {where}: {'allowed' if reply['allow'] else 'DENIED'}: {reply['reason']}")
+    return 0 if reply["allow"] else 1

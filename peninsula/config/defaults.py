@@ -1,0 +1,219 @@
+"""Shipped defaults: what a confined process may write, and what never.
+
+Each protected entry is a way to run code later, outside the sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+
+from peninsula.policy import engine as policy
+
+# Temporary places every confined process may write: they hold nothing that
+# runs later on its own.
+TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
+
+# Home-relative paths that stay read-only even inside a writable root.
+PROTECTED_IN_HOME = (
+    # shell start-up files: run by every new shell
+    ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile",
+    ".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout", ".config/fish",
+    ".inputrc", ".pam_environment", ".xprofile", ".xsessionrc", ".xinitrc",
+    # credentials and keys
+    ".ssh", ".gnupg", ".netrc", ".git-credentials",
+    # things started by the desktop or systemd
+    ".config/autostart", ".config/systemd", ".local/share/systemd",
+    # git's global config and hooks run in every repository
+    ".gitconfig", ".config/git",
+    # peninsula's and direnv's own state: the sandbox's judges
+    ".config/peninsula", ".local/state/peninsula", ".local/share/peninsula",
+    ".cache/peninsula",  # peninsula's caches (never its seccomp program: filtercache)
+    ".config/direnv", ".local/share/direnv",
+    # toolchains and user binaries: run later, outside the sandbox
+    ".local/bin", ".rustup", ".cargo/bin", ".nvm", ".pyenv", ".sdkman", ".volta",
+    # sourced or loaded as code by tools the user runs later: Debian's
+    # .bashrc sources .bash_aliases, direnv sources ~/.direnvrc for every
+    # .envrc, the user site's .pth files run at every Python start, editors
+    # run their init files, npm reads scripts and registries from .npmrc
+    ".bash_aliases", ".direnvrc", ".local/lib", ".vimrc", ".vim", ".config/nvim", ".npmrc",
+    ".emacs", ".emacs.d", ".config/emacs",
+)
+
+
+# Home-relative state files that confined processes may write: each is
+# written on every run of a common tool. They are content-only allowances
+# (policy.StateAllowance): no symlink, hard link, directory or FIFO can be
+# put at these names, so the unconfined tool that writes them later writes
+# only them. Each entry: (path, temporary names the tool writes and renames
+# onto it, lock names, whether it is a directory of state files, why nothing
+# runs or trusts what is written there). The temporary names are the ones
+# the real tools use (seen with strace): readline's history_do_write writes
+# NAME-PID.tmp, vim .viminfo.tmp (then .viminfz.tmp, .viminfy.tmp... when
+# taken), less .lesshsQ, zsh NAME.new plus a NAME.LOCK symlink, fish a
+# mkstemp name, neovim main.shada.tmp.a to .tmp.z.
+_HISTORY = "a list of past commands: shown and recalled, never run unless the user picks an entry"
+STATE_IN_HOME = (
+    # shell history, written by the shell itself (at exit inside a project
+    # too): losing it is data loss
+    (".bash_history", (".bash_history-[0-9]*.tmp",), (), False, _HISTORY),
+    (".zsh_history", (".zsh_history.new",), (".zsh_history.LOCK",), False, _HISTORY),
+    (".histfile", (".histfile.new",), (".histfile.LOCK",), False, _HISTORY),
+    (".local/share/fish/fish_history", ("fish_history.??????",), (), False, _HISTORY),
+    # REPL and pager histories
+    (".python_history", (".python_history-[0-9]*.tmp",), (), False, _HISTORY),
+    (".node_repl_history", (), (), False, _HISTORY),
+    (".lesshst", (".lesshsQ",), (), False, "less's search and command history: recalled, never run by less on its own"),
+    (".sqlite_history", (".sqlite_history-[0-9]*.tmp",), (), False, _HISTORY),
+    (".psql_history", (".psql_history-[0-9]*.tmp",), (), False, _HISTORY),
+    (".mysql_history", (".mysql_history-[0-9]*.tmp",), (), False, _HISTORY),
+    (".irb_history", (), (), False, _HISTORY),
+    # editor state. Not ~/.local/state/nvim as a whole: Neovim keeps its exrc
+    # trust database there (trust), and lazy.nvim its pkg-cache.lua, which it
+    # runs at every start.
+    (".viminfo", (".viminf?.tmp",), (), False,
+     "marks, registers and histories: read as data; a register runs only when the user replays it (@x)"),
+    (".local/state/nvim/shada/main.shada", ("main.shada.tmp.[a-z]",), (), False,
+     "marks, registers and histories: read as data; a register runs only when the user replays it (@x)"),
+    (".local/state/nvim/swap", (), (), True, "swap files: offered for recovery as text, never run"),
+    (".local/state/nvim/undo", (), (), True, "undo files: restored as buffer text, never run"),
+    (".local/state/nvim/log", (), (), False, "a log: only written"),
+    # prompt tools run at every prompt, inside projects too
+    (".cache/starship", (), (), True, "starship's session logs: only written, never read back, run or sourced"),
+)
+
+
+# Per-project tool caches: each project gets its own directory for these
+# tools' caches (outside the project tree, so it is not committed), writable
+# for that project's confined processes only, so one project cannot poison
+# another's builds. (variable the tool reads, subdirectory). CARGO_HOME and
+# GRADLE_USER_HOME also hold config: cargo still finds ~/.cargo/config.toml
+# from a project beneath the home (it walks up from the cwd). Sharing the
+# user's own caches is a profile (peninsula/profiles: npm, pip, go, cargo).
+CACHE_ENV = (
+    ("npm_config_cache", "npm"),
+    ("PIP_CACHE_DIR", "pip"),
+    ("UV_CACHE_DIR", "uv"),
+    ("GOCACHE", "go-build"),
+    ("GOMODCACHE", "go-mod"),
+    ("CARGO_HOME", "cargo"),
+    ("YARN_CACHE_FOLDER", "yarn"),
+    ("GRADLE_USER_HOME", "gradle"),
+)
+
+
+def cache_home() -> str:
+    value = os.environ.get("XDG_CACHE_HOME")
+    return value if value and os.path.isabs(value) else os.path.join(home(), ".cache")
+
+
+def project_cache(root: str, *, create: bool = False) -> str:
+    """The cache directory of the project at root (absolute, canonical):
+    $XDG_CACHE_HOME/peninsula-projects/<name>-<hash of the root's path>."""
+    import hashlib  # here: loading OpenSSL costs every shell start ~3 ms
+
+    digest = hashlib.sha256(root.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    base = os.path.join(cache_home(), "peninsula-projects")
+    path = os.path.join(base, f"{os.path.basename(root) or 'root'}-{digest}")
+    if create:
+        try:
+            os.makedirs(base, mode=0o700, exist_ok=True)
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        except OSError:
+            pass  # then the tools' writes there are refused, and say where
+    return path
+
+
+def cache_env(root: str) -> tuple[tuple[str, str], ...]:
+    cache = project_cache(root)
+    return tuple((name, os.path.join(cache, sub)) for name, sub in CACHE_ENV)
+
+
+def home() -> str:
+    return os.path.realpath(os.path.expanduser("~"))
+
+
+def runtime_dir() -> str | None:
+    value = os.environ.get("XDG_RUNTIME_DIR")
+    return value if value and os.path.isabs(value) and os.path.isdir(value) else None
+
+
+def state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(home(), ".local", "state")
+    return os.path.join(base, "peninsula")
+
+
+def default_log() -> str:
+    return os.path.join(state_dir(), "denials.jsonl")
+
+
+def temp_roots() -> tuple[str, ...]:
+    roots = [r for r in TEMP_ROOTS if os.path.isdir(r)]
+    runtime = runtime_dir()
+    if runtime:
+        roots.append(runtime)
+    return tuple(roots)
+
+
+def state_allowances() -> tuple[policy.StateAllowance, ...]:
+    base = home()
+    return tuple(
+        policy.StateAllowance(os.path.join(base, rel), temps, locks, directory, reason)
+        for rel, temps, locks, directory, reason in STATE_IN_HOME
+    )
+
+
+# In the user runtime dir (writable for sockets and runtime files): systemd
+# --user loads units from $XDG_RUNTIME_DIR/systemd (user/, transient/,
+# generator*/, user.control/), and runs them at the next daemon-reload. The
+# session services' sockets: a confined process that put its own socket at
+# one of these names would sit between the service and every unconfined
+# client later (the session bus carries systemd's and the keyring's calls).
+PROTECTED_IN_RUNTIME = ("systemd", "bus", "dbus-1", "keyring", "at-spi", "pulse", "pipewire-0", "wayland-*")
+
+
+def protected_paths() -> tuple[str, ...]:
+    base = home()
+    return tuple(os.path.join(base, rel) for rel in PROTECTED_IN_HOME) + own_installation()
+
+
+def own_installation() -> tuple[str, ...]:
+    """Where the code peninsula runs from lives: its package, the
+    directories its dependencies are imported from (with their .pth files),
+    and the virtual environment it runs in. All of it runs unconfined at the
+    next start (the supervisor, the shell hook), wherever it was installed:
+    in the home, /tmp or a project."""
+    global _own_installation
+    if _own_installation is None:
+        import importlib.util
+        import sys
+
+        places = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # the package: config/..
+        for name in RUNTIME_DEPENDENCIES:
+            spec = importlib.util.find_spec(name)  # found, not imported
+            if spec is not None and spec.origin:
+                # a package's directory holds it; a module's, its file
+                places.append(os.path.dirname(os.path.dirname(spec.origin)) if spec.submodule_search_locations
+                              else os.path.dirname(spec.origin))
+        if sys.prefix != sys.base_prefix:
+            places.append(sys.prefix)
+        _own_installation = tuple(dict.fromkeys(os.path.realpath(p) for p in places))
+    return _own_installation
+
+
+RUNTIME_DEPENDENCIES = ("landlockpy", "pyseccomp", "tomlkit")
+_own_installation: tuple[str, ...] | None = None
+
+
+def protected_in_runtime() -> tuple[str, ...]:
+    """PROTECTED_IN_RUNTIME, for the shell session's policies. (Not in
+    `peninsula run`'s yet: a protection inside a writable root would make
+    --fast fall back to the supervisor for every name.)"""
+    runtime = runtime_dir()
+    return tuple(os.path.join(runtime, rel) for rel in PROTECTED_IN_RUNTIME) if runtime else ()
+
+
+def session_root() -> str:
+    runtime = runtime_dir()
+    if runtime:
+        return os.path.join(runtime, "peninsula")
+    return os.path.join("/tmp", f"peninsula-{os.getuid()}")
