@@ -3,7 +3,7 @@
     python bench/landlock_only.py --project DIR -- CMD [ARGS...]
     python bench/landlock_only.py --print-roots --project DIR
 
-Applies peninsula.baseline.restrict_self with exactly the writable roots
+Applies peninsula.kernel.landlock.restrict_self with exactly the writable roots
 `peninsula run --project DIR` gives the command (the project, the temp dirs,
 $XDG_RUNTIME_DIR, the terminal and null devices), with signal and abstract
 socket scoping as the command gets it, then execs CMD. No seccomp filter, no

@@ -251,7 +251,7 @@ def modes(project: str) -> list[Mode]:
     out = [
         Mode("plain", "unsandboxed", True, "the command itself", lambda p: []),
         Mode("landlock", "Landlock only", True,
-             "bench/landlock_only.py: peninsula.baseline.restrict_self(same roots as `peninsula run`, scoped), then exec",
+             "bench/landlock_only.py: peninsula.kernel.landlock.restrict_self(same roots as `peninsula run`, scoped), then exec",
              lambda p: [str(VENV_PY), str(BENCH / "landlock_only.py"), "--project", p, "--"]),
         Mode("landlock_w", "Landlock, write rights only (proposal)", True,
              "bench/landlock_only.py --write-rights-only: the same roots, but the ruleset handles only write rights "

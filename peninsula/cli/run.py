@@ -102,8 +102,8 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from peninsula.sandbox.report import EXIT_SETUP
-    from peninsula.sandbox.api import Result, Sandbox, SandboxError
+    from peninsula.sandbox.api import Sandbox
+    from peninsula.sandbox.report import EXIT_SETUP, Result, SandboxError
 
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not command:

@@ -14,7 +14,7 @@ from .conftest import SHELLS, supervised
 RULE = "{user} ALL=(root) NOPASSWD: /usr/bin/true, /usr/bin/id -u, /usr/bin/sleep 30, /usr/bin/touch {marker}\n"
 UMASK_MARKER = Path("/tmp/peninsula-test-sudo-umask")
 REFUSED = "sudo refused: this command runs confined to "
-DIRECT = ("python3 -c 'import os, sys; from peninsula.privileged import run_outside; "
+DIRECT = ("python3 -c 'import os, sys; from peninsula.shell.privileged import run_outside; "
           "sys.exit(run_outside(os.environ[\"PENINSULA_SESSION_DIR\"], \"/usr/bin/sudo\", [\"sudo\", \"-n\", \"id\", \"-u\"]))'")
 
 
