@@ -89,10 +89,10 @@ def _main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "hook":
         # Every interactive shell start runs `peninsula hook SHELL`, twice
         # (before and after the re-exec): answered without argparse.
-        from peninsula.cli.shell import HOOK_FILES, hook_text
+        from peninsula.shell import shells
 
-        if argv[1] in HOOK_FILES:
-            sys.stdout.write(hook_text(argv[1]))
+        if argv[1] in shells.NAMES:
+            sys.stdout.write(shells.hook_text(argv[1]))
             return 0
     parser = build_parser(_modules_for(argv))
     args, extra = parser.parse_known_args(argv)

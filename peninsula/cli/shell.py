@@ -6,12 +6,7 @@ import os
 import sys
 
 from peninsula.cli.usage import fail
-
-HOOK_FILES = {"bash": "peninsula.bash", "zsh": "peninsula.zsh", "fish": "peninsula.fish", "direnv": "direnvrc"}
-# The names in defaults.CACHE_ENV, for the hooks to keep before a project
-# (a unit test holds them equal): importing defaults here would cost every
-# shell start ~45 ms.
-CACHE_NAMES = "npm_config_cache PIP_CACHE_DIR UV_CACHE_DIR GOCACHE GOMODCACHE CARGO_HOME YARN_CACHE_FOLDER GRADLE_USER_HOME"
+from peninsula.shell import shells
 
 
 def register(sub) -> None:
@@ -30,12 +25,11 @@ def register(sub) -> None:
     hook = sub.add_parser(
         "hook",
         help="print the shell hook to eval in your rc file",
-        description='Print the hook for SHELL. bash: eval "$(peninsula hook bash)" in ~/.bashrc; '
-        'zsh: eval "$(peninsula hook zsh)" in ~/.zshrc; fish: peninsula hook fish | source in '
-        "config.fish; direnv: peninsula hook direnv > ~/.config/direnv/lib/peninsula.sh. "
-        "Put the line after direnv's own hook. PENINSULA_DISABLE=1 leaves a shell unsupervised.",
+        description="Print the hook for SHELL. "
+        + "; ".join(f"{name}: {shells.shell(name).install}" for name in shells.NAMES)
+        + ". Put the line after direnv's own hook. PENINSULA_DISABLE=1 leaves a shell unsupervised.",
     )
-    hook.add_argument("shell", choices=sorted(HOOK_FILES))
+    hook.add_argument("shell", choices=sorted(shells.NAMES))
     hook.set_defaults(handler=cmd_hook)
 
     prompt = sub.add_parser(
@@ -54,33 +48,8 @@ def argparse_suppress():
     return argparse.SUPPRESS
 
 
-def _quote(word: str) -> str:
-    # shlex (and the re module it loads) only when the word needs quoting:
-    # the hook runs at every shell start.
-    if word and all(c.isalnum() or c in "/._-+:@%" for c in word):
-        return word
-    import shlex
-
-    return shlex.quote(word)
-
-
-def peninsula_command() -> str:
-    """How the hooks should call us: the installed script, else this Python."""
-    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    if os.path.basename(script) == "peninsula" and os.access(script, os.X_OK):
-        return _quote(script)
-    return f"{_quote(sys.executable)} -m peninsula"
-
-
-def hook_text(shell: str) -> str:
-    # A plain read beside this file (importlib.resources costs ~7 ms of imports).
-    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "shell", "hooks", HOOK_FILES[shell]), encoding="utf-8") as handle:
-        text = handle.read()
-    return text.replace("@PENINSULA@", peninsula_command()).replace("@CACHE_NAMES@", CACHE_NAMES)
-
-
 def cmd_hook(args) -> int:
-    sys.stdout.write(hook_text(args.shell))
+    sys.stdout.write(shells.hook_text(args.shell))
     return 0
 
 
