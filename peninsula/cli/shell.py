@@ -7,12 +7,15 @@ import sys
 
 from peninsula.cli.usage import fail
 from peninsula.shell import shells
+from peninsula.cli.registry import summary
+
+PROMPT_FORMAT = "[peninsula: {name}] "
 
 
 def register(sub) -> None:
     shell = sub.add_parser(
         "shell",
-        help="start your shell under the supervisor (the hooks do this for you)",
+        help=summary("shell"),
         description="Start an interactive shell whose commands are confined to the project they "
         "are started in. With no command, starts $SHELL -i.",
     )
@@ -24,7 +27,7 @@ def register(sub) -> None:
 
     hook = sub.add_parser(
         "hook",
-        help="print the shell hook to eval in your rc file",
+        help=summary("hook"),
         description="Print the hook for SHELL. "
         + "; ".join(f"{name}: {shells.shell(name).install}" for name in shells.NAMES)
         + ". Put the line after direnv's own hook. PENINSULA_DISABLE=1 leaves a shell unsupervised.",
@@ -34,11 +37,11 @@ def register(sub) -> None:
 
     prompt = sub.add_parser(
         "prompt",
-        help="print the prompt marker, e.g. [peninsula: myproj] (for starship and friends)",
+        help=summary("prompt"),
         description="Print the session's state for a prompt. The hooks also set $PENINSULA_PROMPT "
         "without forking; use that in PS1 where you can.",
     )
-    prompt.add_argument("--format", default="[peninsula: {name}] ", help="format with {name} and {root} (default: %(default)r)")
+    prompt.add_argument("--format", default=PROMPT_FORMAT, help="format with {name} and {root} (default: %(default)r)")
     prompt.set_defaults(handler=cmd_prompt)
 
 
@@ -82,7 +85,11 @@ def start_unsupervised(argv: list[str], reason: str, argv0: str | None = None) -
 
 
 def cmd_prompt(args) -> int:
-    from peninsula.shell.sessiondir import ENV_SESSION_DIR
+    return print_prompt(args.format)
+
+
+def print_prompt(template: str) -> int:
+    from peninsula.shell.environ import ENV_SESSION_DIR
 
     if (os.environ.get("PENINSULA_DISABLE") or os.environ.get("PENINSULA_UNSUPERVISED")) and not os.environ.get("PENINSULA_SESSION"):
         print("[peninsula: OFF] ", end="")
@@ -98,5 +105,5 @@ def cmd_prompt(args) -> int:
     if not line:
         return 0
     name, _, root = line.partition("\t")
-    print(args.format.format(name=name, root=root or name), end="")
+    print(template.format(name=name, root=root or name), end="")
     return 0
