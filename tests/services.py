@@ -1,5 +1,5 @@
 """Small programs the socket tests start as the user's own services
-outside any sandbox, and the client that asks them (tests/run and
+outside any sandbox, and the client that asks them (tests/sandbox and
 tests/shell both use them)."""
 
 import textwrap

@@ -26,7 +26,7 @@ from conftest import SYSTEM_PYTHON
 from peninsula.supervisor import fastpath
 
 REPO = Path(__file__).resolve().parent.parent
-SUITES = ("tests/engine", "tests/reliability/test_hostile.py", "tests/run/test_hot_path.py")
+SUITES = ("tests/supervisor", "tests/reliability/test_hostile.py", "tests/sandbox/test_hot_path.py")
 # The compiled-path half of the engine tests, less its two slowest (a venv
 # and pip install: a minute together, mostly pip's own work).
 SELECT = "not -python and not test_venv_and_pip"

@@ -1,4 +1,4 @@
-"""The `peninsula` command: one module per command, imported only when named.
+"""The `peninsula` command: one module per command, imported only when named (registry.py lists them).
 
 May import everything; nothing imports it.
 """

@@ -6,6 +6,7 @@ import errno
 import os
 
 from peninsula.kernel import landlock as baseline
+from peninsula.cli.registry import summary
 
 
 def probe_user_notify() -> tuple[bool, str]:
@@ -57,7 +58,7 @@ def probe_user_notify() -> tuple[bool, str]:
 
 
 def register(sub) -> None:
-    doctor = sub.add_parser("doctor", help="say what this kernel lets peninsula enforce")
+    doctor = sub.add_parser("doctor", help=summary("doctor"))
     doctor.set_defaults(handler=main)
 
 

@@ -6,16 +6,17 @@ import json
 import os
 
 from peninsula.cli.usage import fail
+from peninsula.cli.registry import summary
 
 
 def register(sub) -> None:
-    ps = sub.add_parser("ps", help="list live supervised shell sessions",
+    ps = sub.add_parser("ps", help=summary("ps"),
                         description="List this user's live peninsula shell sessions with their shell pid and state.")
     ps.add_argument("--json", action="store_true", help="one JSON object per session")
     ps.set_defaults(handler=cmd_ps)
     run = sub.add_parser(
         "exec",
-        help="run a command inside a live session, under its current policy",
+        help=summary("exec"),
         description="Start CMD under session ID's supervisor (see `peninsula ps`), judged by the "
         "state of that session's shell right now, with this terminal's stdin, stdout, stderr and "
         "current directory (e.g. from an IDE terminal). Refused to confined callers.",

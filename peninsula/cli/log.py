@@ -7,10 +7,11 @@ import sys
 
 from peninsula.config import defaults
 from peninsula.supervisor.denial_log import read_lines
+from peninsula.cli.registry import summary
 
 
 def register(sub) -> None:
-    log = sub.add_parser("log", help="show recent denials", description="Show the most recent denials from the log.")
+    log = sub.add_parser("log", help=summary("log"), description="Show the most recent denials from the log.")
     log.add_argument("-n", "--lines", type=int, default=20, help="how many (default: %(default)s)")
     log.add_argument("--json", action="store_true", help="print the raw JSON lines")
     log.add_argument("--file", default=None, help="log file (default: $XDG_STATE_HOME/peninsula/denials.jsonl)")

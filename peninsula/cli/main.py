@@ -1,26 +1,16 @@
 """The `peninsula` command: a thin face over the library API.
 
 Each subcommand lives in its own module (peninsula/cli/*.py) with a register(sub)
-that adds its parser and sets its handler; this file only dispatches.
+that adds its parser and sets its handler; registry.py says which module holds
+which command; this file only dispatches.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from peninsula.cli.registry import COMMANDS, MODULE_OF, REGISTRY
 from peninsula.cli.usage import EXIT_USAGE, fail
-
-
-# Subcommand modules, in the order `peninsula --help` lists them.
-COMMANDS = ("run", "shell", "status", "log", "trust", "join", "profiles", "doctor")
-# Which module registers each subcommand: a command line naming one imports
-# only that module (start-up time is felt on every shell start).
-MODULE_OF = {
-    "run": "run", "shell": "shell", "hook": "shell", "prompt": "shell",
-    "status": "status", "check": "status", "log": "log", "trust": "trust",
-    "allow": "trust", "ps": "join", "exec": "join", "profiles": "profiles",
-    "doctor": "doctor",
-}
 
 
 def _parser_class():
@@ -37,12 +27,26 @@ def _parser_class():
     return Parser
 
 
-def build_parser(modules=COMMANDS):
+def _top_parser():
     parser = _parser_class()(prog="peninsula", description="A transparent write sandbox for your shell and commands.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    return parser, parser.add_subparsers(dest="command", metavar="COMMAND")
+
+
+def build_parser(modules=COMMANDS):
+    parser, sub = _top_parser()
     for name in modules:
         importlib.import_module(f"peninsula.cli.{name}").register(sub)
+    return parser
+
+
+def summary_parser():
+    """The top level as build_parser() makes it, from the registry alone: for
+    a command line that names no command (--help, none, a wrong one), whose
+    parse never reaches a command's own options."""
+    parser, sub = _top_parser()
+    for name, (_, summary) in REGISTRY.items():
+        sub.add_parser(name, help=summary)
     return parser
 
 
@@ -89,12 +93,18 @@ def _main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "hook":
         # Every interactive shell start runs `peninsula hook SHELL`, twice
         # (before and after the re-exec): answered without argparse.
-        from peninsula.cli.shell import HOOK_FILES, hook_text
+        from peninsula.shell import shells
 
-        if argv[1] in HOOK_FILES:
-            sys.stdout.write(hook_text(argv[1]))
+        if argv[1] in shells.NAMES:
+            sys.stdout.write(shells.hook_text(argv[1]))
             return 0
-    parser = build_parser(_modules_for(argv))
+    if argv == ["prompt"]:
+        # What starship and friends fork at every prompt.
+        from peninsula.cli.shell import PROMPT_FORMAT, print_prompt
+
+        return print_prompt(PROMPT_FORMAT)
+    modules = _modules_for(argv)
+    parser = summary_parser() if modules == COMMANDS else build_parser(modules)
     args, extra = parser.parse_known_args(argv)
     if extra:
         # Blame the subcommand's own usage, not the top level's.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 
+from peninsula.cli.registry import summary
+
 
 def register(sub) -> None:
     cmd = sub.add_parser(
         "profiles",
-        help="list the named profiles for `peninsula run --profile NAME`",
+        help=summary("profiles"),
         description="List the named profiles: yours in ~/.config/peninsula/profiles first "
         "(they shadow shipped ones of the same name), then the shipped ones.",
     )

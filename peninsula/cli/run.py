@@ -12,6 +12,7 @@ import sys
 import time
 
 from peninsula.cli.usage import fail
+from peninsula.cli.registry import summary
 
 RUN_EPILOG = """\
 what is writable:
@@ -40,7 +41,7 @@ exit status:
 def register(sub) -> None:
     run = sub.add_parser(
         "run",
-        help="confine one command and everything it starts",
+        help=summary("run"),
         description="Run CMD so that it, and every process it starts, can write only inside "
         "the project and the allowed paths.",
         epilog=RUN_EPILOG,

@@ -6,18 +6,16 @@ import os
 import sys
 
 from peninsula.cli.usage import fail
+from peninsula.shell import shells
+from peninsula.cli.registry import summary
 
-HOOK_FILES = {"bash": "peninsula.bash", "zsh": "peninsula.zsh", "fish": "peninsula.fish", "direnv": "direnvrc"}
-# The names in defaults.CACHE_ENV, for the hooks to keep before a project
-# (a unit test holds them equal): importing defaults here would cost every
-# shell start ~45 ms.
-CACHE_NAMES = "npm_config_cache PIP_CACHE_DIR UV_CACHE_DIR GOCACHE GOMODCACHE CARGO_HOME YARN_CACHE_FOLDER GRADLE_USER_HOME"
+PROMPT_FORMAT = "[peninsula: {name}] "
 
 
 def register(sub) -> None:
     shell = sub.add_parser(
         "shell",
-        help="start your shell under the supervisor (the hooks do this for you)",
+        help=summary("shell"),
         description="Start an interactive shell whose commands are confined to the project they "
         "are started in. With no command, starts $SHELL -i.",
     )
@@ -29,22 +27,21 @@ def register(sub) -> None:
 
     hook = sub.add_parser(
         "hook",
-        help="print the shell hook to eval in your rc file",
-        description='Print the hook for SHELL. bash: eval "$(peninsula hook bash)" in ~/.bashrc; '
-        'zsh: eval "$(peninsula hook zsh)" in ~/.zshrc; fish: peninsula hook fish | source in '
-        "config.fish; direnv: peninsula hook direnv > ~/.config/direnv/lib/peninsula.sh. "
-        "Put the line after direnv's own hook. PENINSULA_DISABLE=1 leaves a shell unsupervised.",
+        help=summary("hook"),
+        description="Print the hook for SHELL. "
+        + "; ".join(f"{name}: {shells.shell(name).install}" for name in shells.NAMES)
+        + ". Put the line after direnv's own hook. PENINSULA_DISABLE=1 leaves a shell unsupervised.",
     )
-    hook.add_argument("shell", choices=sorted(HOOK_FILES))
+    hook.add_argument("shell", choices=sorted(shells.NAMES))
     hook.set_defaults(handler=cmd_hook)
 
     prompt = sub.add_parser(
         "prompt",
-        help="print the prompt marker, e.g. [peninsula: myproj] (for starship and friends)",
+        help=summary("prompt"),
         description="Print the session's state for a prompt. The hooks also set $PENINSULA_PROMPT "
         "without forking; use that in PS1 where you can.",
     )
-    prompt.add_argument("--format", default="[peninsula: {name}] ", help="format with {name} and {root} (default: %(default)r)")
+    prompt.add_argument("--format", default=PROMPT_FORMAT, help="format with {name} and {root} (default: %(default)r)")
     prompt.set_defaults(handler=cmd_prompt)
 
 
@@ -54,33 +51,8 @@ def argparse_suppress():
     return argparse.SUPPRESS
 
 
-def _quote(word: str) -> str:
-    # shlex (and the re module it loads) only when the word needs quoting:
-    # the hook runs at every shell start.
-    if word and all(c.isalnum() or c in "/._-+:@%" for c in word):
-        return word
-    import shlex
-
-    return shlex.quote(word)
-
-
-def peninsula_command() -> str:
-    """How the hooks should call us: the installed script, else this Python."""
-    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    if os.path.basename(script) == "peninsula" and os.access(script, os.X_OK):
-        return _quote(script)
-    return f"{_quote(sys.executable)} -m peninsula"
-
-
-def hook_text(shell: str) -> str:
-    # A plain read beside this file (importlib.resources costs ~7 ms of imports).
-    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "shell", "hooks", HOOK_FILES[shell]), encoding="utf-8") as handle:
-        text = handle.read()
-    return text.replace("@PENINSULA@", peninsula_command()).replace("@CACHE_NAMES@", CACHE_NAMES)
-
-
 def cmd_hook(args) -> int:
-    sys.stdout.write(hook_text(args.shell))
+    sys.stdout.write(shells.hook_text(args.shell))
     return 0
 
 
@@ -113,7 +85,11 @@ def start_unsupervised(argv: list[str], reason: str, argv0: str | None = None) -
 
 
 def cmd_prompt(args) -> int:
-    from peninsula.shell.sessiondir import ENV_SESSION_DIR
+    return print_prompt(args.format)
+
+
+def print_prompt(template: str) -> int:
+    from peninsula.shell.environ import ENV_SESSION_DIR
 
     if (os.environ.get("PENINSULA_DISABLE") or os.environ.get("PENINSULA_UNSUPERVISED")) and not os.environ.get("PENINSULA_SESSION"):
         print("[peninsula: OFF] ", end="")
@@ -129,5 +105,5 @@ def cmd_prompt(args) -> int:
     if not line:
         return 0
     name, _, root = line.partition("\t")
-    print(args.format.format(name=name, root=root or name), end="")
+    print(template.format(name=name, root=root or name), end="")
     return 0

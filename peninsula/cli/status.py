@@ -6,14 +6,15 @@ import json
 import os
 
 from peninsula.cli.usage import fail
+from peninsula.cli.registry import summary
 
 
 def register(sub) -> None:
-    status = sub.add_parser("status", help="say what is confined in this session and what is allowed",
+    status = sub.add_parser("status", help=summary("status"),
                             description="Ask this session's supervisor how it judges commands started from here.")
     status.add_argument("--json", action="store_true", help="print the supervisor's answer as JSON")
     status.set_defaults(handler=cmd_status)
-    check = sub.add_parser("check", help="say whether a write to PATH would pass, and why",
+    check = sub.add_parser("check", help=summary("check"),
                            description="Judge a write to PATH the way the supervisor would for a command started here.")
     check.add_argument("path")
     check.add_argument("--connect", action="store_true",
@@ -24,7 +25,7 @@ def register(sub) -> None:
 
 def cmd_status(args) -> int:
     from peninsula.shell.control import ask
-    from peninsula.shell.sessiondir import ENV_SESSION
+    from peninsula.shell.environ import ENV_SESSION
 
     if not os.environ.get(ENV_SESSION):
         print("not in a peninsula session (start one with `peninsula shell` or the shell hook)")
@@ -72,7 +73,7 @@ def resolve_for_check(path: str) -> str:
 
 def cmd_check(args) -> int:
     from peninsula.shell.control import ask
-    from peninsula.shell.sessiondir import ENV_SESSION
+    from peninsula.shell.environ import ENV_SESSION
 
     if args.connect:
         return _check_connect(args)
@@ -109,7 +110,7 @@ def offline_check(where: str) -> dict:
 
 def _check_connect(args) -> int:
     from peninsula.shell.control import ask
-    from peninsula.shell.sessiondir import ENV_SESSION
+    from peninsula.shell.environ import ENV_SESSION
 
     where = resolve_for_check(args.path)
     if not os.environ.get(ENV_SESSION):

@@ -13,6 +13,7 @@ import os
 import shlex
 
 from peninsula.cli.usage import fail
+from peninsula.cli.registry import summary
 
 REFUSAL = (
     "refused: this command runs confined to {where}, and relaxing the sandbox from inside "
@@ -23,12 +24,12 @@ REFUSAL = (
 
 
 def register(sub) -> None:
-    trust = sub.add_parser("trust", help="apply a project's .peninsula.toml allowances (recorded by content hash)",
+    trust = sub.add_parser("trust", help=summary("trust"),
                            description="Trust the current content of DIR's .peninsula.toml (and .devenv/peninsula.toml). "
                            "Any later change needs a new `peninsula trust`.")
     trust.add_argument("dir", nargs="?", default=None, help="project directory (default: the project around the current directory)")
     trust.set_defaults(handler=cmd_trust)
-    allow = sub.add_parser("allow", help="allow confined processes to write PATH (edits the TOML, comments kept)")
+    allow = sub.add_parser("allow", help=summary("allow"))
     allow.add_argument("path")
     scope = allow.add_mutually_exclusive_group()
     scope.add_argument("--project", metavar="DIR", nargs="?", const="",
@@ -42,7 +43,7 @@ def refuse_if_confined(command) -> str | None:
     """The refusal for a confined caller; command(project root or None) is
     the command line to run instead, from outside."""
     from peninsula.shell.control import ask
-    from peninsula.shell.sessiondir import ENV_SESSION
+    from peninsula.shell.environ import ENV_SESSION
 
     if os.environ.get(ENV_SESSION):
         reply = ask({"op": "status"})

@@ -176,7 +176,6 @@ def _own_session_view(sup, caller: int, state):
     judges it not confined (judge_foreign below): that session's word decides.
     Asked while judge_pidfd still holds the caller's pidfd, so the answer is
     about the process that connected."""
-    from peninsula.shell.callers import descends_from, judge_foreign
     from peninsula.policy.timeline import UNCONFINED
 
     if not hasattr(sup, "shell_pid") or descends_from(caller, {sup.shell_pid, *sup.own_pids}):

@@ -23,7 +23,7 @@ def send(conn, reply: dict) -> None:
 
 def ask(request: dict, session_dir: str | None = None, timeout: float = 3.0) -> dict | None:
     """Ask the session's supervisor (None when not in a session)."""
-    from peninsula.shell.sessiondir import ENV_SESSION_DIR
+    from peninsula.shell.environ import ENV_SESSION_DIR
     from peninsula.shell.sessiondir import served_by_supervisor
 
     # A session found by listing the root is checked for a planted listener;

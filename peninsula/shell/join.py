@@ -201,7 +201,7 @@ def _command_main(request, fds, roots, program) -> None:
 
 def run_joined(session_dir: str, argv: list[str]) -> int:
     """The caller's side: ask the session to run argv with our stdio and cwd."""
-    from peninsula.shell.sessiondir import ENV_SESSION, ENV_SESSION_DIR
+    from peninsula.shell.environ import ENV_SESSION, ENV_SESSION_DIR
 
     env = dict(os.environ)
     env[ENV_SESSION] = os.path.basename(session_dir)

@@ -255,7 +255,7 @@ def tally(sup, tgid: int, denied) -> None:
 def session_for_nesting() -> str | None:
     """The session directory when this process runs under a session's
     filter (so a run of its own would get EBUSY), else None."""
-    from peninsula.shell.sessiondir import ENV_SESSION_DIR
+    from peninsula.shell.environ import ENV_SESSION_DIR
 
     session_dir = os.environ.get(ENV_SESSION_DIR)
     if not session_dir or not os.path.exists(os.path.join(session_dir, "control.sock")):

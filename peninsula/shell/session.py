@@ -31,7 +31,7 @@ from peninsula.kernel import landlock as baseline
 from peninsula.config import defaults
 from peninsula.config.user import UserConfig, load_user_config
 from peninsula.config.defaults import session_root
-from peninsula.shell.sessiondir import ENV_SESSION, ENV_SESSION_DIR, ENV_SHELL_PID
+from peninsula.shell.environ import ENV_SESSION, ENV_SESSION_DIR, ENV_SHELL_PID
 
 
 def baseline_roots(conf: UserConfig) -> tuple[str, ...]:

@@ -122,12 +122,3 @@ def served_by_supervisor(conn: socket.socket) -> bool:
         return False
     finally:
         os.close(pidfd)
-
-
-ENV_SESSION = "PENINSULA_SESSION"
-
-
-ENV_SESSION_DIR = "PENINSULA_SESSION_DIR"
-
-
-ENV_SHELL_PID = "PENINSULA_SHELL_PID"

@@ -1,7 +1,7 @@
 """The hooks keep (before a project) every variable the supervisor points
 at a project's cache: the names they are given are defaults.CACHE_ENV's."""
 
-from peninsula.cli import shell as cmd_shell
+from peninsula.shell import shells as cmd_shell
 from peninsula.config import defaults
 
 
