@@ -157,6 +157,13 @@ class Request(Context):
         if decision is not None and not decision.allow:
             raise Denied(err, where, decision.reason, op)
 
+    def check_link(self, old: str, new: str) -> None:
+        """Raise Denied when a link's ends break a dotlock rule
+        (policy.decide_link): checked after both ends' check_name."""
+        decision = policy.decide_link(self.sup.policy, old, new)
+        if decision is not None and not decision.allow:
+            raise Denied(errno.EACCES, new, decision.reason, "link")
+
     def placed(self, fd: int, op: str, err: int = errno.EACCES) -> str:
         """Where the pinned object is, refused when the kernel's name for it
         does not lead to it from our root (resolve.reachable). The notice
@@ -962,6 +969,7 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
             req.check_name(where, "link")
         req.check(new_where, "link", kernel=lambda: kernelorder.link(pinned, False, new_parent, new_name, req.status.fsuid))
         req.check_name(new_where, "link")
+        req.check_link(where, new_where)
         with req.as_target():
             libc.linkat(libc.AT_FDCWD, f"/proc/self/fd/{pinned}".encode(), new_parent, new_name, libc.AT_SYMLINK_FOLLOW)
         return 0
@@ -974,6 +982,7 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
     req.check(new_where, "link", kernel=lambda: kernelorder.link(old, False, new_parent, new_name, req.status.fsuid))
     req.check_name(old_where, "link")
     req.check_name(new_where, "link")
+    req.check_link(old_where, new_where)
     with req.as_target():
         libc.linkat(old_parent, old_name, new_parent, new_name, 0)
     return 0

@@ -193,7 +193,7 @@ WORKFLOWS = [
     Workflow("git-tag-archive", GIT_INIT.format(d="g7") + " && git tag v1 && git archive -o ../g7.tar v1 && tar tf ../g7.tar",
              check=_log_has("a.txt")),
     Workflow("git-signed-commit", GIT_INIT.format(d="g8") + " && echo s > s.txt && git add s.txt && git commit -S -qm signed"
-             " && git verify-commit HEAD", known={"*": AGENT_5}),
+             " && git verify-commit HEAD"),
     # One venv with pip per shell (ensurepip is the slowest step here): direnv's.
     Workflow("direnv-layout-python", steps=_direnv_layout, check=_layout_ready("layout")),
     Workflow("pip-install-in-layout", "pip install -q --no-index --find-links ~/pkgs wfpkg"
@@ -347,7 +347,9 @@ def workflow_home(runtime):
         *[(["direnv", "allow", str(home / d)], home) for s in SHELLS for d in (f"proj-{s}", f"layout-{s}", f"layout2-{s}")],
         (["gpg", "--batch", "--quiet", "--passphrase", "", "--quick-gen-key", "Work Flow <wf@example.org>", "ed25519", "sign", "never"], home),
         (["git", "config", "--global", "commit.gpgsign", "false"], home),
-        (["gpgconf", "--kill", "gpg-agent"], home),
+        # The user's gpg-agent runs outside the sandbox (as a desktop
+        # session's does): gpg inside a project signs through it.
+        (["gpg-connect-agent", "--quiet", "/bye"], home),
     ):
         result = user.run(argv, cwd=cwd, env=env)
         assert result.returncode == 0, (argv, result.stderr)
@@ -355,6 +357,7 @@ def workflow_home(runtime):
     key = re.search(r"^fpr:+([0-9A-F]+):", fingerprint, re.M).group(1)
     assert user.run(["git", "config", "--global", "user.signingkey", key], env=env).returncode == 0
     yield user, home
+    user.run(["gpgconf", "--kill", "gpg-agent"], env=env)
     started = time.monotonic()
     shutil.rmtree(scratch, ignore_errors=True)
     sys.stderr.write(f"workflow home removed in {time.monotonic() - started:.0f} s\n")
