@@ -337,6 +337,9 @@ def decide_name_change(policy: Policy, op: str, path: str) -> Decision | None:
             return Decision(True, f"the directory of state files {allowance.path}", allowance.path)
     elif op in _STATE_OPS[role]:
         return Decision(True, f"state file {allowance.path}", allowance.path)
+    if role in ("dotlock", "dotlock-temp"):
+        return Decision(False, f"{path} is a lock file of {allowance.path}: only a regular file its tool makes, "
+                               f"or a hard link of one", allowance.path)
     return Decision(False, f"{allowance.path} is a state file: only its contents may be written "
                            f"(an unconfined program writes it later, following whatever is at its name)", allowance.path)
 
