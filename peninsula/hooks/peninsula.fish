@@ -121,6 +121,23 @@ if status is-interactive
             true >/dev/null/.peninsula-prompt
         end
         __peninsula_cache_snapshot # the shell may start in a project
+        # -- sudo and friends by full path (see the bash hook) --------------
+        # fish has no function names with "/": a typed full path of the
+        # program a name finds is expanded to that name, which the
+        # session's shim answers.
+        for shim in $PENINSULA_SESSION_DIR/bin/*
+            test -x $shim; or continue
+            set -l name (string split -r -m1 / -- $shim)[-1]
+            set -l found
+            for dir in $PATH
+                string match -q '/*' -- $dir; and test "$dir" != $PENINSULA_SESSION_DIR/bin; and test -f $dir/$name -a -x $dir/$name
+                or continue
+                test -z "$found"; or test $dir/$name -ef $found; or continue
+                set -q found[1]; or set found $dir/$name
+                abbr --add __peninsula_full_path_(string escape --style=var -- $dir/$name) \
+                    --regex "^"(string escape --style=regex -- $dir/$name)"\$" -- $name
+            end
+        end
         function __peninsula_cache_seen
             test -z "$argv[1]"
         end

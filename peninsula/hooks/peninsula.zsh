@@ -121,6 +121,21 @@ if [[ -o interactive ]]; then
         }
       fi
     }
+    # -- sudo and friends by full path (see the bash hook) ----------------
+    __peninsula_full_paths() {
+      local shim name dir found
+      for shim in $PENINSULA_SESSION_DIR/bin/*(N); do
+        [[ -x $shim ]] || continue
+        name=${shim:t} found=
+        for dir in $path; do
+          [[ $dir == /* && $dir != $PENINSULA_SESSION_DIR/bin && -f $dir/$name && -x $dir/$name ]] || continue
+          [[ -z $found || $dir/$name -ef $found ]] || continue
+          found=${found:-$dir/$name}
+          functions[$dir/$name]="${(q)shim} \"\$@\""
+        done
+      done
+    }
+    __peninsula_full_paths
     __peninsula_wrap_direnv
     # First at each prompt: what to put back is read, then the prompt ping,
     # before direnv's hook (see the bash hook).
