@@ -42,6 +42,11 @@ def gpg_home(who):
     gen = who.run(["gpg", "--batch", "--quiet", "--passphrase", "", "--quick-gen-key", "Pen Test <pt@example.org>",
                    "ed25519", "sign", "never"], env=env)
     assert gen.returncode == 0, gen.stderr
+    listed = who.run(["gpg", "--list-keys", "--with-colons", "pt@example.org"], env=env).stdout.decode()
+    fingerprint = re.search(r"^fpr:+([0-9A-F]+):", listed, re.M).group(1)
+    sub = who.run(["gpg", "--batch", "--quiet", "--passphrase", "", "--quick-add-key", fingerprint, "cv25519", "encr",
+                   "never"], env=env)
+    assert sub.returncode == 0, sub.stderr
     yield home
     who.run(["gpgconf", "--kill", "gpg-agent"], env=env)
 
@@ -64,6 +69,14 @@ def test_signed_commit_in_a_project_through_the_outside_agent(who, gpg_home, she
         assert DENIED not in text, text
         verified = gpg_home / "proj" / "verified"
         assert verified.exists() and verified.read_text().strip() == "1", text.strip()
+        # An encryption (gpg writes its random seed) and a decryption through the agent.
+        seed = gpg_home / ".gnupg" / "random_seed"
+        seed_before = seed.stat().st_mtime_ns if seed.exists() else None
+        text = term.run("echo secret > plain && gpg -q --batch -e -r pt@example.org -o plain.gpg plain"
+                        " && gpg -q --batch -d plain.gpg > decrypted", timeout=60)
+        assert DENIED not in text, text
+        assert (gpg_home / "proj" / "decrypted").read_text() == "secret\n", text.strip()
+        assert seed.is_file() and seed.stat().st_mtime_ns != seed_before
         shown = who.run(["git", "-C", gpg_home / "proj" / "r", "cat-file", "commit", "HEAD"], env={"HOME": str(gpg_home)})
         assert b"-----BEGIN PGP SIGNATURE-----" in shown.stdout, shown
     finally:
@@ -91,6 +104,7 @@ ATTACKS = (
     # the trust database replaced by a foreign file
     ("mv ~/proj/evil ~/.gnupg/trustdb.gpg", "trustdb.gpg"),
     ("ln -sf ~/proj/evil ~/.gnupg/trustdb.gpg", "trustdb.gpg"),
+    ("ln -s ~/proj/evil ~/.gnupg/random_seed", "random_seed"),
 )
 
 
