@@ -160,19 +160,20 @@ if [[ $- == *i* ]]; then
     # no_new_privs takes their privilege here; by name they run through the
     # session's shims (first on PATH, privileged.py), and by the full path
     # of the program a name finds (/usr/bin/sudo, /bin/sudo), so do they: a
-    # function of that name calls the shim. Typed or in this shell's own
-    # functions only: a script's /usr/bin/sudo runs without privilege.
+    # function of that name calls the shim for that very file. Typed or in
+    # this shell's own functions only: a script's /usr/bin/sudo runs
+    # without privilege.
     __peninsula_full_paths() {
       local shim name dir found IFS=: q
+      printf -v q '%q' "$PENINSULA_SESSION_DIR/bin/.by-path"
       for shim in "$PENINSULA_SESSION_DIR"/bin/*; do
         [[ -x $shim ]] || continue
         name=${shim##*/} found=
-        printf -v q '%q' "$shim"
         for dir in $PATH; do
           [[ $dir == /* && $dir != "$PENINSULA_SESSION_DIR/bin" && -f $dir/$name && -x $dir/$name ]] || continue
           [[ -z $found || $dir/$name -ef $found ]] || continue
           found=${found:-$dir/$name}
-          [[ $dir/$name =~ ^[A-Za-z0-9/._+-]+$ ]] && eval "$dir/$name() { $q \"\$@\"; }"
+          [[ $dir/$name =~ ^[A-Za-z0-9/._+-]+$ ]] && eval "$dir/$name() { $q $dir/$name \"\$@\"; }"
         done
       done
     }

@@ -123,8 +123,9 @@ if status is-interactive
         __peninsula_cache_snapshot # the shell may start in a project
         # -- sudo and friends by full path (see the bash hook) --------------
         # fish has no function names with "/": a typed full path of the
-        # program a name finds is expanded to that name, which the
-        # session's shim answers.
+        # program a name finds is expanded to a call of the shim for that
+        # very file.
+        eval "function __peninsula_run_path; "(string escape -- $PENINSULA_SESSION_DIR/bin/.by-path)" \$argv; end"
         for shim in $PENINSULA_SESSION_DIR/bin/*
             test -x $shim; or continue
             set -l name (string split -r -m1 / -- $shim)[-1]
@@ -135,7 +136,7 @@ if status is-interactive
                 test -z "$found"; or test $dir/$name -ef $found; or continue
                 set -q found[1]; or set found $dir/$name
                 abbr --add __peninsula_full_path_(string escape --style=var -- $dir/$name) \
-                    --regex "^"(string escape --style=regex -- $dir/$name)"\$" -- $name
+                    --regex "^"(string escape --style=regex -- $dir/$name)"\$" -- "__peninsula_run_path "(string escape -- $dir/$name)
             end
         end
         function __peninsula_cache_seen

@@ -131,7 +131,7 @@ if [[ -o interactive ]]; then
           [[ $dir == /* && $dir != $PENINSULA_SESSION_DIR/bin && -f $dir/$name && -x $dir/$name ]] || continue
           [[ -z $found || $dir/$name -ef $found ]] || continue
           found=${found:-$dir/$name}
-          functions[$dir/$name]="${(q)shim} \"\$@\""
+          functions[$dir/$name]="${(q)PENINSULA_SESSION_DIR}/bin/.by-path ${(q)dir}/${(q)name} \"\$@\""
         done
       done
     }

@@ -22,6 +22,11 @@ def test_full_path_sudo_outside_and_inside_a_project(term_factory, sudo_rule, ho
     for index, path in enumerate(paths):
         text = term.run(f"echo mark-{index}; {path} -n id -u; echo rc={status}")
         assert _lines(text, f"mark-{index}\n")[:2] == ["0", "rc=0"], text
+    # The file typed, not what PATH finds now (as without peninsula).
+    term.run("mkdir -p ~/fake && printf '#!/bin/sh\\necho fake-sudo\\n' > ~/fake/sudo && chmod +x ~/fake/sudo")
+    term.run("set -gx PATH ~/fake $PATH" if shell == "fish" else "PATH=~/fake:$PATH")
+    text = term.run(f"echo mark-f; /usr/bin/sudo -n id -u; sudo -n id -u; echo rc={status}")
+    assert _lines(text, "mark-f\n")[:3] == ["0", "fake-sudo", "rc=0"], text
     # Negative control: the same program not through the session (a script's
     # own full path) has no privilege here.
     text = term.run(f"echo mark-s; sh -c '/usr/bin/sudo -n true'; echo rc={status}")
