@@ -46,8 +46,9 @@ class Workflow:
 
 
 # Not in any current work package: reported to the coordinator.
-LINK_OUT = ("unowned: `git clone` of a local repository hard-links its objects; a link whose source is outside the "
-            "project is refused (invariant 3) with a notice, though git then copies and succeeds")
+LINK_OUT = ("`git clone` of a local repository hard-links its objects; a link whose source is outside the "
+            "project is refused (invariant 3: a second name inside would be a way to change it) with a notice that "
+            "says a copy works; git then copies and succeeds. A genuine refusal, so noticed")
 SCREEN_RUN = "unowned: /run/screen (mode 1777, screen's socket dir) is outside the Landlock baseline roots"
 
 
