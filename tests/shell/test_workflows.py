@@ -49,7 +49,9 @@ class Workflow:
 LINK_OUT = ("`git clone` of a local repository hard-links its objects; a link whose source is outside the "
             "project is refused (invariant 3: a second name inside would be a way to change it) with a notice that "
             "says a copy works; git then copies and succeeds. A genuine refusal, so noticed")
-SCREEN_RUN = "unowned: /run/screen (mode 1777, screen's socket dir) is outside the Landlock baseline roots"
+SCREEN_RUN = ("unowned: /run/screen (mode 1777, screen's socket dir) is outside the Landlock baseline roots; adding it "
+              "waits for bind() to be judged (it is not trapped: a confined process could plant a socket in the "
+              "user's /run/screen/S-USER that the user's `screen -r` then attaches to)")
 
 
 def _wait_visible(term: Term, pattern: str, timeout: float = 20.0) -> None:
