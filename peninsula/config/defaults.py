@@ -154,12 +154,50 @@ def temp_roots() -> tuple[str, ...]:
     return tuple(roots)
 
 
+# GnuPG's home stays protected (gpg.conf, gpg-agent.conf, scdaemon.conf,
+# common.conf and dirmngr.conf name programs gpg runs; the keyrings say whose
+# signatures are good). But gpg takes a lock beside its keyring and its trust
+# database even to sign (git commit -S) or verify, and updates the trust
+# database on a verify, and its random seed file on an encryption: these
+# names alone are allowed, each with a state allowance's rules, so none can
+# become a symlink, a foreign hard link, a directory or a rename target.
+# What is written there: a pid (a lock's contents), the trust database's
+# records (ownertrust and cached validity of keys already in the keyring;
+# no record names a program) and random bytes (which a confined process
+# can read anyway: reads are not confined).
+GNUPG_DIR = ".gnupg"
+GNUPG_TRUSTDB = "trustdb.gpg"
+GNUPG_SEED = "random_seed"
+GNUPG_DOTLOCKS = ("pubring.kbx.lock", "pubring.gpg.lock", "trustdb.gpg.lock")
+
+
 def state_allowances() -> tuple[policy.StateAllowance, ...]:
     base = home()
     return tuple(
         policy.StateAllowance(os.path.join(base, rel), temps, locks, directory, reason)
         for rel, temps, locks, directory, reason in STATE_IN_HOME
-    )
+    ) + (policy.StateAllowance(
+        os.path.join(gnupg_dir(), GNUPG_TRUSTDB), dotlocks=GNUPG_DOTLOCKS,
+        reason="gpg's trust records and lock files (a pid): data about keys already in the keyring"),
+        policy.StateAllowance(os.path.join(gnupg_dir(), GNUPG_SEED),
+                              reason="libgcrypt's random seed: random bytes mixed into its pool"))
+
+
+def state_exceptions() -> tuple[str, ...]:
+    """Re-allowing patterns ("!") for the state names that lie inside a
+    protected directory: placed right after protected_paths(), so the
+    user's own protections still win. Only for policies that carry
+    state_allowances(), whose name rules then decide these names."""
+    gnupg = gnupg_dir()
+    names = (GNUPG_TRUSTDB, GNUPG_SEED, *GNUPG_DOTLOCKS, policy.DOTLOCK_TEMP)
+    # a symlink there would re-allow its target (protections are resolved)
+    return tuple("!" + os.path.join(gnupg, name) for name in names if not os.path.islink(os.path.join(gnupg, name)))
+
+
+def gnupg_dir() -> str:
+    """~/.gnupg where it really is (a dotfiles checkout may hold it): the
+    place the supervisor's resolved paths name."""
+    return os.path.realpath(os.path.join(home(), GNUPG_DIR))
 
 
 # In the user runtime dir (writable for sockets and runtime files): systemd

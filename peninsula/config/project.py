@@ -199,6 +199,7 @@ def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[st
     writable = [root, defaults.project_cache(root, create=True), *conf.write, *defaults.temp_roots()]
     protected = [
         *defaults.protected_paths(),
+        *defaults.state_exceptions(),
         *defaults.protected_in_runtime(),
         *conf.protect,
         os.path.join(root, ".git", "hooks", "*"),  # hooks run later, outside
@@ -233,7 +234,8 @@ def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> po
     """Only the temp dirs: for processes whose line cannot be traced."""
     from peninsula.config.options import canonical
 
-    protected = [*defaults.protected_paths(), *defaults.protected_in_runtime(), *conf.protect, *extra_protected]
+    protected = [*defaults.protected_paths(), *defaults.state_exceptions(), *defaults.protected_in_runtime(), *conf.protect,
+                 *extra_protected]
     return policy.Policy(
         writable=tuple(canonical(p) for p in defaults.temp_roots()),
         protected=tuple(canonical(p) for p in protected),

@@ -54,6 +54,14 @@ class StateAllowance:
     locks:     names in path's directory where the tool makes a lock
                symlink that it only reads back (zsh's .zsh_history.LOCK).
     reason:    why nothing later runs or trusts what is written there.
+    dotlocks:  names in path's directory where the tool takes a lock the
+               GnuPG way (dotlock.c): it creates a regular file at a
+               DOTLOCK_TEMP name, writes its pid there, hard-links it to
+               NAME+"x" (to learn whether links work) and to the lock name,
+               and later unlinks both. A lock name or a DOTLOCK_TEMP name
+               can only ever be a hard link of a DOTLOCK_TEMP file made
+               there by an open (decide_link), never a symlink or special
+               file, nor a rename target.
     """
 
     path: str
@@ -61,6 +69,7 @@ class StateAllowance:
     locks: tuple[str, ...] = ()
     directory: bool = False
     reason: str = ""
+    dotlocks: tuple[str, ...] = ()
 
     def role(self, path: str) -> str | None:
         """"state", "temp", "lock", "inside" (beneath a directory
@@ -76,6 +85,11 @@ class StateAllowance:
             return "temp"
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.locks):
             return "lock"
+        if self.dotlocks:
+            if name in self.dotlocks:
+                return "dotlock"
+            if fnmatch.fnmatchcase(name, DOTLOCK_TEMP):
+                return "dotlock-temp"
         return None
 
     def prefixes(self) -> tuple[str, ...]:
@@ -83,10 +97,15 @@ class StateAllowance:
         compiled hot path hands writes there to Python)."""
         parent = self.path.rpartition("/")[0]
         out = [self.path]
-        for pattern in self.temps + self.locks:
+        for pattern in self.temps + self.locks + self.dotlocks + ((DOTLOCK_TEMP,) if self.dotlocks else ()):
             cut = min((pattern.find(c) for c in "*?[" if c in pattern), default=len(pattern))
             out.append(parent + "/" + pattern[:cut])
         return tuple(dict.fromkeys(out))
+
+
+# GnuPG's dotlock temporary names: ".#lk0x" + the lock's address in hex +
+# "." + host name + "." + pid (and the same + "x" for its link probe).
+DOTLOCK_TEMP = ".#lk0x[0-9a-f]*.*.[0-9]*"
 
 
 @dataclass(frozen=True)
@@ -295,6 +314,9 @@ _STATE_OPS = {
     "state": {"unlink", "mknod"},
     "temp": {"unlink", "mknod"},
     "lock": {"unlink", "symlink"},
+    # links only between these two kinds of names: decide_link
+    "dotlock": {"unlink", "link"},
+    "dotlock-temp": {"unlink", "mknod", "link"},
     "inside": {"unlink", "mknod", "mkdir", "rmdir"},
 }
 
@@ -315,8 +337,27 @@ def decide_name_change(policy: Policy, op: str, path: str) -> Decision | None:
             return Decision(True, f"the directory of state files {allowance.path}", allowance.path)
     elif op in _STATE_OPS[role]:
         return Decision(True, f"state file {allowance.path}", allowance.path)
+    if role in ("dotlock", "dotlock-temp"):
+        return Decision(False, f"{path} is a lock file of {allowance.path}: only a regular file its tool makes, "
+                               f"or a hard link of one", allowance.path)
     return Decision(False, f"{allowance.path} is a state file: only its contents may be written "
                            f"(an unconfined program writes it later, following whatever is at its name)", allowance.path)
+
+
+def decide_link(policy: Policy, old: str, new: str) -> Decision | None:
+    """The state-allowance rule for link(old, new) where either end is a
+    dotlock name (StateAllowance.dotlocks): only a DOTLOCK_TEMP file linked
+    to a dotlock name of the same allowance, so every object there is a
+    regular file its tool's open made in that directory. None when neither
+    end is a dotlock name (decide_name_change rules alone)."""
+    found_old, found_new = state_role(policy, old), state_role(policy, new)
+    kinds = ("dotlock", "dotlock-temp")
+    if not any(found is not None and found[1] in kinds for found in (found_old, found_new)):
+        return None
+    if found_old is not None and found_new is not None and found_old[0] is found_new[0] and found_old[1] == "dotlock-temp":
+        return Decision(True, f"lock file of {found_old[0].path}", found_old[0].path)
+    refused = (found_new if found_new is not None and found_new[1] in kinds else found_old)[0].path
+    return Decision(False, f"the lock files beside {refused} are made only as links of their tool's own lock file", refused)
 
 
 def decide_rename(policy: Policy, old: str, new: str, exchange: bool) -> Decision | None:

@@ -67,7 +67,15 @@ def write_shims(session_dir: str, path: str) -> str:
             # -I: no PYTHONPATH, user site or startup files decide what the shim runs.
             handle.write(f"#!/bin/sh\nexec {_sh_quote(sys.executable)} -I -c {_sh_quote(entry)} {name} \"$@\"\n")
             os.fchmod(handle.fileno(), 0o700)
+    # The shim for a program typed by its full path (the hooks' functions
+    # named /usr/bin/sudo...): that very file, never what PATH finds.
+    with open(os.path.join(directory, BY_PATH), "w") as handle:
+        handle.write(f"#!/bin/sh\nexec {_sh_quote(sys.executable)} -I -c {_sh_quote(entry)} \"$@\"\n")
+        os.fchmod(handle.fileno(), 0o700)
     return directory
+
+
+BY_PATH = ".by-path"  # a dot name: the hooks' loops over the shims skip it
 
 
 def _sh_quote(word: str) -> str:
@@ -114,7 +122,10 @@ def outside_env(env: dict, session_dir: str) -> dict:
 def shim_main() -> None:
     name, args = sys.argv[1], sys.argv[2:]
     session_dir = os.environ.get("PENINSULA_SESSION_DIR", "")
-    program = _find(name, os.environ.get("PATH", ""), shim_dir(session_dir))
+    if name.startswith("/"):  # BY_PATH: the program typed by its full path
+        program = name if os.path.isfile(name) and os.access(name, os.X_OK) else None
+    else:
+        program = _find(name, os.environ.get("PATH", ""), shim_dir(session_dir))
     if program is None:
         sys.stderr.write(f"{name}: command not found\n")
         sys.exit(127)

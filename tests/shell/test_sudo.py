@@ -51,7 +51,7 @@ def test_sudo_works_outside_projects(term_factory, sudo_rule, shell):
     inner = _lines(text, "mark-b\n")
     assert "inner=1" in inner and "rc=0" in inner, text  # false is not in the rule: sudo says so, exits 1
     # Negative control: the real binary, not through the session, has no privilege here.
-    text = term.run(f"echo mark-c; /usr/bin/sudo -n true; echo rc={status}")
+    text = term.run(f"echo mark-c; command /usr/bin/sudo -n true; echo rc={status}")
     assert "no new privileges" in text and "rc=1" in _lines(text, "mark-c\n"), text
     assert "peninsula: denied" not in text
 

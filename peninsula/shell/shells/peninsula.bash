@@ -23,7 +23,6 @@ if [[ $- == *i* ]]; then
   elif [[ ${PENINSULA_SHELL_PID-} == "$$" ]]; then
     __peninsula_prompt() {
       local status=$? line=
-      : >| /dev/null/.peninsula-prompt
       if [[ -r $PENINSULA_SESSION_DIR/state ]]; then
         IFS= read -r line < "$PENINSULA_SESSION_DIR/state"
       fi
@@ -51,6 +50,11 @@ if [[ $- == *i* ]]; then
     __peninsula_keep() {
       local status=$? name q body= i FUNCNEST=
       __peninsula_cache_keep
+      # The prompt ping, first thing at the prompt after what to put back
+      # was read: direnv's hook, next, then loads a project's .envrc under
+      # the state of the directory the shell is in now (not the strict
+      # state of a move between two projects, which lasts until a prompt).
+      : >| /dev/null/.peninsula-prompt
       for name in PS0 PS1 PS2 PS3 PS4 BASH_ENV ENV BASH_LOADABLES_PATH BASH_XTRACEFD; do
         printf -v q '%q' "${!name-}"
         body+="__peninsula_check $name '${!name+set}:${!name@a}' $q;"
@@ -152,6 +156,28 @@ if [[ $- == *i* ]]; then
       return $status
     } 2>/dev/null
     PROMPT_COMMAND="$PROMPT_COMMAND;__peninsula_caches"
+    # -- sudo and friends by full path -------------------------------------
+    # no_new_privs takes their privilege here; by name they run through the
+    # session's shims (first on PATH, privileged.py), and by the full path
+    # of the program a name finds (/usr/bin/sudo, /bin/sudo), so do they: a
+    # function of that name calls the shim for that very file. Typed or in
+    # this shell's own functions only: a script's /usr/bin/sudo runs
+    # without privilege.
+    __peninsula_full_paths() {
+      local shim name dir found IFS=: q
+      printf -v q '%q' "$PENINSULA_SESSION_DIR/bin/.by-path"
+      for shim in "$PENINSULA_SESSION_DIR"/bin/*; do
+        [[ -x $shim ]] || continue
+        name=${shim##*/} found=
+        for dir in $PATH; do
+          [[ $dir == /* && $dir != "$PENINSULA_SESSION_DIR/bin" && -f $dir/$name && -x $dir/$name ]] || continue
+          [[ -z $found || $dir/$name -ef $found ]] || continue
+          found=${found:-$dir/$name}
+          [[ $dir/$name =~ ^[A-Za-z0-9/._+-]+$ ]] && eval "$dir/$name() { $q $dir/$name \"\$@\"; }"
+        done
+      done
+    }
+    __peninsula_full_paths
   else
     printf 'peninsula: this shell runs inside session %s already (started by pid %s); it is judged by that session\n' \
       "$PENINSULA_SESSION" "${PENINSULA_SHELL_PID-?}" >&2

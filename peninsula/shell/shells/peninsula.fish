@@ -116,8 +116,29 @@ if status is-interactive
         function __peninsula_cache_keep --on-event fish_postexec
             read -l line <(__peninsula_dir)/state 2>/dev/null
             test -n "$line"; or __peninsula_cache_snapshot
+            # The prompt ping, before direnv's prompt hook (see the bash
+            # hook); again at the prompt, which has no command before it.
+            true >/dev/null/.peninsula-prompt
         end
         __peninsula_cache_snapshot # the shell may start in a project
+        # -- sudo and friends by full path (see the bash hook) --------------
+        # fish has no function names with "/": a typed full path of the
+        # program a name finds is expanded to a call of the shim for that
+        # very file.
+        eval "function __peninsula_run_path; "(string escape -- $PENINSULA_SESSION_DIR/bin/.by-path)" \$argv; end"
+        for shim in $PENINSULA_SESSION_DIR/bin/*
+            test -x $shim; or continue
+            set -l name (string split -r -m1 / -- $shim)[-1]
+            set -l found
+            for dir in $PATH
+                string match -q '/*' -- $dir; and test "$dir" != $PENINSULA_SESSION_DIR/bin; and test -f $dir/$name -a -x $dir/$name
+                or continue
+                test -z "$found"; or test $dir/$name -ef $found; or continue
+                set -q found[1]; or set found $dir/$name
+                abbr --add __peninsula_full_path_(string escape --style=var -- $dir/$name) \
+                    --regex "^"(string escape --style=regex -- $dir/$name)"\$" -- "__peninsula_run_path "(string escape -- $dir/$name)
+            end
+        end
         function __peninsula_cache_seen
             test -z "$argv[1]"
         end

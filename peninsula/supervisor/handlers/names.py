@@ -185,6 +185,22 @@ def h_renameat2(req):
     return _rename(req, req.dirfd(0), req.path(1), req.dirfd(2), req.path(3), req.args[4] & 0xFFFFFFFF)
 
 
+LINK_SOURCE = ("a hard link of a file this process may not change: its new name would be a way to change it "
+               "(a copy works; `git clone` of a local path copies then)")
+
+
+def _check_link_source(req, where: str, kernel) -> None:
+    """The link's source must be writable too (invariant 3). Refused only
+    for lying outside the writable roots, the notice says why and what
+    works, not how to make the other place writable."""
+    try:
+        req.check(where, "link", kernel=kernel)
+    except Denied as denied:
+        if denied.reason != "outside every writable root":
+            raise
+        raise Denied(denied.errno, where, LINK_SOURCE, "link") from None
+
+
 def _link(req, olddir, oldpath, newdir, newpath, flags):
     if flags & ~(libc.AT_SYMLINK_FOLLOW | libc.AT_EMPTY_PATH):
         raise OSError(errno.EINVAL, "bad flags")
@@ -195,10 +211,11 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
         where = req.placed(pinned, "link")
         if not (is_deleted(where) and os.fstat(pinned).st_nlink == 0):
             # an O_TMPFILE file has no old place to check
-            req.check(where, "link", kernel=lambda: kernelorder.link(pinned, True, new_parent, new_name, req.status.fsuid))
+            _check_link_source(req, where, lambda: kernelorder.link(pinned, True, new_parent, new_name, req.status.fsuid))
             req.check_name(where, "link")
         req.check(new_where, "link", kernel=lambda: kernelorder.link(pinned, False, new_parent, new_name, req.status.fsuid))
         req.check_name(new_where, "link")
+        req.check_link(where, new_where)
         with req.as_target():
             libc.linkat(libc.AT_FDCWD, f"/proc/self/fd/{pinned}".encode(), new_parent, new_name, libc.AT_SYMLINK_FOLLOW)
         return 0
@@ -207,10 +224,11 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
     old = req.pin(olddir, oldpath, follow=False)  # its errors (ENOENT, ELOOP, ENOTDIR...) first
     old_parent, old_name, old_where = req.entry(olddir, oldpath)
     new_parent, new_name, new_where = req.entry(newdir, newpath)
-    req.check(old_where, "link", kernel=lambda: kernelorder.link(old, True, new_parent, new_name, req.status.fsuid))
+    _check_link_source(req, old_where, lambda: kernelorder.link(old, True, new_parent, new_name, req.status.fsuid))
     req.check(new_where, "link", kernel=lambda: kernelorder.link(old, False, new_parent, new_name, req.status.fsuid))
     req.check_name(old_where, "link")
     req.check_name(new_where, "link")
+    req.check_link(old_where, new_where)
     with req.as_target():
         libc.linkat(old_parent, old_name, new_parent, new_name, 0)
     return 0

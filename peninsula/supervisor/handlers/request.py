@@ -174,6 +174,13 @@ class Request(Context):
         if decision is not None and not decision.allow:
             raise Denied(err, where, decision.reason, op)
 
+    def check_link(self, old: str, new: str) -> None:
+        """Raise Denied when a link's ends break a dotlock rule
+        (policy.decide_link): checked after both ends' check_name."""
+        decision = policy.decide_link(self.sup.policy, old, new)
+        if decision is not None and not decision.allow:
+            raise Denied(errno.EACCES, new, decision.reason, "link")
+
     def placed(self, fd: int, op: str, err: int = errno.EACCES) -> str:
         """Where the pinned object is, refused when the kernel's name for it
         does not lead to it from our root (resolve.reachable). The notice

@@ -1,0 +1,35 @@
+"""A confined process must not plant a socket at a protected name: a
+socket in ~/.gnupg (S.gpg-agent when the agent is not running) would
+answer the user's unconfined gpg later. bind() is not trapped today, and
+the Landlock baseline allows making sockets beneath the home: a known
+hole, reported (found while working on issue 13's gpg allowances)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from .conftest import supervised
+
+BIND = ("python3 -c 'import os, socket; s = socket.socket(socket.AF_UNIX);"
+        " s.bind(os.path.expanduser(\"~/.gnupg/S.planted\"))'")
+
+
+@pytest.mark.xfail(strict=True, reason="bind() is not judged: a confined process can make a socket at any free "
+                                       "name the Landlock baseline allows, protected ones included")
+def test_confined_bind_at_a_protected_name_is_refused(term_factory, home, user):
+    user.mkdir(home / ".gnupg")
+    os.chmod(home / ".gnupg", 0o700)
+    planted = home / ".gnupg" / "S.planted"
+    term = term_factory("bash")
+    supervised(term)
+    # Positive control: outside any project the same bind makes the socket.
+    term.run(BIND)
+    assert stat.S_ISSOCK(os.lstat(planted).st_mode)
+    term.run("rm ~/.gnupg/S.planted")
+    term.run("cd proj")
+    term.prompt()
+    term.run(BIND)
+    assert not os.path.lexists(planted), term.screen()
