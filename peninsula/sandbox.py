@@ -179,6 +179,7 @@ class Sandbox:
         allow_connect=(),
         allow_bind=(),
         allow_socket=(),
+        allow_loopback=(),
         unshare_net: bool = False,
         unshare_pid: bool = False,
         unshare_ipc: bool = False,
@@ -220,6 +221,7 @@ class Sandbox:
             allow_connect=tuple(_check(p, parse_port, "--allow-connect") for p in allow_connect),
             allow_bind=tuple(_check(p, parse_port, "--allow-bind") for p in allow_bind),
             allow_socket=tuple(os.path.abspath(os.path.expanduser(p)) for p in allow_socket),
+            allow_loopback=tuple(_check(p, parse_port, "--allow-loopback") for p in allow_loopback),
             unshare_net=unshare_net,
             unshare_pid=unshare_pid,
             unshare_ipc=unshare_ipc,
@@ -880,6 +882,10 @@ def _supervisor_main(plan: _Plan, denial_log, result_w, info_w, stderr_fd) -> in
     sup = Supervisor(listener_fd, plan.policy, notices, box.verbose, sockets=sockets_allowed)
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
     sup.socket_hint = "--allow-socket {path}"
+    from .loopback import shipped_ports
+
+    sup.loopback_ports = shipped_ports(box.options.allow_loopback, "--allow-loopback")
+    sup.loopback_hint = "--allow-loopback {port}"
     sup.serve()
     reaper.thread.join()
     finished.set()

@@ -69,6 +69,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             for entry in user_allowlist(conf.allow_socket, "allow_socket in " + (conf.source or _user_config_path())):
                 self.sockets.add(*entry)
             self.socket_hint = 'allow_socket = ["{path}"] in ' + (conf.source or _user_config_path()) + " (new sessions)"
+            from .loopback import shipped_ports
+
+            self.loopback_ports = shipped_ports(conf.allow_loopback, "allow_loopback in " + (conf.source or _user_config_path()))
+            self.loopback_hint = "allow_loopback = [{port}] in " + (conf.source or _user_config_path()) + " (new sessions)"
             # Names the caller of a control connection this supervisor made
             # for a confined process (its SO_PEERCRED is ours): secret.
             import secrets

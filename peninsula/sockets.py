@@ -576,6 +576,14 @@ def h_connect(req):
             judge = _Judge(req, _abstract_name(addr), errno.EPERM, "connect", _int(req.args[0]))
     elif sock.family in (socket.AF_INET, socket.AF_INET6):
         _check_tcp_port(req, sock)
+        from . import loopback  # this host's own services (loopback.py)
+
+        if sock.type == socket.SOCK_DGRAM:
+            loopback.judge_datagram(req, sock, "connect")
+        else:
+            judge = loopback.stream_judge(req, sock)
+            if judge is not None:
+                return _finish(req, _Call("connect", sock.fd, addr, judge=judge), True)
     return _finish(req, _Call("connect", sock.fd, addr, pinned, judge=judge), sock.blocking)
 
 
@@ -602,6 +610,10 @@ def h_sendto(req):
             pinned, _ = _unix_target(req, sock, path, "sendto")  # a datagram is allowed or refused there
         elif SUN_PATH_OFFSET < len(addr) <= SOCKADDR_UN and addr[SUN_PATH_OFFSET] == 0:
             _refuse_abstract_dgram(addr, "sendto")
+    elif sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type != socket.SOCK_STREAM:
+        from . import loopback
+
+        loopback.judge_datagram(req, sock, "sendto")
     # Tried without waiting first: a datagram almost never has to wait,
     # and then no thread is needed.
     call = _Call("sendto", sock.fd, addr, pinned, data=data, flags=flags | socket.MSG_DONTWAIT)

@@ -145,6 +145,10 @@ class Supervisor:
             sockets = AllowList(shipped_allowlist())
         self.sockets = sockets
         self.socket_hint: str | None = None  # the option that allows a socket, for notices
+        from .loopback import shipped_ports
+
+        self.loopback_ports = shipped_ports()  # this host's TCP/UDP ports anyone may reach (loopback.py)
+        self.loopback_hint: str | None = None  # the option that allows one, for notices
 
     def socket_allowlist(self):
         return self.sockets
