@@ -56,6 +56,10 @@ SOCK_DIAG_BY_FAMILY = 20
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 TCP_LISTEN, TCP_NEW_SYN_RECV = 10, 12
+# The states of a connection's end that no process has accepted yet
+# (ESTABLISHED, SYN_RECV, CLOSE_WAIT, NEW_SYN_RECV); one that is closed by
+# its process (FIN_WAIT*, CLOSING, LAST_ACK, TIME_WAIT) has no inode either.
+QUEUED = (1, 3, 8, TCP_NEW_SYN_RECV)
 INET_DIAG_NOCOOKIE = 0xFFFFFFFF
 IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDPLITE = 1, 58, 136
 SO_PROTOCOL = 38
@@ -122,20 +126,35 @@ def shown(ip: bytes, port: int, proto: str) -> str:
         f"[{ipaddress.ip_address(ip).compressed}]:{port} ({proto})"
 
 
+SO_NETNS_COOKIE = 71  # Linux 5.14; unprivileged, unlike SIOCGSKNS
+_OWN_NETNS: list[int] = []
+
+
+def _netns_cookie(fd: int) -> int:
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        return struct.unpack("=Q", sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
+
+
 def same_netns(fd: int) -> bool:
     """Whether the socket lives in the supervisor's network namespace (the
-    one its sock_diag queries see). SIOCGSKNS: the socket's own, not its
-    caller's."""
-    import fcntl
-
+    one its sock_diag queries and its own sockets see): the socket's own,
+    not its caller's."""
+    if not _OWN_NETNS:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as mine:
+            _OWN_NETNS.append(_netns_cookie(mine.fileno()))
     try:
-        ns = fcntl.ioctl(fd, 0x894C)
+        return _netns_cookie(fd) == _OWN_NETNS[0]
     except OSError:
         return False
-    try:
-        return os.fstat(ns).st_ino == os.stat("/proc/self/ns/net").st_ino
-    finally:
-        os.close(ns)
+
+
+def _foreign(req, name: str, op: str) -> None:
+    """A socket in another network namespace: this host's services are not
+    on its loopback. A run's own (--unshare-net) namespace holds only the
+    run's processes, and the call is made there as given; any other may
+    be one an outside process listens in (a container's), and is refused."""
+    if not getattr(req.sup, "own_netns", False):
+        raise Denied(errno.EACCES, name, "the socket is in another network namespace, where its peer cannot be judged", op)
 
 
 # -- sock_diag ---------------------------------------------------------------------------
@@ -202,7 +221,9 @@ def other_end(local: tuple[bytes, int], peer: tuple[bytes, int]) -> tuple | None
 # -- who holds a socket ----------------------------------------------------------------
 
 
-def _scan(pids, wanted: dict[str, int], found: dict[int, set[int]]) -> None:
+def _scan(pids, wanted: dict[str, int], found: dict[int, set[int]], where: dict | None = None) -> None:
+    """Add to found[inode] the pids whose fd tables hold it (and to where,
+    the fd number it was seen at)."""
     me = os.getpid()
     for pid in pids:
         if pid == me:
@@ -219,14 +240,25 @@ def _scan(pids, wanted: dict[str, int], found: dict[int, set[int]]) -> None:
             inode = wanted.get(link)
             if inode is not None:
                 found[inode].add(pid)
+                if where is not None:
+                    where[(inode, pid)] = fd
 
 
-def holders(inodes: set[int]) -> dict[int, set[int]]:
+def holders(inodes: set[int], where: dict | None = None) -> dict[int, set[int]]:
     """For each socket inode, the processes whose fd tables hold it (those
     this process may read): a scan of every process."""
     found: dict[int, set[int]] = {inode: set() for inode in inodes}
-    _scan((int(n) for n in os.listdir("/proc") if n.isdigit()), {f"socket:[{i}]": i for i in inodes}, found)
+    _scan((int(n) for n in os.listdir("/proc") if n.isdigit()), {f"socket:[{i}]": i for i in inodes}, found, where)
     return found
+
+
+def _still_holds(pid: int, start: int, fd: str, inode: int) -> bool:
+    """pid is the process seen holding inode at fd, and still does (the
+    start time read after the link: a reused pid differs in it)."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" and target.start_time(pid) == start
+    except OSError:
+        return False
 
 
 # A listening socket's holders, found by a full scan: (pid, start time)
@@ -234,7 +266,7 @@ def holders(inodes: set[int]) -> dict[int, set[int]]:
 # each is alive and holds it, a new holder could only have it from them;
 # handing it out of the confinement is no more in a confined process's
 # power than it is for a unix listener.
-_HELD: dict[int, frozenset[tuple[int, int]]] = {}
+_HELD: dict[int, frozenset[tuple[int, int, str]]] = {}
 
 
 def listener_holders(inodes: set[int]) -> dict[int, set[int]]:
@@ -243,31 +275,26 @@ def listener_holders(inodes: set[int]) -> dict[int, set[int]]:
     found: dict[int, set[int]] = {}
     for inode in inodes:
         known = _HELD.get(inode)
-        if not known:
+        if not known or not all(_still_holds(pid, start, fd, inode) for pid, start, fd in known):
             break
-        still: dict[int, set[int]] = {inode: set()}
-        try:
-            _scan([pid for pid, start in known if target.start_time(pid) == start], {f"socket:[{inode}]": inode}, still)
-        except OSError:
-            break
-        if len(still[inode]) != len(known):
-            break
-        found[inode] = still[inode]
+        found[inode] = {pid for pid, _, _ in known}
     else:
         return found
-    found = holders(inodes)
+    where: dict = {}
+    found = holders(inodes, where)
     if not all(found.values()):
         # The /proc listing is a snapshot: a holder that forked and closed
         # its copy meanwhile is seen on a second look.
-        found = holders(inodes)
+        where.clear()
+        found = holders(inodes, where)
     for inode, pids in found.items():
-        with_start = set()
+        seen = set()
         for pid in pids:
             try:
-                with_start.add((pid, target.start_time(pid)))
+                seen.add((pid, target.start_time(pid), where[(inode, pid)]))
             except OSError:
                 pass
-        _HELD[inode] = frozenset(with_start)
+        _HELD[inode] = frozenset(seen)
     if len(_HELD) > 4096:
         _HELD.clear()
     return found
@@ -327,7 +354,7 @@ def judge_datagram(req, sock, op: str) -> None:
     if port in req.sup.loopback_ports:
         return
     if not same_netns(sock.fd):
-        raise Denied(errno.EACCES, name, "the socket is in another network namespace, where its receiver cannot be judged", op)
+        return _foreign(req, name, op)
     if sock.type != socket.SOCK_DGRAM or number not in (socket.IPPROTO_UDP, IPPROTO_UDPLITE):
         raise Denied(errno.EACCES, name, "only TCP and UDP to this host are judged; other protocols are refused", op)
     receivers = {r[4] for r in bound(number, 0xFFFFFFFF, ip, port)}
@@ -348,7 +375,7 @@ def stream_judge(req, sock):
         return None
     name = shown(ip, port, "tcp")
     if not same_netns(sock.fd):
-        raise Denied(errno.EACCES, name, "the socket is in another network namespace, where its listener cannot be judged", "connect")
+        return _foreign(req, name, "connect")
     with socket.socket(fileno=os.dup(sock.fd)) as probe:
         number = probe.getsockopt(socket.SOL_SOCKET, SO_PROTOCOL)
     if sock.type != socket.SOCK_STREAM or number != socket.IPPROTO_TCP:
@@ -454,34 +481,31 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
         if end is not None:
             break
         time.sleep(0.0002)
-    if end is None:
-        return "no socket of this host is at the other end of the connection"
-    # The listeners it could have reached, judged first: a connection not
-    # yet accepted waits on one of them.
-    listeners = listener_holders({entry[4] for entry in bound(socket.IPPROTO_TCP, 1 << TCP_LISTEN, peer[0], peer[1])})
-    bad = outsiders(sup, tgid, listeners, lock)
-    if bad is not None:
-        return who(bad, "the listening socket")
-    for _ in range(2):
-        end = other_end(local, peer)
+    judged = None  # the listeners it could have reached, once judged
+    for _ in range(3):
         if end is None:
-            return "the connection was closed by the other end"
-        if end[4] == 0:
-            # Not accepted (it waits on a listener judged above, which has
-            # listened since it came: a listener that closes resets its
-            # queue), or accepted and closed since (orphaned, no process
-            # can read from it).
-            return None
-        # Accepted (by a one-shot listener that closed since, perhaps):
-        # judged by who holds it, looked for first where the listeners are.
-        inode = end[4]
-        held = {inode: set()}
-        _scan({pid for pids in listeners.values() for pid in pids}, {f"socket:[{inode}]": inode}, held)
-        if not held[inode]:
-            held = holders({inode})
-        if held[inode]:
-            bad = outsiders(sup, tgid, held, lock)
-            return None if bad is None else who(bad, "the accepted connection")
+            return "no socket of this host is at the other end of the connection"
+        state, inode = end[0], end[4]
+        if inode == 0:
+            if state not in QUEUED:
+                return None  # accepted and closed since: no process can read from it
+            if judged is not None:
+                return None  # still waiting on a listener judged inside (one that closes resets its queue)
+            judged = listener_holders({e[4] for e in bound(socket.IPPROTO_TCP, 1 << TCP_LISTEN, peer[0], peer[1])})
+            bad = outsiders(sup, tgid, judged, lock)
+            if bad is not None:
+                return who(bad, "the listening socket")
+        else:
+            # Accepted (perhaps by a one-shot listener that closed since):
+            # judged by who holds it, looked for first where the listeners are.
+            held: dict[int, set[int]] = {inode: set()}
+            _scan({pid for pids in (judged or {}).values() for pid in pids}, {f"socket:[{inode}]": inode}, held)
+            if not held[inode]:
+                held = holders({inode})
+            if held[inode]:
+                bad = outsiders(sup, tgid, held, lock)
+                return None if bad is None else who(bad, "the accepted connection")
+        end = other_end(local, peer)  # closed meanwhile? what it is now
     return who([], "the accepted connection")
 
 

@@ -886,6 +886,7 @@ def _supervisor_main(plan: _Plan, denial_log, result_w, info_w, stderr_fd) -> in
 
     sup.loopback_ports = shipped_ports(box.options.allow_loopback, "--allow-loopback")
     sup.loopback_hint = "--allow-loopback {port}"
+    sup.own_netns = box.options.unshare_net  # its sockets live in the run's own namespace (loopback.py)
     sup.serve()
     reaper.thread.join()
     finished.set()
