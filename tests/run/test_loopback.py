@@ -11,9 +11,11 @@ host is made as given.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 import time
+import uuid
 
 import pytest
 
@@ -235,3 +237,41 @@ def test_address_swap_race(who, places):
         assert not list(out.glob("escaped-*"))
     finally:
         stop(socat)
+
+
+@pytest.fixture
+def other_host(who):
+    """A listener on another host: a network namespace joined by a veth
+    pair (made as root; the service in it runs as the test identity)."""
+    if os.geteuid() != 0:
+        pytest.skip("making a network namespace needs root")
+    tag = uuid.uuid4().hex[:6]
+    ns, here, there = f"pt-lb-{tag}", f"ptlb{tag}a", f"ptlb{tag}b"
+    net = 18 + int(tag[:2], 16) % 2  # 198.18.0.0/15 is for benchmarking networks
+    mine, theirs = f"198.{net}.{int(tag[2:4], 16)}.1", f"198.{net}.{int(tag[2:4], 16)}.2"
+    steps = [["ip", "netns", "add", ns], ["ip", "link", "add", here, "type", "veth", "peer", "name", there],
+             ["ip", "link", "set", there, "netns", ns], ["ip", "addr", "add", mine + "/30", "dev", here],
+             ["ip", "link", "set", here, "up"], ["ip", "-n", ns, "addr", "add", theirs + "/30", "dev", there],
+             ["ip", "-n", ns, "link", "set", there, "up"]]
+    try:
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True)
+        yield ["ip", "netns", "exec", ns], theirs
+    finally:
+        subprocess.run(["ip", "link", "del", here], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_other_host_is_reached_as_given(who, places, other_host):
+    proj, out = places
+    enter, address = other_host
+    service, port = start_service(enter + who.prefix(), who.env(), str(who.base), PY, address, "tcp")
+    try:
+        control = who.run([PY, "-c", CLIENT, address, port, "tcp", f"touch {out}/control"])
+        assert control.stdout.split() == [b"sent"], control
+        confined = who.peninsula("run", "--write", proj, "--", PY, "-c", CLIENT, address, port, "tcp", f"touch {out}/remote")
+        assert confined.stdout.split() == [b"sent"], confined
+        assert b"denied" not in confined.stderr, confined
+        assert wait_for(out / "remote")
+    finally:
+        stop(service)
