@@ -44,6 +44,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import select
 import socket
 import struct
 import time
@@ -63,6 +64,7 @@ QUEUED = (1, 3, 8, TCP_NEW_SYN_RECV)
 INET_DIAG_NOCOOKIE = 0xFFFFFFFF
 IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDPLITE = 1, 58, 136
 SO_PROTOCOL = 38
+TRIAL_MS = 5  # how long the supervisor's loop waits for a loopback handshake
 V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 _REQ = struct.Struct("=BBBBI")  # inet_diag_req_v2 up to its socket id
 _SOCKID = struct.Struct("!HH16s16s")  # ports and addresses, network order
@@ -398,7 +400,7 @@ class LoopbackJudge(sockets._Judge):
         super().__init__(req, name, err, op, number)
         self.port = port
 
-    def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool) -> int:
+    def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool, trial: bool = False) -> int:
         theirs = socket.socket(fileno=os.dup(fd))
         try:
             state = sockets._state_error(theirs)
@@ -410,9 +412,19 @@ class LoopbackJudge(sockets._Judge):
             theirs.close()
         try:
             cloexec = sockets._cloexec(self.tid, self.number)
-            # Connected blocking even for a non-blocking target: it gets a
+            # Connected to the end even for a non-blocking target: it gets a
             # finished connection (0), which a non-blocking connect may give.
+            # A trial waits briefly (a loopback handshake takes
+            # microseconds), else the connect is made again in a thread.
+            if trial:
+                fresh.setblocking(False)
             err = sockets._raw_connect(fresh.fileno(), addr)
+            if trial and err == errno.EINPROGRESS:
+                ready = select.poll()
+                ready.register(fresh.fileno(), select.POLLOUT)
+                if not ready.poll(TRIAL_MS):
+                    return sockets.WOULD_WAIT
+                err = fresh.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
                 return err
             lock = getattr(self.sup, "lock", None) if threaded else None
@@ -490,11 +502,18 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
             if state not in QUEUED:
                 return None  # accepted and closed since: no process can read from it
             if judged is not None:
-                return None  # still waiting on a listener judged inside (one that closes resets its queue)
+                # Still waiting on a listener judged inside (one that closes
+                # resets its queue); with none found, on one not seen.
+                return None if judged else who([], "the listening socket")
             judged = listener_holders({e[4] for e in bound(socket.IPPROTO_TCP, 1 << TCP_LISTEN, peer[0], peer[1])})
-            bad = outsiders(sup, tgid, judged, lock)
-            if bad is not None:
+            bad = outsiders(sup, tgid, judged, lock) if judged else []
+            if bad:
                 return who(bad, "the listening socket")
+            if bad == []:
+                # No listener, or none with a holder in sight (one exiting
+                # after it accepted): what the end is now decides, and one
+                # still waiting is refused.
+                judged = {}
         else:
             # Accepted (perhaps by a one-shot listener that closed since):
             # judged by who holds it, looked for first where the listeners are.

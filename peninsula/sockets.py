@@ -348,6 +348,9 @@ class _Tag:
             conn.close()
 
 
+WOULD_WAIT = -1  # a trial connect that would wait: it is made again in a thread
+
+
 class _Judge:
     """Judges the listener of a unix stream connect on a connection the
     target never holds until it is judged allowed. A connection made on the
@@ -368,24 +371,31 @@ class _Judge:
         self.shown, self.err, self.op = shown, err, op
         self.req_id, self.number = req.id, number
 
-    def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool) -> int:
-        """0 when an allowed connection was installed, else the errno."""
+    def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool, trial: bool = False) -> int:
+        """0 when an allowed connection was installed, else the errno
+        (WOULD_WAIT: a trial for a blocking socket found a full backlog)."""
         theirs = socket.socket(fileno=os.dup(fd))
         try:
             state = _state_error(theirs)
             if state:
                 return state
             fresh = _fresh_like(theirs)
+            blocking = os.get_blocking(fd)
         finally:
             theirs.close()
         try:
             cloexec = _cloexec(self.tid, self.number)
+            if trial:
+                fresh.setblocking(False)
             err = _raw_connect(fresh.fileno(), addr)
+            if trial and blocking and err == errno.EAGAIN:
+                return WOULD_WAIT
             if err:
                 return err  # what the target's own connect would have met
             err = self.verdict(fresh, threaded)
             if err:
                 return err
+            os.set_blocking(fresh.fileno(), blocking)
             _set_fd(listener_fd, self.req_id, fresh.fileno(), self.number, cloexec)
             return 0
         finally:
@@ -500,10 +510,10 @@ class _Call:
         self.pinned = None if pinned is None else os.dup(pinned)
         self.addr = addr if pinned is None else _proc_addr(self.pinned)
 
-    def __call__(self, listener_fd: int, threaded: bool = False) -> tuple[int, int]:
+    def __call__(self, listener_fd: int, threaded: bool = False, trial: bool = False) -> tuple[int, int]:
         if self.kind == "connect":
             if isinstance(self.judge, _Judge):
-                return 0, self.judge.connect(self.fd, self.addr, listener_fd, threaded)
+                return 0, self.judge.connect(self.fd, self.addr, listener_fd, threaded, trial)
             err = _raw_connect(self.fd, self.addr)
             if self.judge is not None and err == 0:
                 err = self.judge(self.fd, threaded)  # _Tag: the allowed control socket is told the caller
@@ -523,6 +533,20 @@ def _finish(req, call: _Call, blocking: bool):
     is finished in a thread that answers the request itself, so the loop
     never waits for a network."""
     ids = _needs_ids(req)
+    if blocking and isinstance(call.judge, _Judge):
+        # Tried without waiting first, on the judge's own fresh socket: a
+        # listener with room in its backlog answers at once, and then no
+        # thread is needed (starting one is most of a connect's cost).
+        try:
+            value, err = _call_as(ids, lambda: call(req.sup.listener.fd, False, True))
+        except BaseException:
+            call.close()
+            raise
+        if err != WOULD_WAIT:
+            call.close()
+            if err:
+                raise OSError(err, call.kind)
+            return value
     if not blocking:
         try:
             value, err = _call_as(ids, lambda: call(req.sup.listener.fd))
