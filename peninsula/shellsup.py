@@ -447,6 +447,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 "protected": list(pol.protected) if pol else None,
                 "project_configs": _config_states(state.project or self.timeline.current.project),
                 "sockets": self.socket_allowlist().describe(),
+                "loopback_ports": [{"port": port, "reason": why} for port, why in sorted(self.loopback_ports.items())],
                 "requests": self.requests,
                 "compiled_requests": self.fast.counts()[0] if self.fast is not None else None,
             }

@@ -65,5 +65,8 @@ def test_allow_loopback_in_the_user_config(term_factory, home, user):
         term.run("cd proj")
         assert "sent" in term.run(f"python3 {client} 127.0.0.1 {port} tcp 'touch {out}/allowed'")
         assert wait_for(out / "allowed")
+        text = term.run("python3 -m peninsula status").replace("\n", "")
+        assert "TCP/UDP ports a confined command may reach" in text and f"{port}: allowed by allow_loopback in" in text, text
+        assert "53: DNS" in text, text
     finally:
         stop(socat)
