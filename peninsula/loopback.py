@@ -466,17 +466,19 @@ _TCP_OPTIONS = (socket.TCP_NODELAY, socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, s
 
 def _fresh_tcp(theirs: socket.socket) -> socket.socket:
     """A new blocking TCP socket of the target's family with its socket
-    and TCP options. (A local address the target bound is not carried.)"""
+    and TCP options, and IPV6_V6ONLY (a v6-only socket cannot reach a
+    v4-mapped address). (A local address the target bound is not carried.)"""
     fresh = socket.socket(theirs.family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         for opt, size, default in _defaults(fresh):
             value = theirs.getsockopt(socket.SOL_SOCKET, opt, size) if size else theirs.getsockopt(socket.SOL_SOCKET, opt)
             if value != default:
                 fresh.setsockopt(socket.SOL_SOCKET, opt, value // 2 if opt in sockets._COPIED_BUFFERS else value)
-        for opt in _TCP_OPTIONS:
-            value = theirs.getsockopt(socket.IPPROTO_TCP, opt)
-            if value != fresh.getsockopt(socket.IPPROTO_TCP, opt):
-                fresh.setsockopt(socket.IPPROTO_TCP, opt, value)
+        for level, opt in [(socket.IPPROTO_TCP, opt) for opt in _TCP_OPTIONS] + (
+                [(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)] if theirs.family == socket.AF_INET6 else []):
+            value = theirs.getsockopt(level, opt)
+            if value != fresh.getsockopt(level, opt):
+                fresh.setsockopt(level, opt, value)
     except BaseException:
         fresh.close()
         raise
