@@ -275,3 +275,80 @@ def test_other_host_is_reached_as_given(who, places, other_host):
         assert wait_for(out / "remote")
     finally:
         stop(service)
+
+
+# argv: port. Accepts one connection, stops listening at once (the port is
+# free again), then runs what the connection sends: the shape of `nc -l`.
+ONE_SHOT = textwrap.dedent("""
+    import socket, subprocess, sys
+    s = socket.socket()
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+    s.listen(1)
+    print("ready", flush=True)
+    c, _ = s.accept()
+    s.close()
+    data = b""
+    while not data.endswith(b"\\n"):
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    if data.endswith(b"\\n"):
+        subprocess.run(["sh", "-c", data.decode()])
+""")
+
+# argv: port, command. Takes the port for a listener of its own the moment
+# it is free (so a judgement made after the outside listener closed would
+# see only this one), while the main thread connects and sends.
+REBIND = textwrap.dedent("""
+    import errno, socket, sys, threading
+    port, cmd = int(sys.argv[1]), sys.argv[2].encode() + b"\\n"
+    stop = threading.Event()
+    def take():
+        while not stop.is_set():
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                s.listen(4)
+                stop.wait()
+                return
+            except OSError:
+                s.close()
+    threading.Thread(target=take, daemon=True).start()
+    c = socket.socket()
+    try:
+        c.connect(("127.0.0.1", port))
+        c.sendall(cmd)
+        c.close()
+        print("sent", flush=True)
+    except OSError as err:
+        print("errno", errno.errorcode[err.errno], flush=True)
+    stop.set()
+""")
+
+
+def test_one_shot_listener_that_frees_its_port(who, places):
+    proj, out = places
+    from loopback_services import free_port
+
+    port = free_port()
+    control_svc = subprocess.Popen(who.prefix() + [PY, "-c", ONE_SHOT, str(port)], env=who.env(), cwd=str(who.base),
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert control_svc.stdout.readline().strip() == b"ready"
+        control = who.run([PY, "-c", REBIND, port, f"touch {out}/control"])
+        assert control.stdout.split() == [b"sent"], control
+        assert wait_for(out / "control")
+    finally:
+        stop(control_svc)
+    service = subprocess.Popen(who.prefix() + [PY, "-c", ONE_SHOT, str(port)], env=who.env(), cwd=str(who.base),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert service.stdout.readline().strip() == b"ready"
+        confined = who.peninsula("run", "--write", proj, "--", PY, "-c", REBIND, port, f"touch {out}/escaped")
+        assert confined.stdout.split() == [b"errno", b"EACCES"], confined
+        time.sleep(0.3)
+        assert not (out / "escaped").exists()
+    finally:
+        stop(service)
