@@ -536,7 +536,7 @@ def _finish(req, call: _Call, blocking: bool):
     if blocking and isinstance(call.judge, _Judge):
         # Tried without waiting first, on the judge's own fresh socket: a
         # listener with room in its backlog answers at once, and then no
-        # thread is needed (starting one is most of a connect's cost).
+        # thread is needed (starting one costs more than such a connect).
         try:
             value, err = _call_as(ids, lambda: call(req.sup.listener.fd, False, True))
         except BaseException:
