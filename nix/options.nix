@@ -91,7 +91,7 @@
     "allow_connect" "allow_bind"
     "unshare_net" "unshare_pid" "unshare_ipc" "unshare_uts" "hostname"
     "limit_as" "limit_fsize" "limit_cpu" "limit_nofile" "limit_nproc" "limit_walltime"
-    "log_max_size" "allow_socket"
+    "log_max_size" "allow_socket" "allow_loopback"
     "clear_env" "keep_env" "setenv" "workdir"
   ];
 }

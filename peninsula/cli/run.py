@@ -82,6 +82,9 @@ def register(sub) -> None:
     net.add_argument("--allow-socket", metavar="PATH", action="append", default=[],
                      help="let confined processes reach the unix socket PATH (globs allowed) although its listener "
                      "is outside the sandbox and acts with your rights (repeatable; see README, 'Sockets')")
+    net.add_argument("--allow-loopback", metavar="PORT", action="append", default=[],
+                     help="let confined processes reach TCP/UDP PORT on this host (loopback, its own addresses) although "
+                     "its listener is outside the sandbox and acts with your rights (repeatable; see README, 'Sockets')")
     net.add_argument("--allow-bind", metavar="PORT", action="append", default=[], help="allow TCP bind to PORT; all other TCP connects and binds are refused (repeatable)")
 
     env = run.add_argument_group("environment")
@@ -141,6 +144,7 @@ def main(args) -> int:
             allow_connect=args.allow_connect,
             allow_bind=args.allow_bind,
             allow_socket=args.allow_socket,
+            allow_loopback=args.allow_loopback,
             clear_env=args.clear_env,
             keep_env=args.keep_env,
             setenv=args.setenv,

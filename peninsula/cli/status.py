@@ -62,6 +62,11 @@ def cmd_status(args) -> int:
             state = "" if entry["present"] else " (not there at start: not allowed)"
             print(f"  {entry['path']}: {entry['service']}: {entry['reason']}{state}")
         print("  and any socket whose listener is in the same confinement")
+    if reply.get("loopback_ports") is not None:
+        print("this host's TCP/UDP ports a confined command may reach although their listener is outside:")
+        for entry in reply["loopback_ports"]:
+            print(f"  {entry['port']}: {entry['reason']}")
+        print("  and any port whose socket is held in the same confinement")
     return 0
 
 

@@ -13,6 +13,7 @@ A config file holds the same options as the `peninsula run` flags:
     allow_connect = [443]                   # TCP ports (Landlock ABI 4)
     allow_bind = [8080]
     allow_socket = ["/tmp/.X11-unix/X*"]    # unix sockets a confined process may reach
+    allow_loopback = [8888]                 # this host's TCP/UDP ports whose listener is outside
     unshare_net = true                      # also unshare_pid, unshare_ipc, unshare_uts
     hostname = "sandbox"                    # needs unshare_uts
     limit_as = "2G"                         # also limit_fsize (sizes), limit_cpu,
@@ -57,6 +58,8 @@ class Options:
     allow_bind: tuple[int, ...] = ()
     # unix sockets whose listener outside may act for a confined process
     allow_socket: tuple[str, ...] = ()
+    # this host's TCP/UDP ports whose listener outside may act for it
+    allow_loopback: tuple[int, ...] = ()
     # namespaces
     unshare_net: bool = False
     unshare_pid: bool = False
@@ -100,7 +103,7 @@ class Options:
 
 
 _PATH_LISTS = ("write", "protect", "allow_socket")
-_PORT_LISTS = ("allow_connect", "allow_bind")
+_PORT_LISTS = ("allow_connect", "allow_bind", "allow_loopback")
 _BOOLS = ("read_only", "hardlinked_writes", "unshare_net", "unshare_pid", "unshare_ipc", "unshare_uts", "clear_env",
           "best_effort", "fast")
 _PATHS = ("log", "workdir")

@@ -4,6 +4,7 @@
     write = ["~/.cache/pip"]          # every confined process may write here
     protect = ["~/.aws"]              # never writable by confined processes
     allow_socket = ["/tmp/.X11-unix/X*"]  # unix sockets confined processes may reach (new sessions)
+    allow_loopback = [8888]  # this host's TCP/UDP ports confined processes may reach (new sessions)
     hardlinked_writes = false
     best_effort = false               # run with weaker enforcement rather than refuse
 
@@ -31,6 +32,7 @@ class UserConfig:
     write: tuple[str, ...] = ()
     protect: tuple[str, ...] = ()
     allow_socket: tuple[str, ...] = ()
+    allow_loopback: tuple[int, ...] = ()
     hardlinked_writes: bool = False
     best_effort: bool = False
     direnv: bool = True
@@ -44,7 +46,7 @@ def config_path() -> str:
     return os.path.join(base, "peninsula", "config.toml")
 
 
-_TOP = {"baseline": "paths", "write": "paths", "protect": "paths", "allow_socket": "paths", "hardlinked_writes": "bool", "best_effort": "bool", "projects": "table"}
+_TOP = {"baseline": "paths", "write": "paths", "protect": "paths", "allow_socket": "paths", "allow_loopback": "ports", "hardlinked_writes": "bool", "best_effort": "bool", "projects": "table"}
 _PROJECTS = {"direnv": "bool", "markers": "names", "roots": "paths"}
 
 
@@ -53,6 +55,15 @@ def _check(kind: str, value, where: str, key: str, base_dir: str):
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: '{key}' must be true or false")
         return value
+    if kind == "ports":
+        from .config import parse_port
+
+        try:
+            if not isinstance(value, list):
+                raise ValueError("not a list")
+            return tuple(parse_port(v) for v in value)
+        except ValueError as err:
+            raise ConfigError(f"{where}: '{key}' must be a list of port numbers ({err})") from None
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{where}: '{key}' must be a list of non-empty strings")
     if kind == "names":

@@ -430,6 +430,11 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     sup = Supervisor(listener_fd, plan.policy, notices, box.verbose, sockets=sockets_allowed)
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
     sup.socket_hint = "--allow-socket {path}"
+    from peninsula.supervisor.handlers.loopback import shipped_ports
+
+    sup.loopback_ports = shipped_ports(box.options.allow_loopback, "--allow-loopback")
+    sup.loopback_hint = "--allow-loopback {port}"
+    sup.own_netns = box.options.unshare_net  # its sockets live in the run's own namespace (handlers/loopback.py)
     sup.serve()
     reaper.thread.join()
     finished.set()

@@ -73,6 +73,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             for entry in user_allowlist(conf.allow_socket, "allow_socket in " + (conf.source or _user_config_path())):
                 self.sockets.add(*entry)
             self.socket_hint = 'allow_socket = ["{path}"] in ' + (conf.source or _user_config_path()) + " (new sessions)"
+            from peninsula.supervisor.handlers.loopback import shipped_ports
+
+            self.loopback_ports = shipped_ports(conf.allow_loopback, "allow_loopback in " + (conf.source or _user_config_path()))
+            self.loopback_hint = "allow_loopback = [{port}] in " + (conf.source or _user_config_path()) + " (new sessions)"
             # Names the caller of a control connection this supervisor made
             # for a confined process (its SO_PEERCRED is ours): secret.
             import secrets
@@ -447,6 +451,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 "protected": list(pol.protected) if pol else None,
                 "project_configs": _config_states(state.project or self.timeline.current.project),
                 "sockets": self.socket_allowlist().describe(),
+                "loopback_ports": [{"port": port, "reason": why} for port, why in sorted(self.loopback_ports.items())],
                 "requests": self.requests,
                 "compiled_requests": self.fast.counts()[0] if self.fast is not None else None,
             }

@@ -148,6 +148,10 @@ class Supervisor:
             sockets = AllowList(shipped_allowlist())
         self.sockets = sockets
         self.socket_hint: str | None = None  # the option that allows a socket, for notices
+        from peninsula.supervisor.handlers.loopback import shipped_ports
+
+        self.loopback_ports = shipped_ports()  # this host's TCP/UDP ports anyone may reach (handlers/loopback.py)
+        self.loopback_hint: str | None = None  # the option that allows one, for notices
 
     def socket_allowlist(self):
         return self.sockets

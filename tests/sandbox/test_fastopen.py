@@ -83,7 +83,9 @@ def test_fast_open_cannot_pass_allow_connect(who):
         assert confined.stdout.decode().split() == ["sendto", "ENOTSUP", "sendmsg", "ENOTSUP",
                                                     "sendmmsg", "ENOTSUP", "sockopt", "EACCES"], confined
         # The listener's port allowed: the connect route (the sockopt) still works.
-        allowed = who.peninsula("run", "--write", proj, "--allow-connect", port, "--", PY, "-c", SENDS, port, "sockopt")
+        # (--allow-loopback: the listener is outside the sandbox, see test_loopback.py)
+        allowed = who.peninsula("run", "--write", proj, "--allow-connect", port, "--allow-loopback", port, "--",
+                                PY, "-c", SENDS, port, "sockopt")
         assert allowed.stdout.decode().split() == ["sockopt", "sent"], allowed
         assert listener.stdout.readline().decode().strip() == "got sockopt"  # nothing confined came before it
     finally:

@@ -69,7 +69,9 @@ def test_untouched_without_rules(who, two_listeners):
     project = who.mkdir(who.base / "p")
     a, b = two_listeners
     (free,) = _free_ports(1)
-    res = _results(who.peninsula("run", "--", PY, "-c", PROBE, "connect", a, "connect", b, "bind", free, cwd=project))
+    # (--allow-loopback: the listeners are outside the sandbox, see test_loopback.py)
+    res = _results(who.peninsula("run", "--allow-loopback", a, "--allow-loopback", b, "--", PY, "-c", PROBE,
+                                 "connect", a, "connect", b, "bind", free, cwd=project))
     assert res == {("connect", str(a)): "ok", ("connect", str(b)): "ok", ("bind", str(free)): "ok"}
 
 
@@ -77,7 +79,7 @@ def test_allow_connect_allows_that_port_only(who, two_listeners):
     project = who.mkdir(who.base / "p")
     a, b = two_listeners
     (free,) = _free_ports(1)
-    proc = who.peninsula("run", "--allow-connect", str(a), "--", PY, "-c", PROBE,
+    proc = who.peninsula("run", "--allow-connect", str(a), "--allow-loopback", a, "--allow-loopback", b, "--", PY, "-c", PROBE,
                          "connect", a, "connect", b, "bind", free, cwd=project)
     res = _results(proc)
     assert res[("connect", str(a))] == "ok"

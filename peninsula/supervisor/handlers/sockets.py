@@ -350,6 +350,9 @@ class _Tag:
             conn.close()
 
 
+WOULD_WAIT = -1  # a trial connect that would wait: it is made again in a thread
+
+
 class _Judge:
     """Judges the listener of a unix stream connect on a connection the
     target never holds until it is judged allowed. A connection made on the
@@ -370,24 +373,31 @@ class _Judge:
         self.shown, self.err, self.op = shown, err, op
         self.req_id, self.number = req.id, number
 
-    def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool) -> int:
-        """0 when an allowed connection was installed, else the errno."""
+    def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool, trial: bool = False) -> int:
+        """0 when an allowed connection was installed, else the errno
+        (WOULD_WAIT: a trial for a blocking socket found a full backlog)."""
         theirs = socket.socket(fileno=os.dup(fd))
         try:
             state = _state_error(theirs)
             if state:
                 return state
             fresh = _fresh_like(theirs)
+            blocking = os.get_blocking(fd)
         finally:
             theirs.close()
         try:
             cloexec = _cloexec(self.tid, self.number)
+            if trial:
+                fresh.setblocking(False)
             err = _raw_connect(fresh.fileno(), addr)
+            if trial and blocking and err == errno.EAGAIN:
+                return WOULD_WAIT
             if err:
                 return err  # what the target's own connect would have met
             err = self.verdict(fresh, threaded)
             if err:
                 return err
+            os.set_blocking(fresh.fileno(), blocking)
             _set_fd(listener_fd, self.req_id, fresh.fileno(), self.number, cloexec)
             return 0
         finally:
@@ -502,10 +512,10 @@ class _Call:
         self.pinned = None if pinned is None else os.dup(pinned)
         self.addr = addr if pinned is None else _proc_addr(self.pinned)
 
-    def __call__(self, listener_fd: int, threaded: bool = False) -> tuple[int, int]:
+    def __call__(self, listener_fd: int, threaded: bool = False, trial: bool = False) -> tuple[int, int]:
         if self.kind == "connect":
             if isinstance(self.judge, _Judge):
-                return 0, self.judge.connect(self.fd, self.addr, listener_fd, threaded)
+                return 0, self.judge.connect(self.fd, self.addr, listener_fd, threaded, trial)
             err = _raw_connect(self.fd, self.addr)
             if self.judge is not None and err == 0:
                 err = self.judge(self.fd, threaded)  # _Tag: the allowed control socket is told the caller
@@ -525,6 +535,20 @@ def _finish(req, call: _Call, blocking: bool):
     is finished in a thread that answers the request itself, so the loop
     never waits for a network."""
     ids = _needs_ids(req)
+    if blocking and isinstance(call.judge, _Judge):
+        # Tried without waiting first, on the judge's own fresh socket: a
+        # listener with room in its backlog answers at once, and then no
+        # thread is needed (starting one costs more than such a connect).
+        try:
+            value, err = _call_as(ids, lambda: call(req.sup.listener.fd, False, True))
+        except BaseException:
+            call.close()
+            raise
+        if err != WOULD_WAIT:
+            call.close()
+            if err:
+                raise OSError(err, call.kind)
+            return value
     if not blocking:
         try:
             value, err = _call_as(ids, lambda: call(req.sup.listener.fd))
@@ -578,6 +602,14 @@ def h_connect(req):
             judge = _Judge(req, _abstract_name(addr), errno.EPERM, "connect", signed_int(req.args[0]))
     elif sock.family in (socket.AF_INET, socket.AF_INET6):
         _check_tcp_port(req, sock)
+        from peninsula.supervisor.handlers import loopback  # this host's own services
+
+        if sock.type == socket.SOCK_DGRAM:
+            loopback.judge_datagram(req, sock, "connect")
+        else:
+            judge = loopback.stream_judge(req, sock)
+            if judge is not None:
+                return _finish(req, _Call("connect", sock.fd, addr, judge=judge), True)
     return _finish(req, _Call("connect", sock.fd, addr, pinned, judge=judge), sock.blocking)
 
 
@@ -604,6 +636,10 @@ def h_sendto(req):
             pinned, _ = _unix_target(req, sock, path, "sendto")  # a datagram is allowed or refused there
         elif SUN_PATH_OFFSET < len(addr) <= SOCKADDR_UN and addr[SUN_PATH_OFFSET] == 0:
             _refuse_abstract_dgram(addr, "sendto")
+    elif sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type != socket.SOCK_STREAM:
+        from peninsula.supervisor.handlers import loopback
+
+        loopback.judge_datagram(req, sock, "sendto")
     # Tried without waiting first: a datagram almost never has to wait,
     # and then no thread is needed.
     call = _Call("sendto", sock.fd, addr, pinned, data=data, flags=flags | socket.MSG_DONTWAIT)
