@@ -56,7 +56,7 @@ def _check(kind: str, value, where: str, key: str, base_dir: str):
             raise ConfigError(f"{where}: '{key}' must be true or false")
         return value
     if kind == "ports":
-        from .config import parse_port
+        from peninsula.config.options import parse_port
 
         try:
             if not isinstance(value, list):

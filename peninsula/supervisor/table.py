@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from peninsula.kernel.seccomp import syscall_number
-from peninsula.supervisor.handlers import metadata, names, opens, process, sockets, xattr
+from peninsula.supervisor.handlers import connect, metadata, names, opens, process, xattr
 from peninsula.supervisor.handlers.request import acting
 
 
@@ -15,6 +15,6 @@ def handlers() -> dict[int, object]:
                 number = syscall_number(name[2:])
                 if number is not None:
                     table[number] = acting(func)
-    table[syscall_number("connect")] = acting(sockets.h_connect)
-    table[syscall_number("sendto")] = acting(sockets.h_sendto)
+    table[syscall_number("connect")] = acting(connect.h_connect)
+    table[syscall_number("sendto")] = acting(connect.h_sendto)
     return table
