@@ -497,7 +497,7 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
             break
         time.sleep(0.0002)
     judged = None  # the listeners it could have reached, once judged
-    for _ in range(3):
+    for _ in range(40):
         if end is None:
             return "no socket of this host is at the other end of the connection"
         state, inode = end[0], end[4]
@@ -527,6 +527,10 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
             if held[inode]:
                 bad = outsiders(sup, tgid, held, lock)
                 return None if bad is None else who(bad, "the accepted connection")
+            # Held by no process in sight: one exiting has left its fd table
+            # but not yet released the socket (the release runs later in
+            # exit). Looked at again shortly, up to some 20 ms in all.
+            time.sleep(0.0005)
         end = other_end(local, peer)  # closed meanwhile? what it is now
     return who([], "the accepted connection")
 
