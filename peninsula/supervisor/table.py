@@ -69,6 +69,9 @@ class Row:
     note: str
     handler: str | None = None  # the Python handler's name; default h_<name>
     compiled: str | None = None  # the C handler (_fastpath.HANDLERS) that may answer it
+    # Handlers, as family.function, that the shell judge's dispatch routes
+    # some of this row's conditions to instead (shell/judge.py).
+    routed: tuple[str, ...] = ()
 
     @property
     def python_handler(self) -> str | None:
@@ -179,7 +182,8 @@ ROWS: tuple[Row, ...] = (
         + tuple(_ioctl(request, NOTIFY, frozenset((SESSION,))) for request in (seccomp.FIOSETOWN, seccomp.SIOCSPGRP))
         + _mount(Arg(1, "masked_eq", seccomp.TIOCSCTTY, 0xFFFFFFFF), Arg(2, "ne", 0)),
         "metadata", "TIOCSTI, TIOCLINUX and file-system-wide ioctls refused; inode-flag ioctls judged; "
-        "session: FIOSETOWN/SIOCSPGRP go to lineage.h_owner_ioctl; TIOCSCTTY with arg != 0 as the mount API"),
+        "session: FIOSETOWN/SIOCSPGRP go to lineage.h_owner_ioctl; TIOCSCTTY with arg != 0 as the mount API",
+        routed=("lineage.h_owner_ioctl",)),
     # -- extended attributes -----------------------------------------------
     Row("setxattr", ALWAYS, "xattr", "Landlock does not cover xattrs"),
     Row("lsetxattr", ALWAYS, "xattr", "as setxattr, of the symlink itself"),
