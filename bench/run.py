@@ -363,9 +363,11 @@ STRACE_UNKNOWN = {"fchmodat2", "setxattrat", "removexattrat", "file_setattr"}
 
 
 def trapped_names() -> tuple[list[str], list[str]]:
-    from peninsula.kernel import seccomp
+    from peninsula.supervisor import table
 
-    names = ["open", "openat", "open_by_handle_at"] + list(seccomp.PATH_MUTATORS) + list(seccomp.FD_MUTATORS) + list(seccomp.PROCESS_ACCESS)
+    # the file and process calls of `run` (not the conditional ioctl and seccomp)
+    names = [row.name for row in table.ROWS
+             if row.family in ("opens", "names", "metadata", "xattr", "process") and row.name not in ("ioctl", "seccomp")]
     known = [n for n in names if n not in STRACE_UNKNOWN]
     return known, sorted(set(names) - set(known))
 

@@ -70,7 +70,7 @@ let
       let base = baseNameOf path; rel = lib.removePrefix (toString ./.. + "/") (toString path); in
       !(lib.elem base [ ".git" ".venv" "__pycache__" ".pytest_cache" "result" "peninsula.egg-info" ])
       # an in-place build of the compiled hot path is for the venv's Python:
-      # the package builds its own from peninsula/supervisor/_fastpath.c (setup.py)
+      # the package builds its own from peninsula/supervisor/_fastpath_c/ (setup.py)
       && !(lib.hasSuffix ".so" base)
       && (rel == "pyproject.toml" || rel == "setup.py" || rel == "README.md" || rel == "peninsula" || lib.hasPrefix "peninsula/" rel);
   };

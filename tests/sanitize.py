@@ -1,7 +1,7 @@
 """The compiled hot path built with AddressSanitizer and UBSan, and the
 environment that runs a supervisor on it.
 
-_fastpath.c parses what hostile processes send, inside the supervisor;
+The compiled hot path (peninsula/supervisor/_fastpath_c/) parses what hostile processes send, inside the supervisor;
 a memory error there may pass every functional test. The system python3
 is not built with ASan, so the sanitizer runtime is preloaded
 (LD_PRELOAD; it must come first among the libraries) and every report is
@@ -20,7 +20,7 @@ import sysconfig
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCE = REPO / "peninsula" / "supervisor" / "_fastpath.c"
+SOURCES = sorted((REPO / "peninsula" / "supervisor" / "_fastpath_c").glob("*.c"))
 # The name the interpreter imports peninsula.supervisor._fastpath from.
 SO_NAME = "_fastpath" + sysconfig.get_config_var("EXT_SUFFIX")
 # Undefined behaviour traps (ud2), and ASan reports the SIGILL with its
@@ -35,7 +35,8 @@ def build(out_dir: Path) -> Path:
     """The extension with ASan and UBSan, as out_dir/SO_NAME."""
     include = sysconfig.get_paths()["include"]
     out = out_dir / SO_NAME
-    done = subprocess.run(["gcc", *FLAGS, f"-I{include}", "-o", out, SOURCE], capture_output=True, text=True)
+    assert SOURCES, "no C sources of the hot path"
+    done = subprocess.run(["gcc", *FLAGS, f"-I{include}", "-o", out, *SOURCES], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return out
 

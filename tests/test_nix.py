@@ -659,7 +659,7 @@ def test_package_source_holds_only_what_the_build_needs(nix, tmp_path):
         src = store_root / json.loads(proc.stdout).lstrip("/")
         names = {str(p.relative_to(src)) for p in src.rglob("*")}
         assert {"pyproject.toml", "setup.py", "README.md", "peninsula", "peninsula/__init__.py", "peninsula/cli/main.py",
-                "peninsula/supervisor/_fastpath.c"} <= names
+                "peninsula/supervisor/_fastpath_c/module.c"} <= names
         assert not {n for n in names if n.split("/")[0] not in ("pyproject.toml", "setup.py", "README.md", "peninsula")}
         assert not {n for n in names if "__pycache__" in n or n.endswith((".pyc", ".so"))}
     finally:

@@ -12,9 +12,10 @@ from peninsula.cli.registry import summary
 def probe_user_notify() -> tuple[bool, str]:
     """Load a filter with a listener in a throwaway child and report."""
     from peninsula.kernel.seccomp import FilterProgram, build_filter_bpf
+    from peninsula.supervisor import table
 
     try:
-        program = FilterProgram(build_filter_bpf())
+        program = FilterProgram(build_filter_bpf(table.rules()))
     except Exception as err:  # libseccomp missing or broken
         return False, f"seccomp user-notify: not available: cannot build the filter ({err})"
     read_fd, write_fd = os.pipe()

@@ -54,103 +54,17 @@ FS_IOC_ENABLE_VERITY = 0x40806685
 INODE_IOCTLS = (FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR, FS_IOC_SETVERSION, FS_IOC32_SETVERSION)
 REFUSED_IOCTLS = (FS_IOC_SETFSLABEL, FS_IOC_SET_ENCRYPTION_POLICY, FS_IOC_ENABLE_VERITY)
 
-O_ACCMODE_WRITE_BITS = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC)
-
-# Path-based mutators: always sent to the supervisor.
-PATH_MUTATORS = (
-    "creat", "openat2",
-    "mkdir", "mkdirat", "mknod", "mknodat",
-    "unlink", "unlinkat", "rmdir",
-    "rename", "renameat", "renameat2",
-    "link", "linkat", "symlink", "symlinkat",
-    "truncate",
-    "chmod", "fchmodat", "fchmodat2",
-    "chown", "lchown", "fchownat",
-    "utime", "utimes", "utimensat", "futimesat",
-    "setxattr", "lsetxattr", "removexattr", "lremovexattr",
-    "setxattrat", "removexattrat", "file_setattr",
-)
-# Metadata changes through an fd: Landlock cannot see them, and the fd may
-# have been opened read-only on a file outside the sandbox.
-FD_MUTATORS = ("fchmod", "fchown", "fsetxattr", "fremovexattr")
-# Reaching into another process.
-PROCESS_ACCESS = ("ptrace", "process_vm_writev", "pidfd_getfd")
-# Opens whose flags argument decides: (syscall, index of the flags argument).
-FLAGGED_OPENS = (("open", 1), ("openat", 2), ("open_by_handle_at", 2))
-# Refused outright inside the sandbox, with the errno the caller sees.
-REFUSED = (
-    ("io_uring_setup", errno.ENOSYS),  # its ring would bypass this filter
-    ("io_uring_enter", errno.ENOSYS),
-    ("io_uring_register", errno.ENOSYS),
-    ("userfaultfd", errno.ENOSYS),  # could stall the supervisor's memory reads
-    ("chroot", errno.EPERM),  # paths must mean the same to us and the target
-    ("setns", errno.EPERM),
-    # Root-only ways around a file-system sandbox: kernel code, raw I/O
-    # ports, BPF (bpf_probe_write_user writes any process's memory), and
-    # changes to the whole machine that outlive the sandbox. A plain user
-    # gets EPERM from these anyway. (sethostname stays: with --unshare-uts it
-    # is the sandbox's own business.)
-    ("init_module", errno.EPERM),
-    ("finit_module", errno.EPERM),
-    ("delete_module", errno.EPERM),
-    ("kexec_load", errno.EPERM),
-    ("kexec_file_load", errno.EPERM),
-    ("iopl", errno.EPERM),
-    ("ioperm", errno.EPERM),
-    ("bpf", errno.EPERM),
-    ("acct", errno.EPERM),  # the kernel would append to any file named
-    ("swapon", errno.EPERM),
-    ("swapoff", errno.EPERM),
-    ("reboot", errno.EPERM),
-    ("settimeofday", errno.EPERM),
-    ("clock_settime", errno.EPERM),
-    ("quotactl", errno.EPERM),
-    ("quotactl_fd", errno.EPERM),
-)
-# Whom a socket reaches (sockets.py): every connect, and sendto with a
-# destination address (argument 4 not NULL). The address is in memory, so
-# the filter cannot tell a unix path from a TCP port.
-SOCKET_TRAPS = ("connect",)
-ADDRESSED_SENDS = (("sendto", 4),)
-# TCP Fast Open connects inside a send (sendto/sendmsg/sendmmsg with
-# MSG_FASTOPEN, index of the flags), past connect() and past Landlock's TCP
-# rule: refused as the kernel refuses it when client TFO is disabled
-# (tcp_sendmsg_fastopen: EOPNOTSUPP). TCP_FASTOPEN_CONNECT goes through
-# connect(), which is trapped.
+# The argument values the filter's conditions test (supervisor/table.py
+# decides which syscall is trapped on which; these are the kernel's ABI).
+# TCP Fast Open connects inside a send (MSG_FASTOPEN).
 MSG_FASTOPEN = 0x20000000
-FASTOPEN_SENDS = (("sendto", 3), ("sendmsg", 2), ("sendmmsg", 3))
-# Extra traps the shell sandbox needs to see the shell change directory.
-CHDIR_TRAPS = ("chdir", "fchdir")
-# The shell session judges a process by the head of its line, and a
-# confined process must not signal the shell or a laxer session process
-# (lineage.py). Signal sends go to the supervisor, as (syscall, index of the
-# signal argument): signal 0 only asks whether the receiver exists, so BPF
-# lets it through (polling loops send it often). Clone with CLONE_PARENT
-# and the calls that choose who gets SIGIO go there too...
-SIGNAL_TRAPS = (("kill", 1), ("tkill", 1), ("tgkill", 2), ("rt_sigqueueinfo", 1), ("rt_tgsigqueueinfo", 2),
-                ("pidfd_send_signal", 1))
 CLONE_PARENT = 0x8000
 F_SETOWN, F_SETOWN_EX = 8, 15
 FIOSETOWN, SIOCSPGRP = 0x8901, 0x8902  # ioctls that name a SIGIO receiver
-# ...and clone3, whose flags are in memory where BPF cannot see them (so
-# CLONE_PARENT there could not be told apart), answers ENOSYS: glibc then
-# makes threads and posix_spawn children with clone, whose flags register
-# is checked in BPF.
-SESSION_REFUSED = (("clone3", errno.ENOSYS),)
-# The mount API: it changes host mounts' flags (mount_setattr can make a
-# host file system read-only, or clear nosuid) and what a path means (an
-# fd on a detached or private mount reads, in /proc/self/fd, relative to
-# that mount's root: ~/x named as /x). Refused to confined processes: in
-# BPF for `run`, where every process is confined (namespaces asked for
-# with --unshare-* are made before the filter), and by the supervisor in
-# the shell session, whose unconfined processes may use it (bwrap, podman).
-# open_tree only with OPEN_TREE_CLONE: without, it is an O_PATH open.
-MOUNT_CALLS = ("mount", "umount2", "pivot_root", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick",
-               "mount_setattr", "open_tree_attr")
 OPEN_TREE_CLONE = 1
 
 
-# The x86_64 numbers of every syscall named here (the only architecture
+# The x86_64 numbers of every syscall supervisor/table.py names (the only architecture
 # peninsula runs on; the numbers are ABI). Looking them up needs no
 # libseccomp, whose loading (ctypes.util.find_library runs `ldconfig -p`)
 # cost each supervisor several milliseconds at start. libseccomp 2.5.4
@@ -187,83 +101,25 @@ def syscall_number(name: str) -> int | None:
     return number if number >= 0 else None
 
 
-# Left to Landlock when the policy is exactly "writable beneath these roots"
-# (policy.landlock_expressible) and the user chose speed over notices.
-KERNEL_JUDGED = (
-    "mkdir", "mkdirat", "unlink", "unlinkat", "rmdir",
-    "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat",
-)
-
-
-def _write_intent_rules(sc, index: int, kernel_judges_names: bool):
-    """Argument conditions (each alone sends the open to us) on the flags."""
-    if not kernel_judges_names:
-        return [sc.Arg(index, sc.MASKED_EQ, bit, bit) for bit in O_ACCMODE_WRITE_BITS]
-    # Every write-intent open except O_CREAT|O_EXCL, which can only make a
-    # new file: Landlock alone judges where. (O_EXCL without O_CREAT is
-    # ignored by the kernel, so it does not exempt an open.)
-    creat_excl = os.O_CREAT | os.O_EXCL
-    rules = [sc.Arg(index, sc.MASKED_EQ, creat_excl, os.O_CREAT)]
-    for bit in (os.O_WRONLY, os.O_RDWR, os.O_TRUNC):
-        rules.append(sc.Arg(index, sc.MASKED_EQ, bit | os.O_EXCL, bit))
-        rules.append(sc.Arg(index, sc.MASKED_EQ, bit | creat_excl, bit | os.O_EXCL))
-    return rules
-
-
-def build_filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False) -> bytes:
+def build_filter_bpf(rules) -> bytes:
     """Return the exported BPF program (struct sock_filter array) as bytes.
 
-    kernel_judges_names: leave exclusive creates and directory-entry changes
-    (mkdir, unlink, rename, link, symlink) to Landlock."""
+    rules: (syscall name, action, tests) in order (supervisor/table.rules):
+    action None sends the call to the listener, an int refuses it with that
+    errno; each test is (argument index, "eq" | "ne" | "masked_eq", value,
+    mask), and all of a rule's tests must hold."""
     import pyseccomp as sc
 
+    ops = {"eq": sc.EQ, "ne": sc.NE, "masked_eq": sc.MASKED_EQ}
     flt = sc.SyscallFilter(sc.ALLOW)
     # A foreign-architecture syscall (int 0x80 from a 64-bit process) would
-    # dodge every rule below: kill it.
+    # dodge every rule: kill it.
     flt.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     flt.set_attr(sc.Attr.CTL_NNP, 0)  # the launcher sets no_new_privs itself
-    for name in PATH_MUTATORS + FD_MUTATORS + PROCESS_ACCESS + SOCKET_TRAPS:
-        if not (kernel_judges_names and name in KERNEL_JUDGED):
-            _add(flt, sc.NOTIFY, name)
-    for name, index in FLAGGED_OPENS:
-        judged = kernel_judges_names and name != "open_by_handle_at"
-        for condition in _write_intent_rules(sc, index, judged):
-            _add(flt, sc.NOTIFY, name, condition)
-    for name, index in FASTOPEN_SENDS:
-        _add(flt, sc.ERRNO(errno.EOPNOTSUPP), name, sc.Arg(index, sc.MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN))
-    for name, index in ADDRESSED_SENDS:
-        _add(flt, sc.NOTIFY, name, sc.Arg(index, sc.NE, 0))
-    for request in (TIOCSTI, TIOCLINUX) + REFUSED_IOCTLS:
-        # The kernel compares only the low 32 bits of an ioctl request.
-        _add(flt, sc.ERRNO(errno.EPERM), "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
-    for request in INODE_IOCTLS:
-        _add(flt, sc.NOTIFY, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
-    for name, err in REFUSED:
-        _add(flt, sc.ERRNO(err), name)
-    # Another notify sandbox starting inside this one: the kernel refuses its
-    # listener (EBUSY) whatever we answer; we see it only to say why.
-    _add(flt, sc.NOTIFY, "seccomp", sc.Arg(0, sc.EQ, SECCOMP_SET_MODE_FILTER),
-         sc.Arg(1, sc.MASKED_EQ, SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_NEW_LISTENER))
-    if trap_chdir:
-        for name in CHDIR_TRAPS:
-            _add(flt, sc.NOTIFY, name)
-        for name, index in SIGNAL_TRAPS:
-            # Not equal in all 64 bits: a signal number with high bits set
-            # (the kernel reads only the low 32) comes to us as well.
-            _add(flt, sc.NOTIFY, name, sc.Arg(index, sc.NE, 0))
-        _add(flt, sc.NOTIFY, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_PARENT, CLONE_PARENT))
-        for cmd in (F_SETOWN, F_SETOWN_EX):
-            _add(flt, sc.NOTIFY, "fcntl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, cmd))
-        for request in (FIOSETOWN, SIOCSPGRP):
-            _add(flt, sc.NOTIFY, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
-        for name, err in SESSION_REFUSED:
-            _add(flt, sc.ERRNO(err), name)
-    # trap_chdir is the shell session's filter: there the supervisor judges.
-    mount_action = sc.NOTIFY if trap_chdir else sc.ERRNO(errno.EPERM)
-    for name in MOUNT_CALLS:
-        _add(flt, mount_action, name)
-    _add(flt, mount_action, "open_tree", sc.Arg(2, sc.MASKED_EQ, OPEN_TREE_CLONE, OPEN_TREE_CLONE))
-    _add(flt, mount_action, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, TIOCSCTTY), sc.Arg(2, sc.NE, 0))
+    for name, action, tests in rules:
+        args = [sc.Arg(index, ops[op], mask, value) if op == "masked_eq" else sc.Arg(index, ops[op], value)
+                for index, op, value, mask in tests]
+        _add(flt, sc.NOTIFY if action is None else sc.ERRNO(action), name, *args)
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
         out.seek(0)

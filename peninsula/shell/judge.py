@@ -8,14 +8,13 @@ been started, so its imports cost the shell's start-up nothing.
 from __future__ import annotations
 
 import contextlib
-import functools
 import errno
 import os
 import threading
 
 from peninsula.config import defaults
 from peninsula.supervisor.handlers import request
-from peninsula.supervisor import fastpath
+from peninsula.supervisor import fastpath, table
 from peninsula.supervisor.handlers import lineage
 from peninsula.kernel import target
 from peninsula.config.options import ConfigError
@@ -89,18 +88,12 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.nest_heads: dict[tuple[int, int], NestedState] = {}
             self.nests: dict = {}
             self.lock = threading.Lock()
-            for name in ("chdir", "fchdir"):
-                from peninsula.kernel.seccomp import syscall_number
-
-                self.handlers[syscall_number(name)] = getattr(self, f"h_{name}")
             # Making and signalling processes: judged by lineage.py, never
-            # under a file policy.
-            self.lineage = {nr: functools.partial(func, self) for nr, func in lineage.SESSION_HANDLERS.items()}
+            # under a file policy. chdir, fchdir and the mount API: this
+            # judge's own methods (the syscall table's rows say which).
+            self.lineage = table.lineage_handlers(self)
             self.handlers.update(self.lineage)
-            from peninsula.kernel.seccomp import MOUNT_CALLS
-
-            for name in (*MOUNT_CALLS, "open_tree"):
-                self.handlers[syscall_number(name)] = self.h_mount_call
+            self.handlers.update(table.judge_handlers(self))
             # The compiled hot path asks self.judge which policy a process is
             # under; it must not wait for requests on one listener alone.
             self.fast = fastpath.engine_judged_by(self.judge)

@@ -1,8 +1,9 @@
 """One face over the supervisor's two hot paths.
 
-When `pip install` could compile peninsula/supervisor/_fastpath.c (a C compiler and
-Python's headers were there), the common allowed writes of a confined
-process are answered in C; everything else, every refusal included, comes
+When `pip install` could compile peninsula/supervisor/_fastpath_c/ (a C compiler
+and Python's headers were there), the common allowed writes of a confined
+process are answered in C, for the syscalls the syscall table
+(supervisor/table.py) lets it answer; everything else, every refusal included, comes
 back to the Python handlers (supervisor/handlers/) untouched. Without the extension,
 or with PENINSULA_PURE_PYTHON=1 in the supervisor's environment, every
 request is handled in Python. Both paths pass the same engine tests.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 
 from peninsula.policy import engine
+from peninsula.supervisor import table
 
 try:
     from peninsula.supervisor import _fastpath
@@ -37,13 +39,13 @@ def state() -> str:
 
 def engine_for(pol: engine.Policy | None):
     """A compiled engine for one fixed policy, or None (pure Python)."""
-    return _fastpath.Engine(**spec(pol)) if pol is not None and _in_use() else None
+    return _fastpath.Engine(**spec(pol), handlers=table.compiled(trap_chdir=False)) if pol is not None and _in_use() else None
 
 
 def engine_judged_by(judge):
     """A compiled engine for several policies, added as judge(tid) -> (slot,
     tgid) needs them (the shell session), or None (pure Python)."""
-    return _fastpath.Engine(judge=judge) if _in_use() else None
+    return _fastpath.Engine(judge=judge, handlers=table.compiled(trap_chdir=True)) if _in_use() else None
 
 
 def spec(pol: engine.Policy) -> dict:

@@ -2,8 +2,10 @@
 
 Building the filter means importing pyseccomp, which loads libseccomp
 through ctypes.util.find_library: two `ldconfig -p` processes, some 20 ms
-on every shell start. The program depends only on the filter's source and
-the libseccomp that exported it, so it is cached under a key made of both.
+on every shell start. The program depends only on the filter's source (the
+syscall table, which decides the rules, and kernel/seccomp.py, which turns
+them into BPF) and the libseccomp that exported it, so it is cached under a
+key made of these.
 
 The program is the sandbox's own rules: it is trusted only from a place
 whose trust is that of peninsula's code, the package's __pycache__
@@ -34,20 +36,21 @@ def cache_dir() -> str:
 
 
 def _key(trap_chdir: bool, kernel_judges_names: bool) -> str | None:
-    """The filter's source file and the libseccomp, by size, mtime and inode
+    """The filter's source files and the libseccomp, by size, mtime and inode
     (stat only: hashing the source meant loading hashlib and OpenSSL, some
     3 ms of every start)."""
     parts = []
-    source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernel", "seccomp.py")
-    for path in (source, *LIBSECCOMP_CANDIDATES):
+    here = os.path.dirname(os.path.abspath(__file__))
+    sources = (os.path.join(here, "table.py"), os.path.join(os.path.dirname(here), "kernel", "seccomp.py"))
+    for path in (*sources, *LIBSECCOMP_CANDIDATES):
         try:
             info = os.stat(path)
         except OSError:
-            if path == source:
+            if path in sources:
                 return None
             continue
         parts.append(f"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}")
-        if path != source:
+        if path not in sources:
             break
     else:
         return None  # an unknown libseccomp location: do not cache
@@ -68,8 +71,9 @@ def filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False) -> b
             if info.st_uid in (os.geteuid(), 0) and not info.st_mode & 0o022 and data and len(data) % 8 == 0:
                 return data
     from peninsula.kernel.seccomp import build_filter_bpf
+    from peninsula.supervisor import table
 
-    data = build_filter_bpf(trap_chdir=trap_chdir, kernel_judges_names=kernel_judges_names)
+    data = build_filter_bpf(table.rules(trap_chdir=trap_chdir, kernel_judges_names=kernel_judges_names))
     if path:
         with contextlib.suppress(OSError):
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)

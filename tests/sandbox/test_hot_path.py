@@ -38,7 +38,7 @@ def test_compiled_path_answers_allowed_writes_and_python_refusals(who):
     proc, compiled, python = _run(who)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().splitlines() == ["refused", "['d', 'f10', 'f11']"]
-    assert compiled >= 100, "the compiled hot path answered nothing: is peninsula/supervisor/_fastpath.c built?"
+    assert compiled >= 100, "the compiled hot path answered nothing: is peninsula/supervisor/_fastpath_c/ built?"
     assert python >= 1  # the refusal, with its notice
     assert b"denied open of" in proc.stderr
 

@@ -155,12 +155,12 @@ def make_box(who, hot_path: str) -> Box:
 @pytest.fixture(params=["compiled", "python"])
 def hot_path(request, runtime) -> str:
     """Every engine test runs against both hot paths: the compiled one
-    (peninsula/supervisor/_fastpath.c, which hands refusals and rare cases to Python)
+    (peninsula/supervisor/_fastpath_c/, which hands refusals and rare cases to Python)
     and pure Python. The compiled one must have been built: setup.sh
     installs a C compiler, so a missing extension is a failure here."""
     if request.param == "compiled":
         built = list((runtime / "peninsula" / "supervisor").glob("_fastpath*.so"))
-        assert built, "peninsula/supervisor/_fastpath.c was not built (pip install -e . with gcc and python3-dev)"
+        assert built, "peninsula/supervisor/_fastpath_c/ was not built (pip install -e . with gcc and python3-dev)"
     return request.param
 
 

@@ -53,7 +53,7 @@ def h_sendto(req):
     once and sent from here, like the address."""
     flags = signed_int(req.args[3])
     if flags & MSG_FASTOPEN:
-        # The filter refuses it when there is no address (seccomp.py); with
+        # The filter refuses it when there is no address (supervisor/table.py); with
         # one, the call comes here first and gets the same answer.
         raise OSError(errno.EOPNOTSUPP, "TCP Fast Open")
     sock = _Target(req, 0, 4, 5, socket_first=True)

@@ -9,7 +9,7 @@ break that rule, and both are decided here:
   started after the shell may have left the project. It is refused
   (EPERM) to confined callers. clone3 carries its flags in memory, where
   BPF cannot tell CLONE_PARENT apart; the session's filter answers it
-  ENOSYS so that glibc falls back to clone (seccomp.SESSION_REFUSED). The
+  ENOSYS so that glibc falls back to clone (supervisor/table.py). The
   other ways to make a process (fork, vfork, clone without CLONE_PARENT)
   make a child of the caller, in the caller's line.
 - a signal to the shell, or to a session process that is not confined at
@@ -35,7 +35,7 @@ import os
 from peninsula.supervisor.handlers import request
 from peninsula.kernel import libc
 from peninsula.kernel import target
-from peninsula.kernel.seccomp import F_SETOWN_EX, FIOSETOWN, SIOCSPGRP, syscall_number
+from peninsula.kernel.seccomp import F_SETOWN_EX, FIOSETOWN, SIOCSPGRP
 
 NR_PIDFD_SEND_SIGNAL = 424
 PIDFD_SIGNAL_PROCESS_GROUP = 4
@@ -247,10 +247,4 @@ def _fcntl_ptr(fd: int, cmd: int, struct) -> int:
     return rc
 
 
-SESSION_HANDLERS = {
-    syscall_number(name): func
-    for name, func in (("clone", h_clone), ("kill", h_kill), ("tkill", h_tkill), ("tgkill", h_tgkill),
-                       ("rt_sigqueueinfo", h_rt_sigqueueinfo), ("rt_tgsigqueueinfo", h_rt_tgsigqueueinfo),
-                       ("pidfd_send_signal", h_pidfd_send_signal), ("fcntl", h_fcntl))
-}
 OWNER_IOCTLS = (FIOSETOWN, SIOCSPGRP)
