@@ -97,7 +97,7 @@ class NestedRun:
         notices = os.open(os.devnull, os.O_WRONLY) if box.quiet else os.dup(2)
         fds = [pidfd, notices]
         try:
-            if box.options.log:
+            if box.options.log and self._log_writable(box):
                 # Opened here, under this process's own policy: the supervisor only appends to it.
                 fds.append(os.open(box.options.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
             reply = channel.ask({"op": "nest", "writable": list(pol.writable), "protected": list(pol.protected),
@@ -124,6 +124,19 @@ class NestedRun:
             if answer.get("allow") is False:
                 box.stderr.write(f"peninsula: --write {root}: not writable here ({answer.get('reason')}); "
                                  "a nested run cannot widen its caller's confinement, so writes there are refused\n")
+
+    def _log_writable(self, box) -> bool:
+        """Whether the caller's confinement lets this run open its --log (a
+        devenv task's launcher inside another names the same log). When it
+        does not, say so and go on, as for --write: the supervisor above
+        still logs every denial of this run in its own log."""
+        where = os.path.realpath(os.path.expanduser(box.options.log))
+        answer = self.channel.check(where) or {}
+        if answer.get("allow") is not False:
+            return True
+        box.stderr.write(f"peninsula: --log {box.options.log}: not writable here ({answer.get('reason')}); this "
+                         f"nested run's denials are logged only by {self.channel.whose} supervisor, in its log\n")
+        return False
 
     def kill(self) -> None:
         from peninsula.sandbox.launch import kill_tree
