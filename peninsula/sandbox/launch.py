@@ -404,6 +404,7 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
         _command_main(plan, program, child_sock, exec_w, ns_fds)
     for fd in ns_fds.values():
         os.close(fd)
+    command_key = (child, target.start_time(child))  # before the reaper can reap it
     child_sock.close()
     nest_theirs.close()
     os.close(exec_w)
@@ -432,7 +433,7 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     threading.Thread(target=watchdog, daemon=True).start()
     stream = os.fdopen(os.dup(stderr_fd), "w", buffering=1, errors="replace")
     notices = _notices(stream, denial_log, box.quiet)
-    sup = NestingRunSupervisor(listener_fd, plan.policy, notices, box.verbose, sockets_allowed, child, nest_sock,
+    sup = NestingRunSupervisor(listener_fd, plan.policy, notices, box.verbose, sockets_allowed, command_key, nest_sock,
                                plan.kernel_judges_names)
     notices.sup = sup
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None

@@ -97,7 +97,7 @@ def channel_pair() -> tuple[socket.socket, socket.socket]:
 class NestingRunSupervisor(Supervisor):
     """The run's supervisor, which also serves nest requests on channel."""
 
-    def __init__(self, listener_fd, pol, notices, verbose, sockets, command: int, channel: socket.socket,
+    def __init__(self, listener_fd, pol, notices, verbose, sockets, command: tuple[int, int], channel: socket.socket,
                  kernel_judges_names: bool):
         super().__init__(listener_fd, pol, notices, verbose, sockets=sockets)
         self.base = pol
@@ -105,7 +105,7 @@ class NestingRunSupervisor(Supervisor):
         self.kernel_judges_names = kernel_judges_names
         self.me = os.getpid()
         self.lock = threading.Lock()
-        self.answers: dict[tuple[int, int], object] = {(command, target.start_time(command)): OUTER}
+        self.answers: dict[tuple[int, int], object] = {command: OUTER}  # (pid, start time) of the run's command
         self.nest_heads: dict[tuple[int, int], nesting.NestedState] = {}
         self.nests: dict = {}
         self.policies: dict = {}

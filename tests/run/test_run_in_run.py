@@ -199,3 +199,18 @@ def test_foreign_notify_sandbox_inside_a_run_gets_ebusy(who):
     # the control: the other sandbox works unconfined
     ok = who.run([other, "touch", marker], cwd=project, timeout=60)
     assert ok.returncode == 0 and marker.exists(), ok.stderr
+
+
+def test_no_nesting_under_an_outer_fast_run(who):
+    """--fast lets Landlock alone judge the outer run's creates and renames,
+    by the outer roots: a nested policy could not bear on them."""
+    project, a, _ = _dirs(who)
+    # A login's runtime dir (as test_fast.py): else the sessions' root in
+    # /tmp is a protection inside a writable root, and --fast is not applied.
+    env = {"XDG_RUNTIME_DIR": str(who.mkdir(who.base / "runtime"))}
+    proc = who.peninsula("run", "--fast", *_nested(who, "--", "touch", a / "f"), cwd=project, env=env, timeout=60)
+    assert proc.returncode == 125 and not (a / "f").exists(), proc.stderr
+    assert b"cannot nest inside this peninsula run: it was started with --fast" in proc.stderr, proc.stderr
+    # the control: the same outer run without --fast nests
+    proc = who.peninsula("run", "--write", a, *_nested(who, "--", "touch", project / "f"), cwd=project, env=env, timeout=60)
+    assert proc.returncode == 0 and (project / "f").exists(), proc.stderr
