@@ -72,7 +72,7 @@ class NestedState:
 
 
 def policy_of(sup, state: NestedState):
-    """The policy the session judges a nested run's command by (sup.lock held)."""
+    """The policy a nested run's command is judged by (sup.lock held)."""
     pol = sup.policies.get(state)
     if pol is None:
         outer = sup.policy_for(state.outer)
@@ -124,7 +124,7 @@ def _private_stream(fd: int) -> int | None:
     supervisor on a notice. Only an fd the run holds open for writing is
     opened again: reopening a read-only one would give the supervisor a
     write the run was never allowed (its ~/.bashrc, say). None (notices go
-    to the session's terminal) when refused or not reopenable (a socket)."""
+    to the supervisor's own stream) when refused or not reopenable (a socket)."""
     import fcntl
     import stat
 
@@ -178,12 +178,12 @@ def answer_nest(sup, caller: int, request: dict, fds: list[int]) -> dict:
             if sup.fast is not None:
                 sup.fast.forget(command)
             nests[key] = Nest(caller_key, key, None if log_fd is None else os.dup(log_fd))
-        stream = _private_stream(stderr_fd)
-        if sup.broker is not None and stream is not None:
+        # Without a broker (a run) notices go to the supervisor's stream, and
+        # nothing is opened: nothing that could block.
+        stream = _private_stream(stderr_fd) if sup.broker is not None else None
+        if stream is not None:
             with sup.broker.streams_lock:
                 sup.broker.streams[command] = stream  # its notices go to the run's stderr
-        elif stream is not None:
-            os.close(stream)
         return {"state": state.describe(), "outer": outer.describe()}
     except (OSError, ValueError, IndexError) as err:
         return {"error": f"nest: the command vanished ({err})"}
