@@ -28,6 +28,12 @@ def refusal(box, channel) -> str | None:
     if box.net_rules() is not None:
         why.append("--allow-connect/--allow-bind: Landlock network rules cover the whole process, "
                    f"and {channel.whose} baseline is already in force")
+    if opts.limit_nproc is not None:
+        from peninsula.kernel.pidslimit import rlimit_nproc_ignored
+
+        if rlimit_nproc_ignored():
+            why.append("--limit-nproc: RLIMIT_NPROC does not bind root (nor CAP_SYS_RESOURCE/CAP_SYS_ADMIN), and the "
+                       "pids cgroup that would cannot be made from inside a sandbox")
     if opts.fast:
         why.append(f"--fast: {channel.whose} supervisor judges every write")
     if box.verbose:

@@ -80,6 +80,13 @@ def test_refused_options_are_named(who):
     proc = _run(who, project, *_nested(who, "--unshare-net", "--", "true"))
     assert proc.returncode == 125
     assert b"cannot nest inside this peninsula run: --unshare-*" in proc.stderr, proc.stderr
+    # --limit-nproc: an rlimit for a plain user; root needs a pids cgroup, which a nested run cannot make
+    script = "sleep 2 & sleep 2 & sleep 2 & wait; echo forked=$?"
+    proc = _run(who, project, *_nested(who, "--limit-nproc", "2", "--", "sh", "-c", script))
+    if who.is_root:
+        assert proc.returncode == 125 and b"--limit-nproc: RLIMIT_NPROC does not bind root" in proc.stderr, proc.stderr
+    else:
+        assert b"fork" in proc.stderr.lower() or b"resource temporarily unavailable" in proc.stderr.lower(), proc.stderr
 
 
 ORPHAN = """
