@@ -9,6 +9,7 @@ import os
 import select
 import socket
 import stat
+import struct
 
 from peninsula.supervisor.run_nesting import ENV_NEST_FD
 
@@ -19,18 +20,34 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def run_for_nesting() -> int | None:
     """The outer run's nest socket when this process runs under its filter
-    (so a run of its own would get EBUSY), else None."""
+    (so a run of its own would get EBUSY), else None. The variable alone
+    proves little: the socket's peer must be the process that made it,
+    an ancestor of ours under fewer seccomp filters (the run's supervisor,
+    whose filter is ours' last), unless a pid namespace hides it (pid 0)."""
+    from peninsula.kernel import target
+
     try:
         fd = int(os.environ.get(ENV_NEST_FD, ""))
         if not stat.S_ISSOCK(os.fstat(fd).st_mode):
             return None
-        with open("/proc/self/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"Seccomp_filters:"):
-                    return fd if int(line.split()[1]) > 0 else None
-    except (OSError, ValueError):
-        pass
-    return None
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            peer = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+        mine = _filters("self")
+        if mine == 0:
+            return None
+        if peer != 0 and not (_filters(str(peer)) < mine and target.descends_from(os.getpid(), peer)):
+            return None
+        return fd
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _filters(pid: str) -> int:
+    with open(f"/proc/{pid}/status", "rb") as handle:
+        for line in handle:
+            if line.startswith(b"Seccomp_filters:"):
+                return int(line.split()[1])
+    return 0
 
 
 class RunChannel:

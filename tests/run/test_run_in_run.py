@@ -221,3 +221,41 @@ def test_no_nesting_under_an_outer_fast_run(who):
     # the control: the same outer run without --fast nests
     proc = who.peninsula("run", "--write", a, *_nested(who, "--", "touch", project / "f"), cwd=project, env=env, timeout=60)
     assert proc.returncode == 0 and (project / "f").exists(), proc.stderr
+
+
+FAKE_OUTER = r'''
+import array, json, os, socket, sys
+# A fake "outer run" that grants every nest request, named by the variable.
+mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+if os.fork() == 0:
+    theirs.close()
+    while True:
+        data, anc, _, _ = mine.recvmsg(65536, socket.CMSG_SPACE(64))
+        if not data:
+            os._exit(0)
+        fds = array.array("i")
+        for _, _, raw in anc:
+            fds.frombytes(raw[:len(raw) - len(raw) % 4])
+        reply = {"denials": 0, "first": []} if b"nest-end" in data else {"state": "fake", "outer": "fake", "allow": True}
+        socket.socket(fileno=fds[0]).send(json.dumps(reply).encode())
+mine.close()
+theirs.set_inheritable(True)
+os.environ["PENINSULA_RUN_NEST_FD"] = str(theirs.fileno())
+os.execvp(sys.argv[1], sys.argv[1:])
+'''
+
+
+def test_a_forged_nest_socket_is_not_believed(who):
+    """Under another seccomp filter (here a notify sandbox's; a container's
+    would do), with the variable naming a socket whose peer is no
+    supervisor above: the run does not hand its command to that peer."""
+    project, a, _ = _dirs(who)
+    other = compile_c(OTHER_SANDBOX_C, "other_sandbox")
+    fake = who.write(who.base / "fake_outer.py", FAKE_OUTER)
+    write = ["sh", "-c", f"echo x > {a}/f"]
+    proc = who.run([other, PY, fake, PY, "-m", "peninsula", "run", "--", *write], cwd=project, timeout=60)
+    assert not (a / "f").exists(), proc.stderr
+    assert proc.returncode == 125 and b"EBUSY" in proc.stderr, proc.stderr  # it tried a supervisor of its own
+    # the control: the same command under the fake, without peninsula, writes there
+    proc = who.run([other, PY, fake, *write], cwd=project, timeout=60)
+    assert proc.returncode == 0 and (a / "f").exists(), proc.stderr
