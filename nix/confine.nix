@@ -32,14 +32,15 @@ in
     echo "peninsula: the devenv project root is unknown (DEVENV_ROOT=''${DEVENV_ROOT-}); refusing to run $1 unconfined" >&2
     exit 125
   fi
-  # Inside a supervised shell session, `peninsula run` hands the command to
-  # the session's supervisor, which judges it by this policy *and* the
-  # caller's (nesting), so it is used as everywhere else. Inside a plain
-  # `peninsula run` outside any session the kernel allows no second
-  # listener (EBUSY): the supervisor above judges this process and
-  # everything it starts, by its own policy only. Both facts must hold: the
-  # variable says peninsula, the kernel says a seccomp filter is installed.
-  if [ -n "''${PENINSULA_SANDBOX-}" ] && [ -z "''${PENINSULA_SESSION_DIR-}" ]; then
+  # Inside a supervised shell session or a `peninsula run`, `peninsula run`
+  # hands the command to the supervisor above, which judges it by this
+  # policy *and* the caller's (nesting), so it is used as everywhere else.
+  # Under a peninsula run that offers no nest socket (an older peninsula)
+  # the kernel allows no second listener (EBUSY): the supervisor above
+  # judges this process and everything it starts, by its own policy only.
+  # Both facts must hold: the variable says peninsula, the kernel says a
+  # seccomp filter is installed.
+  if [ -n "''${PENINSULA_SANDBOX-}" ] && [ -z "''${PENINSULA_SESSION_DIR-}" ] && [ -z "''${PENINSULA_RUN_NEST_FD-}" ]; then
     seccomp_mode=
     while IFS=$' \t:' read -r key value _; do
       if [ "$key" = Seccomp ]; then seccomp_mode=$value; fi

@@ -53,8 +53,13 @@ def probe_user_notify() -> tuple[bool, str]:
             return False, ("seccomp user-notify: this process runs under a supervised shell session's filter (EBUSY for "
                            "a new listener): `peninsula run` here nests in the session's supervisor; other notify "
                            "sandboxes (sandlock, nono) must be started outside the session")
+        if os.environ.get("PENINSULA_RUN_NEST_FD"):
+            return False, ("seccomp user-notify: this process runs under a `peninsula run`'s filter (EBUSY for a new "
+                           "listener): `peninsula run` here nests in that run's supervisor; other notify sandboxes "
+                           "(sandlock, nono) must be started outside it")
         return False, ("seccomp user-notify: this process already runs under a notify supervisor (EBUSY): peninsula "
-                       "cannot nest here; a `peninsula run` nests only inside a supervised shell session")
+                       "cannot nest here; a `peninsula run` nests only inside a supervised shell session or a "
+                       "`peninsula run`")
     return False, f"seccomp user-notify: not available ({os.strerror(number) if number else 'unknown error'})"
 
 

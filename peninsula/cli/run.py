@@ -150,12 +150,16 @@ def main(args) -> int:
             setenv=args.setenv,
             workdir=args.workdir,
         )
-        from peninsula.shell.nested import NestedRun, session_for_nesting
+        from peninsula.sandbox.nested import NestedRun
+        from peninsula.sandbox.run_channel import RunChannel, run_for_nesting
+        from peninsula.shell.nested import SessionChannel, session_for_nesting
 
-        session_dir = session_for_nesting()
-        # Under a session's filter a run of its own would get EBUSY: the
-        # session's supervisor judges it instead (nested.py).
-        running = NestedRun(box, command, session_dir) if session_dir else box.spawn(command)
+        # Under a session's or an outer run's filter a run of its own would
+        # get EBUSY: that supervisor judges it instead (sandbox/nested.py).
+        outer_run = run_for_nesting()  # set by the innermost run's supervisor, if any
+        session_dir = session_for_nesting() if outer_run is None else None
+        channel = RunChannel(outer_run) if outer_run is not None else SessionChannel(session_dir) if session_dir else None
+        running = NestedRun(box, command, channel) if channel else box.spawn(command)
     except SandboxError as err:
         if args.report:  # a report is written for every run, refused ones too
             now = time.time()

@@ -339,8 +339,6 @@ def _kill_quietly(pid: int | None) -> None:
 
 def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     """In the supervisor process: restrict ourselves, start the command, serve."""
-    from peninsula.supervisor.loop import Supervisor
-
     box, argv = plan.box, plan.argv
     # Ctrl-C and Ctrl-\ are for the command; we stop when it is done.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -390,17 +388,25 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     sockets_allowed = AllowList(shipped_allowlist() + user_allowlist(box.options.allow_socket, "--allow-socket"))
     # (found before the command can rename anything)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    from peninsula.supervisor.run_nesting import ENV_NEST_FD, NestingRunSupervisor, channel_pair
+
+    nest_sock, nest_theirs = channel_pair()  # for a `peninsula run` inside this one (run_nesting.py)
     exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
     if child == 0:
         parent_sock.close()
+        nest_sock.close()
+        nest_theirs.set_inheritable(True)
+        plan.env[ENV_NEST_FD] = str(nest_theirs.fileno())
         os.close(exec_r)
         for fd in (result_w, info_w, *(denial_log.fds() if denial_log is not None else ())):
             os.close(fd)
         _command_main(plan, program, child_sock, exec_w, ns_fds)
     for fd in ns_fds.values():
         os.close(fd)
+    command_key = (child, target.start_time(child))  # before the reaper can reap it
     child_sock.close()
+    nest_theirs.close()
     os.close(exec_w)
     say_pid(child)
     try:
@@ -427,7 +433,9 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     threading.Thread(target=watchdog, daemon=True).start()
     stream = os.fdopen(os.dup(stderr_fd), "w", buffering=1, errors="replace")
     notices = _notices(stream, denial_log, box.quiet)
-    sup = Supervisor(listener_fd, plan.policy, notices, box.verbose, sockets=sockets_allowed)
+    sup = NestingRunSupervisor(listener_fd, plan.policy, notices, box.verbose, sockets_allowed, command_key, nest_sock,
+                               plan.kernel_judges_names)
+    notices.sup = sup
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
     sup.socket_hint = "--allow-socket {path}"
     from peninsula.supervisor.handlers.loopback import shipped_ports
@@ -436,6 +444,7 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     sup.loopback_hint = "--allow-loopback {port}"
     sup.own_netns = box.options.unshare_net  # its sockets live in the run's own namespace (handlers/loopback.py)
     sup.serve()
+    nest_sock.close()
     reaper.thread.join()
     finished.set()
     kill_request.set()
@@ -474,6 +483,14 @@ def _notices(stream, denial_log, quiet):
 
     class Notices(DenialNotices):
         _hints = None
+        sup = None  # the supervisor, for a nested run's tally
+
+        def record(self, tid, tgid, denied):
+            super().record(tid, tgid, denied)
+            if self.sup is not None:
+                from peninsula.supervisor.nesting import tally
+
+                tally(self.sup, tgid, denied)  # for a nested run's report
 
         def _line(self, name, pid, denied):
             line = super()._line(name, pid, denied)

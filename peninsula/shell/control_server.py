@@ -89,7 +89,7 @@ def _answer_control(sup, conn) -> None:
                 fds = []  # closed there
                 return
             elif op in ("nest", "nest-end") and hasattr(sup, "shell_pid"):
-                from peninsula.shell.nested import answer_nest, answer_nest_end
+                from peninsula.supervisor.nesting import answer_nest, answer_nest_end
                 from peninsula.kernel.target import pidfd_target
 
                 caller = pidfd_target(os.getpid(), pidfd)  # the process judged at accept

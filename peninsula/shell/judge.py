@@ -19,8 +19,8 @@ from peninsula.supervisor.handlers import lineage
 from peninsula.kernel import target
 from peninsula.config.options import ConfigError
 from peninsula.config.project import PROJECT_CONFIGS, Project, find_project, project_configs, project_policy, strict_policy
-from peninsula.shell.nested import NestedState
-from peninsula.shell.nested import policy_of as nested_policy
+from peninsula.supervisor.nesting import NestedState
+from peninsula.supervisor.nesting import policy_of as nested_policy
 from peninsula.kernel.resolve import location
 from peninsula.kernel.target import last_pid, now_tick
 from peninsula.policy.engine import is_beneath
@@ -177,6 +177,12 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 return False
             mine, theirs = self.state_of(caller_tgid), self.state_of(pid)
             return theirs.confined and (theirs.strict or theirs == mine)
+
+        def supervises(self, pid: int) -> bool:
+            """pid is beneath the shell or one of our own processes (nesting.py)."""
+            from peninsula.shell.callers import descends_from
+
+            return descends_from(pid, {self.shell_pid, *self.own_pids})
 
         def _session_orphan(self, pid: int) -> bool:
             """A process of this session whose line broke (a daemon such as a

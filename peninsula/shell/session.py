@@ -211,7 +211,7 @@ def supervisor_main(shell_argv, conf, session_dir, denial_log, result_w, verbose
         return setup_failed(msg.decode("utf-8", "replace").removeprefix("error "))
     stream = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
     from peninsula.supervisor.hints import shell_hint
-    from peninsula.shell.nested import tally
+    from peninsula.supervisor.nesting import tally
 
     class ShellNotices(DenialNotices):
         """Hints for the shell; a joined command's notices go to its caller's stderr."""

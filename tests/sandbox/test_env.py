@@ -25,6 +25,7 @@ def test_environment_is_inherited_by_default(who):
 def test_clear_env(who):
     project = who.mkdir(who.base / "p")
     out = _dump(who, "--clear-env", cwd=project, env={"SECRET_TOKEN": "s3cret"})
+    assert out["env"].pop("PENINSULA_RUN_NEST_FD").isdigit()  # the nest socket (run_nesting.py)
     assert out["env"] == {"PENINSULA_SANDBOX": "run"}
 
 
@@ -33,6 +34,7 @@ def test_keep_env_and_setenv(who):
     out = _dump(who, "--clear-env", "--keep-env", "HOME", "--keep-env", "LC_*", "--setenv", "CI=1",
                 "--setenv", "EMPTY=", "--setenv", "WITH_EQ=a=b", cwd=project,
                 env={"SECRET_TOKEN": "s3cret", "LC_TIME": "C", "LC_NUMERIC": "C"})
+    assert out["env"].pop("PENINSULA_RUN_NEST_FD").isdigit()
     assert out["env"] == {"HOME": str(who.home), "LC_TIME": "C", "LC_NUMERIC": "C", "CI": "1", "EMPTY": "",
                           "WITH_EQ": "a=b", "PENINSULA_SANDBOX": "run"}
 

@@ -107,9 +107,11 @@ def test_log_nested_is_appended_by_the_session(term_factory, home):
     lines = [json.loads(line) for line in (home / "proj" / "nested.jsonl").read_text().splitlines()]
     assert [entry["path"] for entry in lines] == [str(home / "proj" / "x"), str(home / "out" / "y")]
     assert "nested run" in lines[0]["reason"] and lines[1]["reason"] == "outside every writable root"
-    # The log is opened by the run, under its caller's policy: not outside the project.
+    # The log is opened by the run, under its caller's policy: not outside
+    # the project. Said and skipped, as a --write root there is (the
+    # session's own log still has every denial).
     text = term.run(f"{RUN} --log ../out/log.jsonl -- true; echo st=$?")
-    assert "cannot open the log ../out/log.jsonl: Permission denied" in text and "st=125" in text
+    assert "--log ../out/log.jsonl: not writable here" in text and "st=0" in text
     assert not (home / "out" / "log.jsonl").exists()
 
 

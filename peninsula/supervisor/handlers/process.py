@@ -71,10 +71,9 @@ def h_pidfd_getfd(req):
 
 
 def tell_listener_refused(req) -> None:
-    """Say, once per process, why a notify sandbox inside a session fails."""
+    """Say, once per process, why a notify sandbox inside a session or a run fails."""
     sup = req.sup
-    if not hasattr(sup, "shell_pid"):
-        return  # in a run, the failing program (peninsula run included) says it
+    whose = "this supervised shell's" if hasattr(sup, "shell_pid") else "this peninsula run's"
     told = sup.__dict__.setdefault("listeners_told", set())
     if req.tgid in told:
         return
@@ -83,5 +82,5 @@ def tell_listener_refused(req) -> None:
     told.add(req.tgid)
     sup.notices.say_plain(
         f"peninsula: {target.comm(req.tgid)} (pid {req.tgid}) asked for a seccomp notify listener of its own (a notify "
-        "sandbox such as sandlock or nono); the kernel allows one per filter chain and this supervised shell's comes "
+        f"sandbox such as sandlock or nono); the kernel allows one per filter chain and {whose} comes "
         "first, so it gets EBUSY. `peninsula run` nests here instead; see `peninsula doctor`")
