@@ -278,9 +278,10 @@ def modes(project: str) -> list[Mode]:
                     bwrap_args if bwrap else None))
     sandlock, sandlock_why = sandlock_command()
     out.append(Mode("sandlock", "sandlock", bool(sandlock),
-                    f"{sandlock_why}: -w PROJ -w /tmp -w /var/tmp -r / -- CMD (the same writable roots as bwrap's)" if sandlock
+                    f"{sandlock_why}: -w PROJ -w /tmp -w /var/tmp -w /dev/null -r / -- CMD (bwrap's writable roots; git opens "
+                    "GIT_CONFIG_GLOBAL=/dev/null read-write)" if sandlock
                     else f"not measured: {sandlock_why}",
-                    (lambda p: sandlock + ["-w", p, "-w", "/tmp", "-w", "/var/tmp", "-r", "/", "--"]) if sandlock else None))
+                    (lambda p: sandlock + ["-w", p, "-w", "/tmp", "-w", "/var/tmp", "-w", "/dev/null", "-r", "/", "--"]) if sandlock else None))
     out.append(Mode("peninsula", "peninsula", PENINSULA.exists(),
                     "peninsula run --quiet --project PROJ -- CMD",
                     lambda p: [str(PENINSULA), "run", "--quiet", "--project", p, "--"]))
