@@ -306,7 +306,7 @@ def sandlock_command() -> tuple[list[str] | None, str]:
     if probe.returncode == 0:
         return ([str(VENV_PY), str(BENCH / "sandlock_run.py")],
                 f"sandlock {probe.stdout.strip()} through its Python SDK (bench/sandlock_run.py; its wheel has no CLI)")
-    return None, "sandlock is not installed (`.venv/bin/pip install sandlock`, in the `bench` extra)"
+    return None, "sandlock is not installed (`.venv/bin/pip install matplotlib sandlock py-spy`: the `bench` extra)"
 
 
 # -- workloads ------------------------------------------------------------------
@@ -621,7 +621,7 @@ def chart(summary: dict, verdicts: list[dict], mode_list: list[Mode], path: Path
         import matplotlib.pyplot as plt
     except ImportError:
         return ("ratios.png NOT written: matplotlib is not installed in this interpreter "
-                "(`.venv/bin/pip install matplotlib`, or the `bench` extra)")
+                "(`.venv/bin/pip install matplotlib sandlock py-spy`: the `bench` extra, which setup.sh leaves out)")
     shown = [m for m in mode_list if m.name != "plain" and any(m.name in summary.get(k, {}) for k, *_ in ROWS)]
     keys = [k for k, *_ in ROWS if summary.get(k, {}).get("plain")]
     labels = {"micro.write": "write open\n(per op)", "micro.create": "create\n(per op)", "micro.write_abs": "write open abs\n(per op)",
