@@ -3,9 +3,8 @@
     .venv/bin/python bench/supervisor_syscalls.py [--workload tar,git,compileall,micro] [--dir DIR]
 
 Runs each of run.py's workloads once as `peninsula run --verbose` under
-`strace -c` without -f: only the supervisor's thread (the main thread of the
-`peninsula run` process) is counted, not the command, not the watchdog and
-reaper threads. The counts are exact (strace slows the supervisor, the counts
+`strace -f` and counts the syscalls of the threads that received seccomp
+notifications (the supervisor's), not the command's, not the watchdog's. The counts are exact (strace slows the supervisor, the counts
 do not change), less those of `peninsula run -- true` (its start and exit);
 divided by the requests the supervisor reports, they say
 what answering one request costs in kernel entries, and which of them walk
@@ -15,7 +14,6 @@ a path (openat2, readlinkat, newfstatat, mkdirat...).
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import time
@@ -26,15 +24,26 @@ sys.path.insert(0, str(BENCH))
 import run as benchrun  # noqa: E402
 
 
-def strace_counts(text: str) -> dict[str, int]:
-    """strace -c's table: {syscall: calls}."""
-    counts = {}
-    for line in text.splitlines():
-        fields = line.split()
-        # % time, seconds, usecs/call, calls, [errors], syscall
-        if len(fields) >= 5 and fields[-1].isidentifier() and fields[0][0].isdigit() and fields[-1] != "total":
-            counts[fields[-1]] = int(fields[3])
-    return counts
+def supervisor_counts(path: Path) -> dict[str, int]:
+    """{syscall: calls} of the threads that received seccomp notifications, from `strace -f -o`."""
+    by_pid: dict[str, dict[str, int]] = {}
+    supervisors = set()
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            pid, _, rest = line.partition(" ")
+            rest = rest.lstrip()
+            if rest.startswith("<...") or "(" not in rest:
+                continue
+            name = rest.split("(", 1)[0]
+            calls = by_pid.setdefault(pid, {})
+            calls[name] = calls.get(name, 0) + 1
+            if name == "ioctl" and ("SECCOMP_IOCTL_NOTIF_RECV" in rest or "0xc0502100" in rest):
+                supervisors.add(pid)
+    out: dict[str, int] = {}
+    for pid in supervisors:
+        for name, n in by_pid[pid].items():
+            out[name] = out.get(name, 0) + n
+    return out
 
 
 def main(argv=None) -> int:
@@ -52,9 +61,9 @@ def main(argv=None) -> int:
     out_file = root / "supervisor-strace.txt"
 
     def traced(cmd, cwd, env):
-        proc = subprocess.run(["strace", "-c", "-o", str(out_file), str(benchrun.PENINSULA), "run", "--verbose", "--quiet",
+        proc = subprocess.run(["strace", "-f", "-qq", "-e", "signal=none", "-o", str(out_file), str(benchrun.PENINSULA), "run", "--verbose", "--quiet",
                                "--project", str(bench.project), "--"] + cmd, cwd=cwd, env=env, capture_output=True, text=True)
-        return proc, benchrun.parse_answered(proc.stderr), strace_counts(out_file.read_text())
+        return proc, benchrun.parse_answered(proc.stderr), supervisor_counts(out_file)
 
     # The supervisor's own start and exit (Python's imports, the filter...), to subtract.
     _, base_answered, base = traced(["true"], str(bench.project), bench.base_env())
