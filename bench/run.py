@@ -744,6 +744,9 @@ def main(argv=None) -> int:
     ap.add_argument("--idle-timeout", type=float, default=600.0, metavar="S", help="see --idle (default 600 s)")
     args = ap.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 5)
+    # The commit measured is the one at the start (the tree may move on while the bench runs).
+    args.code_head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                    text=True).stdout.strip()
     root = Path(args.dir)
     root.mkdir(parents=True, exist_ok=True)
     fstype = fs_type(root)
@@ -914,7 +917,7 @@ def _measure(args, root, rounds, fstype, manifest, bench, spread, probe_us, note
         "Noise from the other engineers' test suites (same disk, 2 cores) remains: see min-max and the load averages.",
         f"Timed part took {bench_time:.0f} s.",
     ]
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = args.code_head
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "peninsula"], capture_output=True,
                            text=True).stdout.split("\n")
     dirty = [line[3:] for line in dirty if line.strip()]
