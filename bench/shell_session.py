@@ -76,9 +76,13 @@ class ShellSession:
         attrs = termios.tcgetattr(self.fd)
         attrs[3] &= ~termios.ECHO
         termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
-        self._read_until(PROMPT.encode(), 30.0)
-        self.line(f"stty -echo; cd {shlex.quote(str(self.project))}")
-        self.check_confined()
+        try:
+            self._read_until(PROMPT.encode(), 30.0)
+            self.line(f"stty -echo; cd {shlex.quote(str(self.project))}")
+            self.check_confined()
+        except BaseException:
+            self.close()
+            raise
 
     def _read_until(self, needle, timeout: float):
         """Read the pty until `needle` (bytes or a compiled regex) shows; return the match."""
