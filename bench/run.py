@@ -483,10 +483,10 @@ def med(xs):
 
 ROWS = [
     # key, label, unit, scale
-    ("micro.write", "20k write-intent open+close (existing file), per op", "us", 1.0),
-    ("micro.create", "20k create (open O_CREAT new file)+close, per op", "us", 1.0),
-    ("micro.write_abs", "20k write-intent open+close, absolute path, per op", "us", 1.0),
-    ("micro.read", "20k read-only opens, per op", "us", 1.0),
+    ("micro.write", "write-intent open+close (existing file), per op", "us", 1.0),
+    ("micro.create", "create (open O_CREAT new file)+close, per op", "us", 1.0),
+    ("micro.write_abs", "write-intent open+close, absolute path, per op", "us", 1.0),
+    ("micro.read", "read-only opens, per op", "us", 1.0),
     ("tar", "tar x, 117 MB / 4,062 files", "s", 1.0),
     ("git", "git init + add -A of that tree", "s", 1.0),
     ("compileall", "python -m compileall, 800 files", "s", 1.0),
