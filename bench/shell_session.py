@@ -110,12 +110,11 @@ class ShellSession:
                                      f"{self.seen[-2000:].decode(errors='replace')}") from None
                 self.seen += chunk
 
-    def line(self, text: str, timeout: float = 30.0) -> bytes:
-        """Type one line and wait for the next prompt; return what it printed."""
+    def line(self, text: str, timeout: float = 30.0) -> None:
+        """Type one line and wait for the next prompt."""
         self.seen = b""
         os.write(self.fd, text.encode() + b"\n")
         self._read_until(PROMPT.encode(), timeout)
-        return b""
 
     def check_confined(self) -> None:
         """Fail closed: a bench of an unsupervised shell would measure nothing."""
