@@ -787,7 +787,7 @@ def main(argv=None) -> int:
         log("starting the supervised shell session (bench/shell_session.py)")
         bench.start_shell(root)
     try:
-        return _measure(args, root, rounds, fstype, manifest, bench, spread, probe_us, notes, all_modes, run_modes, workloads)
+        return _measure(args, root, rounds, fstype, manifest, bench, probe_us, notes, all_modes, run_modes, workloads)
     finally:
         if bench.shell is not None:
             bench.shell.close()
@@ -803,7 +803,7 @@ def wait_for_idle(limit: float, timeout_s: float) -> tuple[bool, float]:
     return True, time.monotonic() - t0
 
 
-def _measure(args, root, rounds, fstype, manifest, bench, spread, probe_us, notes, all_modes, run_modes, workloads) -> int:
+def _measure(args, root, rounds, fstype, manifest, bench, probe_us, notes, all_modes, run_modes, workloads) -> int:
 
     # Validation and warm-up: every workload once in every mode, checked.
     log("validation pass (untimed): each workload once in each mode")
