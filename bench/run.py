@@ -1,6 +1,6 @@
 """peninsula's benchmark: the same workloads, plain and under each sandbox.
 
-    .venv/bin/python bench/run.py [--quick] [--rounds N] [--dir DIR] [--keep]
+    .venv/bin/python bench/run.py [--quick] [--rounds N] [--idle LOAD] [--dir DIR] [--keep]
 
 Generates deterministic workloads on real disk (never tmpfs), runs each one
 in every mode round by round (the modes' order rotates each round, so a
@@ -17,7 +17,14 @@ ratios.png (matplotlib). Modes:
   peninsula  .venv/bin/peninsula run --quiet --project DIR -- CMD
   bwrap      bwrap --ro-bind / / --dev /dev --bind DIR DIR --bind /tmp /tmp
              --bind /var/tmp /var/tmp -- CMD   (when bubblewrap is installed)
-  sandlock   sandlock run -w DIR -r / -- CMD   (only when a sandlock binary exists)
+  sandlock   sandlock run -w DIR ... -r / -- CMD: its binary, else its Python SDK
+             through bench/sandlock_run.py (`.venv/bin/pip install sandlock`)
+  shell      a supervised `bash -i` on a pty standing in DIR (bench/shell_session.py),
+             each workload typed at its prompt and timed by bash itself
+
+--idle LOAD starts each round only once the 1-minute load average is under
+LOAD (up to --idle-timeout), and the report says which rounds never got quiet;
+the load at each round's start and end is reported either way.
 
 Disk hygiene: this file system is ext4 without a journal, where the kernel
 avoids reusing inodes freed in the last 60 s (360 s while their inode table
