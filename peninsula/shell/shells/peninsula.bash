@@ -23,6 +23,7 @@ if [[ $- == *i* ]]; then
   elif [[ ${PENINSULA_SHELL_PID-} == "$$" ]]; then
     __peninsula_prompt() {
       local status=$? line=
+      : >| /dev/null/.peninsula-prompt
       if [[ -r $PENINSULA_SESSION_DIR/state ]]; then
         IFS= read -r line < "$PENINSULA_SESSION_DIR/state"
       fi
@@ -50,11 +51,6 @@ if [[ $- == *i* ]]; then
     __peninsula_keep() {
       local status=$? name q body= i FUNCNEST=
       __peninsula_cache_keep
-      # The prompt ping, first thing at the prompt after what to put back
-      # was read: direnv's hook, next, then loads a project's .envrc under
-      # the state of the directory the shell is in now (not the strict
-      # state of a move between two projects, which lasts until a prompt).
-      : >| /dev/null/.peninsula-prompt
       for name in PS0 PS1 PS2 PS3 PS4 BASH_ENV ENV BASH_LOADABLES_PATH BASH_XTRACEFD; do
         printf -v q '%q' "${!name-}"
         body+="__peninsula_check $name '${!name+set}:${!name@a}' $q;"

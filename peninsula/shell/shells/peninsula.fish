@@ -116,9 +116,6 @@ if status is-interactive
         function __peninsula_cache_keep --on-event fish_postexec
             read -l line <(__peninsula_dir)/state 2>/dev/null
             test -n "$line"; or __peninsula_cache_snapshot
-            # The prompt ping, before direnv's prompt hook (see the bash
-            # hook); again at the prompt, which has no command before it.
-            true >/dev/null/.peninsula-prompt
         end
         __peninsula_cache_snapshot # the shell may start in a project
         # -- sudo and friends by full path (see the bash hook) --------------

@@ -19,6 +19,7 @@ if [[ -o interactive ]]; then
   elif [[ ${PENINSULA_SHELL_PID-} == $$ ]]; then
     __peninsula_precmd() {
       local line=
+      : >| /dev/null/.peninsula-prompt
       if [[ -r $PENINSULA_SESSION_DIR/state ]]; then
         IFS= read -r line < $PENINSULA_SESSION_DIR/state
       fi
@@ -110,15 +111,7 @@ if [[ -o interactive ]]; then
         functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
         # FUNCNEST is local here: one set by the project cannot stop the
         # guard, and stays inside this function.
-        # Not while the shell is strict: after a cd from one project
-        # straight into another (direnv's chpwd hook), the .envrc would run
-        # strict; it loads at the prompt, after the ping.
-        _direnv_hook() {
-          local FUNCNEST=1000 line=
-          IFS= read -r line < $__peninsula_dir/state 2>/dev/null
-          [[ $line == strict ]] && return
-          __peninsula_keep; __peninsula_direnv_hook "$@"; __peninsula_guard
-        }
+        _direnv_hook() { local FUNCNEST=1000; __peninsula_keep; __peninsula_direnv_hook "$@"; __peninsula_guard; }
       fi
     }
     # -- sudo and friends by full path (see the bash hook) ----------------
@@ -137,10 +130,7 @@ if [[ -o interactive ]]; then
     }
     __peninsula_full_paths
     __peninsula_wrap_direnv
-    # First at each prompt: what to put back is read, then the prompt ping,
-    # before direnv's hook (see the bash hook).
-    __peninsula_first() { __peninsula_wrap_direnv; : >| /dev/null/.peninsula-prompt }
-    precmd_functions=(__peninsula_first $precmd_functions)
+    precmd_functions=(__peninsula_wrap_direnv $precmd_functions)
   else
     print -u2 "peninsula: this shell runs inside session $PENINSULA_SESSION already (started by pid ${PENINSULA_SHELL_PID-?}); it is judged by that session"
   fi
