@@ -65,14 +65,14 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.project_roots = HeldRoots()  # ...and known by what it is (roots.py)
             self.prompt_cwd: tuple[int, int] | None = None  # (dev, ino) of the shell's directory at its last prompt
             self.control_allowed = False
-            from peninsula.supervisor.handlers.sockets import user_allowlist
+            from peninsula.supervisor.handlers.allowlist import user_allowlist
 
             # The user's allow_socket, found now like the shipped list: a
             # confined process cannot have renamed anything yet.
             for entry in user_allowlist(conf.allow_socket, "allow_socket in " + (conf.source or _user_config_path())):
                 self.sockets.add(*entry)
             self.socket_hint = 'allow_socket = ["{path}"] in ' + (conf.source or _user_config_path()) + " (new sessions)"
-            from peninsula.supervisor.handlers.loopback import shipped_ports
+            from peninsula.supervisor.handlers.allowlist import shipped_ports
 
             self.loopback_ports = shipped_ports(conf.allow_loopback, "allow_loopback in " + (conf.source or _user_config_path()))
             self.loopback_hint = "allow_loopback = [{port}] in " + (conf.source or _user_config_path()) + " (new sessions)"
