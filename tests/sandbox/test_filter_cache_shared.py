@@ -29,7 +29,7 @@ def test_root_cached_program_serves_a_plain_user(root, user, runtime):
     fresh = Path(tempfile.mkdtemp(prefix="rt-", dir=SCRATCH_ROOT))
     try:
         os.chmod(fresh, 0o755)
-        shutil.copytree(runtime, fresh, dirs_exist_ok=True)  # no __pycache__ in it yet
+        shutil.copytree(runtime, fresh, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
         cache = fresh / "peninsula" / "supervisor" / "__pycache__"
         assert not cache.exists()
         done = root.run([SYSTEM_PYTHON, "-m", "peninsula", "run", "--", "true"], env={"PYTHONPATH": str(fresh)})
