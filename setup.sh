@@ -22,6 +22,15 @@ fi
 # Editable, as a path entry rather than an import hook (the hook costs every
 # start ~7 ms); gcc and python3-dev let pip build the compiled hot path.
 .venv/bin/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]'
+# Bytecode and the seccomp programs (run, run --fast, shell) built now, by
+# root, where every user reads them and only root writes: a plain user's
+# start cannot write them, and without them compiles the package or rebuilds
+# the filter (pyseccomp) every time. compileall writes even under
+# PYTHONDONTWRITEBYTECODE.
+.venv/bin/python -m compileall -q peninsula >/dev/null
+.venv/bin/python -c 'from peninsula.supervisor.filtercache import filter_bpf
+for trap_chdir, kernel_judges_names in ((False, False), (False, True), (True, False)):
+    filter_bpf(trap_chdir, kernel_judges_names)'
 echo "== peninsula doctor"
 .venv/bin/peninsula doctor
 echo "== demo: a write inside the project works, one outside is refused"

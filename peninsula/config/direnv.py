@@ -24,7 +24,6 @@ really write.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 
@@ -66,6 +65,8 @@ def permits(envrc: str, where: str, op: str) -> bool:
         return where in (base, os.path.join(base, "allow"), os.path.join(base, "deny"))
     if op not in ("open", "unlink"):
         return False
+    import hashlib  # here, not at every start: hashlib loads OpenSSL (~3 ms)
+
     named = os.fsencode(envrc) + b"\n"
     if where == os.path.join(base, "deny", hashlib.sha256(named).hexdigest()):
         return True
@@ -80,6 +81,8 @@ def permits(envrc: str, where: str, op: str) -> bool:
 def _keep_project(named: bytes) -> bool:
     """Record that the .envrc's directory is a direnv project before its
     allow record goes; False (the removal is refused) when that fails."""
+    import hashlib
+
     from peninsula.config.project import kept_dir
 
     directory = kept_dir()

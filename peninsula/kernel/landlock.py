@@ -4,8 +4,8 @@ Writes are allowed only beneath the baseline roots; reading and executing
 stay allowed everywhere. From ABI 6 on, signal and abstract-unix-socket
 scoping keep a sandboxed process from reaching anything outside its domain.
 
-We use landlockpy rather than the `landlock` package: it covers scoping
-(ABI 6) and network rules (ABI 4), and its errors carry the right errno.
+The syscalls are made directly (kernel/landlock_syscalls.py says why not
+through landlockpy); errors are OSError with the kernel's errno.
 """
 
 from __future__ import annotations
@@ -52,35 +52,21 @@ def missing_features(*, scoped: bool = True) -> list[str]:
     return []
 
 
-def _landlockpy_syscalls():
-    """landlockpy's syscall layer, given the C library directly: it would
-    look it up with ctypes.util.find_library, which runs `ldconfig -p`
-    (a fork and exec at every start), for a library already loaded."""
-    import ctypes
-
-    from landlockpy import _syscall
-
-    if _syscall._libc is None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.syscall.restype = ctypes.c_long  # as landlockpy sets them
-        libc.prctl.restype = ctypes.c_int
-        _syscall._libc = libc
-    return _syscall
-
-
 def abi_version() -> int:
     """The running kernel's Landlock ABI, 0 when Landlock is off or absent."""
+    from peninsula.kernel import landlock_syscalls
+
     try:
-        return _landlockpy_syscalls().abi_version()
+        return landlock_syscalls.abi_version()
     except OSError:
         return 0
 
 
 def _rights():
-    from landlockpy import AccessFS
+    from peninsula.kernel.landlock_syscalls import EXECUTE, IOCTL_DEV, READ_DIR, READ_FILE, TRUNCATE, WRITE_FILE
 
-    read = AccessFS.READ_FILE | AccessFS.READ_DIR | AccessFS.EXECUTE
-    file_rights = AccessFS.READ_FILE | AccessFS.EXECUTE | AccessFS.WRITE_FILE | AccessFS.TRUNCATE | AccessFS.IOCTL_DEV
+    read = READ_FILE | READ_DIR | EXECUTE
+    file_rights = READ_FILE | EXECUTE | WRITE_FILE | TRUNCATE | IOCTL_DEV
     return read, file_rights
 
 
@@ -95,11 +81,9 @@ class NetRules:
 
 
 def build_ruleset(write_roots: tuple[str, ...], *, scoped: bool, net: NetRules | None = None):
-    """A landlockpy Ruleset: read/execute everywhere, writes beneath roots;
+    """A Landlock ruleset fd: read/execute everywhere, writes beneath roots;
     with net, TCP connect/bind only to the listed ports."""
-    from landlockpy import AccessFS, AccessNet, Ruleset, Scope, fs_for_abi
-
-    _landlockpy_syscalls()
+    from peninsula.kernel import landlock_syscalls as ll
 
     abi = abi_version()
     if abi <= 0:
@@ -110,23 +94,36 @@ def build_ruleset(write_roots: tuple[str, ...], *, scoped: bool, net: NetRules |
             "so --allow-connect/--allow-bind cannot be enforced"
         )
     # Unix socket path connections are not ours to restrict (ABI 9).
-    handled = fs_for_abi(abi) & ~AccessFS.RESOLVE_UNIX
-    scopes = Scope.SIGNAL | Scope.ABSTRACT_UNIX_SOCKET if (scoped and abi >= SCOPING_ABI) else Scope.NONE
-    # landlockpy handles every network right when handled_net is left out:
-    # say NONE explicitly, or all TCP would be cut off.
-    handled_net = AccessNet.BIND_TCP | AccessNet.CONNECT_TCP if net is not None else AccessNet.NONE
-    ruleset = Ruleset(handled_fs=handled, handled_net=handled_net, scoped=scopes, best_effort=True)
+    handled = ll.fs_rights_for_abi(abi) & ~ll.RESOLVE_UNIX
+    scopes = ll.SCOPE_SIGNAL | ll.SCOPE_ABSTRACT_UNIX_SOCKET if (scoped and abi >= SCOPING_ABI) else 0
+    # Network rights are handled only when port rules are given: handling
+    # them without rules would cut off all TCP.
+    handled_net = ll.BIND_TCP | ll.CONNECT_TCP if net is not None else 0
     read, file_rights = _rights()
-    ruleset.allow_path("/", read | AccessFS.IOCTL_DEV)
+    rules = [("/", read | ll.IOCTL_DEV)]
     for root in write_roots:
         if not os.path.exists(root):
             continue  # a root that does not exist yet cannot be written either
-        ruleset.allow_path(root, handled if os.path.isdir(root) else file_rights & handled)
-    if net is not None:
-        for port in net.connect:
-            ruleset.allow_port(port, AccessNet.CONNECT_TCP)
-        for port in net.bind:
-            ruleset.allow_port(port, AccessNet.BIND_TCP)
+        rules.append((root, handled if os.path.isdir(root) else file_rights))
+    for port in (*net.connect, *net.bind) if net is not None else ():
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port out of range: {port}")
+    ruleset = ll.create_ruleset(handled, handled_net, scopes)
+    try:
+        for path, rights in rules:
+            parent = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                ll.add_path_beneath(ruleset, parent, rights & handled)
+            finally:
+                os.close(parent)
+        if net is not None:
+            for port in net.connect:
+                ll.add_net_port(ruleset, port, ll.CONNECT_TCP)
+            for port in net.bind:
+                ll.add_net_port(ruleset, port, ll.BIND_TCP)
+    except BaseException:
+        os.close(ruleset)
+        raise
     return ruleset, abi
 
 
@@ -151,8 +148,10 @@ def restrict_self_if_available(write_roots: tuple[str, ...], *, scoped: bool, ne
 
 def restrict_self(write_roots: tuple[str, ...], *, scoped: bool, net: NetRules | None = None) -> None:
     """Apply the baseline to the calling thread and its future children."""
+    from peninsula.kernel import landlock_syscalls
+
     ruleset, _abi = build_ruleset(write_roots, scoped=scoped, net=net)
     try:
-        ruleset.restrict(no_new_privs=True)
+        landlock_syscalls.restrict_self(ruleset)
     finally:
-        ruleset.close()
+        os.close(ruleset)

@@ -383,7 +383,7 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     except Exception as err:
         say_pid(0)
         return setup_failed(f"peninsula: cannot apply the Landlock baseline: {err}")
-    from peninsula.supervisor.handlers.sockets import AllowList, shipped_allowlist, user_allowlist
+    from peninsula.supervisor.handlers.allowlist import AllowList, shipped_allowlist, user_allowlist
 
     sockets_allowed = AllowList(shipped_allowlist() + user_allowlist(box.options.allow_socket, "--allow-socket"))
     # (found before the command can rename anything)
@@ -438,7 +438,7 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     notices.sup = sup
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
     sup.socket_hint = "--allow-socket {path}"
-    from peninsula.supervisor.handlers.loopback import shipped_ports
+    from peninsula.supervisor.handlers.allowlist import shipped_ports
 
     sup.loopback_ports = shipped_ports(box.options.allow_loopback, "--allow-loopback")
     sup.loopback_hint = "--allow-loopback {port}"

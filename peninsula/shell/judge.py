@@ -65,22 +65,22 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.project_roots = HeldRoots()  # ...and known by what it is (roots.py)
             self.prompt_cwd: tuple[int, int] | None = None  # (dev, ino) of the shell's directory at its last prompt
             self.control_allowed = False
-            from peninsula.supervisor.handlers.sockets import user_allowlist
+            from peninsula.supervisor.handlers.allowlist import user_allowlist
 
             # The user's allow_socket, found now like the shipped list: a
             # confined process cannot have renamed anything yet.
             for entry in user_allowlist(conf.allow_socket, "allow_socket in " + (conf.source or _user_config_path())):
                 self.sockets.add(*entry)
             self.socket_hint = 'allow_socket = ["{path}"] in ' + (conf.source or _user_config_path()) + " (new sessions)"
-            from peninsula.supervisor.handlers.loopback import shipped_ports
+            from peninsula.supervisor.handlers.allowlist import shipped_ports
 
             self.loopback_ports = shipped_ports(conf.allow_loopback, "allow_loopback in " + (conf.source or _user_config_path()))
             self.loopback_hint = "allow_loopback = [{port}] in " + (conf.source or _user_config_path()) + " (new sessions)"
             # Names the caller of a control connection this supervisor made
             # for a confined process (its SO_PEERCRED is ours): secret.
-            import secrets
-
-            self.control_token = secrets.token_hex(16).encode()
+            # os.urandom is what secrets.token_hex reads; importing secrets
+            # loads hmac and OpenSSL, ~3 ms of every shell start.
+            self.control_token = os.urandom(16).hex().encode()
             self.tagged_callers: dict[bytes, int] = {}  # nonce -> pidfd of the caller (sockets._Tag)
             self.tagged_lock = threading.Lock()
             # The head of each nested run (nested.py) -> its command's state;
@@ -413,9 +413,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
         def tag_caller(self, pidfd: int) -> bytes:
             """Keep pidfd of a confined caller whose control connection this
             supervisor made, under a fresh nonce the connection will carry."""
-            import secrets
-
-            nonce = secrets.token_hex(16).encode()
+            nonce = os.urandom(16).hex().encode()
             with self.tagged_lock:
                 while len(self.tagged_callers) >= MAX_TAGGED:  # never collected: the oldest go
                     os.close(self.tagged_callers.pop(next(iter(self.tagged_callers))))

@@ -76,7 +76,9 @@ def filter_bpf(trap_chdir: bool = False, kernel_judges_names: bool = False) -> b
     data = build_filter_bpf(table.rules(trap_chdir=trap_chdir, kernel_judges_names=kernel_judges_names))
     if path:
         with contextlib.suppress(OSError):
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            # Python's own mode for __pycache__: every user of this
+            # installation reads the program (and the bytecode) there.
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
             tmp = f"{path}.{os.getpid()}"
             with open(tmp, "wb") as handle:
                 handle.write(data)

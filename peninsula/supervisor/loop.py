@@ -143,12 +143,12 @@ class Supervisor:
         # Found now, before any confined process can rename things (a run
         # finds them before its command starts, and passes them).
         if sockets is None:
-            from peninsula.supervisor.handlers.sockets import AllowList, shipped_allowlist
+            from peninsula.supervisor.handlers.allowlist import AllowList, shipped_allowlist
 
             sockets = AllowList(shipped_allowlist())
         self.sockets = sockets
         self.socket_hint: str | None = None  # the option that allows a socket, for notices
-        from peninsula.supervisor.handlers.loopback import shipped_ports
+        from peninsula.supervisor.handlers.allowlist import shipped_ports
 
         self.loopback_ports = shipped_ports()  # this host's TCP/UDP ports anyone may reach (handlers/loopback.py)
         self.loopback_hint: str | None = None  # the option that allows one, for notices

@@ -292,8 +292,31 @@ def handlers() -> dict[int, object]:
         if row.family in FAMILIES:
             number = syscall_number(row.name)
             if number is not None:
-                table[number] = acting(getattr(_module(row.family), row.python_handler))
+                if row.family in LAZY_FAMILIES:
+                    table[number] = _on_first_call(row.family, row.python_handler)
+                else:
+                    table[number] = acting(getattr(_module(row.family), row.python_handler))
     return table
+
+
+# Imported when first needed: the socket handlers (and ipaddress) cost every
+# start some 5 ms, and many commands never connect.
+LAZY_FAMILIES = ("connect",)
+
+
+def _on_first_call(family: str, name: str):
+    from peninsula.supervisor.handlers.request import acting
+
+    handler = None
+
+    def run(req):
+        nonlocal handler
+        if handler is None:  # imported as the supervisor, before acting as the target
+            handler = acting(getattr(_module(family), name))
+        return handler(req)
+
+    run.__name__ = run.__qualname__ = name
+    return run
 
 
 def lineage_handlers(sup) -> dict[int, object]:

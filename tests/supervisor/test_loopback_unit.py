@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from peninsula.supervisor.handlers import loopback
+from peninsula.supervisor.handlers import allowlist, loopback
 from peninsula.config.options import ConfigError
 from peninsula.config.user import parse_user_config
 
@@ -85,5 +85,5 @@ def test_allow_loopback_in_the_user_config():
 
 
 def test_shipped_ports_and_the_user_s():
-    ports = loopback.shipped_ports((8888,), "--allow-loopback")
+    ports = allowlist.shipped_ports((8888,), "--allow-loopback")
     assert 53 in ports and ports[8888] == "allowed by --allow-loopback 8888"

@@ -1,11 +1,11 @@
 """The pure socket decisions (policy.decide_connect, socket_service) and the
-shipped allow-list's sources (sockets.shipped_allowlist, AllowList)."""
+shipped allow-list's sources (allowlist.shipped_allowlist, AllowList)."""
 
 import os
 import socket
 
 from peninsula.policy import engine as policy
-from peninsula.supervisor.handlers import sockets
+from peninsula.supervisor.handlers import allowlist
 
 
 def test_allow_list_wins_and_datagrams_need_it():
@@ -31,17 +31,17 @@ def test_known_services_are_named():
 
 def test_allowlist_from_the_environment_only(tmp_path):
     env = {"SSH_AUTH_SOCK": str(tmp_path / "agent"), "HOME": str(tmp_path)}
-    entries = sockets.shipped_allowlist(env)
+    entries = allowlist.shipped_allowlist(env)
     assert ("ssh-agent", str(tmp_path / "agent")) in [(s, p) for s, p, _ in entries]
     assert all(reason for _, _, reason in entries)
-    assert not [p for _, p, _ in sockets.shipped_allowlist({}) if p == str(tmp_path / "agent")]
+    assert not [p for _, p, _ in allowlist.shipped_allowlist({}) if p == str(tmp_path / "agent")]
 
 
 def test_allowlist_keeps_the_inode_found_at_start(tmp_path):
     path = tmp_path / "agent"
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(path))
-    allowed = sockets.AllowList([("ssh-agent", str(path), "signs")])
+    allowed = allowlist.AllowList([("ssh-agent", str(path), "signs")])
     first = os.stat(path)
     assert (first.st_dev, first.st_ino) in allowed.inodes
     # Another socket put under the allowed name later is not allowed.
@@ -52,6 +52,6 @@ def test_allowlist_keeps_the_inode_found_at_start(tmp_path):
     assert (second.st_dev, second.st_ino) not in allowed.inodes
     # A name that is no socket, or is missing, allows nothing.
     (tmp_path / "plain").write_text("x")
-    assert not sockets.AllowList([("x", str(tmp_path / "plain"), "r"), ("y", str(tmp_path / "none"), "r")]).inodes
+    assert not allowlist.AllowList([("x", str(tmp_path / "plain"), "r"), ("y", str(tmp_path / "none"), "r")]).inodes
     listener.close()
     other.close()

@@ -72,21 +72,6 @@ _SOCKID = struct.Struct("!HH16s16s")  # ports and addresses, network order
 _MSG = struct.Struct("=BBBB")  # inet_diag_msg up to its socket id
 _TAIL = struct.Struct("=IIIII")  # expires, rqueue, wqueue, uid, inode
 
-# Ports every confined process may reach on this host: they answer and run
-# nothing the caller sends.
-SHIPPED_PORTS: dict[int, str] = {
-    53: "DNS: a local resolver (systemd-resolved, dnsmasq) answers name lookups and runs nothing",
-}
-
-
-def shipped_ports(extra=(), origin: str = "") -> dict[int, str]:
-    """The loopback allow-list: the shipped ports and the user's."""
-    ports = dict(SHIPPED_PORTS)
-    for port in extra:
-        ports[int(port)] = f"allowed by {origin} {port}"
-    return ports
-
-
 # -- the destination -------------------------------------------------------------------
 
 

@@ -1,0 +1,108 @@
+"""What a confined process may reach: the shipped and user socket and
+loopback allow-lists, found when the supervisor starts.
+
+Kept apart from sockets.py and loopback.py, which make the calls: every
+start builds these lists, and importing those two modules (ipaddress,
+request handling) cost a `peninsula run` some 5 ms before the command ran.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from peninsula.policy import engine as policy
+
+
+# -- the shipped allow-list ------------------------------------------------------------
+
+
+def shipped_allowlist(env: dict | None = None) -> list[tuple[str, str, str]]:
+    """(service, path, reason) of the sockets every confined process may
+    reach: they sign, authenticate or log, and run nothing the caller
+    chooses. Paths come from the environment the supervisor started with,
+    never from a confined process."""
+    env = os.environ if env is None else env
+    out = []
+    agent = env.get("SSH_AUTH_SOCK")
+    if agent and agent.startswith("/"):
+        out.append(("ssh-agent", agent, "signs with keys it holds and runs nothing the caller sends (git push over ssh)"))
+    gpg = gpg_agent_socket(env)
+    if gpg:
+        out.append(("gpg-agent", gpg, "signs and decrypts with keys it holds; the caller cannot make it run code (git commit -S)"))
+    for path in ("/dev/log", "/run/systemd/journal/socket"):
+        out.append(("system log", path, "the system logger (root's) only stores what it is sent"))
+    # getpwnam, getaddrinfo: without these, users from LDAP (sssd) or
+    # systemd-userdb have no names, and lookups lose their cache.
+    import glob
+
+    for path in ("/run/nscd/socket", "/var/lib/sss/pipes/nss", "/run/systemd/resolve/io.systemd.Resolve",
+                 *sorted(glob.glob("/run/systemd/userdb/*"))):
+        out.append(("name service", path, "answers user, group and host lookups (the system's); runs nothing"))
+    return out
+
+
+def user_allowlist(patterns, origin: str) -> list[tuple[str, str, str]]:
+    """Entries for the sockets the user allowed (globs expanded now)."""
+    import glob
+
+    out = []
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
+            out.append((policy.socket_service(path) or "socket", path, f"allowed by {origin} {pattern}"))
+    return out
+
+
+def gpg_agent_socket(env) -> str | None:
+    """gpg-agent's standard socket for the home directory gpg would use
+    (what `gpgconf --list-dirs agent-socket` prints, without its start-up
+    cost): in the runtime dir when gpg's default home is used, else in the
+    home directory itself (a non-standard GNUPGHOME gets no entry here)."""
+    home = os.path.realpath(os.path.expanduser("~"))
+    gnupg = env.get("GNUPGHOME") or os.path.join(home, ".gnupg")
+    if os.path.realpath(gnupg) != os.path.join(home, ".gnupg"):
+        return None
+    runtime = f"/run/user/{os.getuid()}/gnupg"
+    if os.path.isdir(runtime):
+        return runtime + "/S.gpg-agent"
+    return os.path.join(gnupg, "S.gpg-agent")
+
+
+class AllowList:
+    """The allowed sockets, by the device and inode found when the
+    supervisor started: before any confined process could put something
+    else under an allowed name (a hard link to the tmux socket in /tmp)."""
+
+    def __init__(self, entries: list[tuple[str, str, str]]):
+        self.entries: list[tuple[str, str, str]] = []
+        self.inodes: dict[tuple[int, int], tuple[str, str, str]] = {}
+        for entry in entries:
+            self.add(*entry)
+
+    def add(self, service: str, path: str, reason: str) -> None:
+        self.entries.append((service, path, reason))
+        try:
+            info = os.stat(path)
+        except OSError:
+            return  # not there now: not allowed later under that name
+        if stat.S_ISSOCK(info.st_mode):
+            self.inodes[(info.st_dev, info.st_ino)] = (service, path, reason)
+
+    def describe(self) -> list[dict]:
+        found = {path for _, path, _ in self.inodes.values()}
+        return [{"service": s, "path": p, "reason": r, "present": p in found} for s, p, r in self.entries]
+
+
+# Ports every confined process may reach on this host: they answer and run
+# nothing the caller sends.
+SHIPPED_PORTS: dict[int, str] = {
+    53: "DNS: a local resolver (systemd-resolved, dnsmasq) answers name lookups and runs nothing",
+}
+
+
+def shipped_ports(extra=(), origin: str = "") -> dict[int, str]:
+    """The loopback allow-list: the shipped ports and the user's."""
+    ports = dict(SHIPPED_PORTS)
+    for port in extra:
+        ports[int(port)] = f"allowed by {origin} {port}"
+    return ports
