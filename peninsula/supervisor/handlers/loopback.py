@@ -340,17 +340,55 @@ def reason(sup, port: int, text: str) -> str:
 # -- the judgements ----------------------------------------------------------------------
 
 
+def _v6only(fd: int) -> bool:
+    with socket.socket(fileno=os.dup(fd)) as probe:
+        return bool(probe.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+
+
+def used_family(sock, op: str, number: int) -> int | None:
+    """The family the kernel reads sock.addr as, for a connect or an
+    addressed send on an AF_INET/AF_INET6 socket of protocol number (the
+    socket's domain decides, not the address); None when the kernel
+    refuses the address (EAFNOSUPPORT, EINVAL, ENETUNREACH) or uses none
+    (an AF_UNSPEC connect disconnects)."""
+    family = sock.family
+    if sock.domain == socket.AF_INET:
+        # udp_sendmsg and raw_sendmsg take an AF_UNSPEC address as IPv4.
+        if family == socket.AF_UNSPEC and op == "sendto":
+            return socket.AF_INET
+        return family if family == socket.AF_INET else None
+    if sock.domain != socket.AF_INET6:
+        return None
+    if family == socket.AF_INET:
+        # A UDP (and SCTP) socket of AF_INET6 sends and connects to an
+        # AF_INET address as IPv4 unless it is v6-only (the kernel refuses
+        # it then: ENETUNREACH on sendto, EAFNOSUPPORT on connect); TCP
+        # refuses it (EAFNOSUPPORT), and so do ping and raw sockets, whose
+        # local destinations are refused below anyway.
+        if number == socket.IPPROTO_TCP or _v6only(sock.fd):
+            return None
+        return socket.AF_INET
+    if family == socket.AF_UNSPEC and op == "sendto" and number not in (socket.IPPROTO_UDP, IPPROTO_UDPLITE):
+        return socket.AF_INET6  # rawv6_sendmsg reads it as IPv6; udpv6_sendmsg ignores it (sends to its peer)
+    return family if family == socket.AF_INET6 else None
+
+
+def _protocol(fd: int) -> int:
+    with socket.socket(fileno=os.dup(fd)) as probe:
+        return probe.getsockopt(socket.SOL_SOCKET, SO_PROTOCOL)
+
+
 def judge_datagram(req, sock, op: str) -> None:
     """A UDP connect or addressed send to this host: every socket bound
     where it goes must be held inside (none bound: nothing receives)."""
-    dest = destination(sock.family, sock.addr)
-    if dest is None or sock.domain != sock.family:
+    number = _protocol(sock.fd)
+    family = used_family(sock, op, number)
+    dest = destination(family, sock.addr) if family is not None else None
+    if dest is None:
         return
     ip, port, scope = dest
     if not is_local(ip, scope):
         return
-    with socket.socket(fileno=os.dup(sock.fd)) as probe:
-        number = probe.getsockopt(socket.SOL_SOCKET, SO_PROTOCOL)
     if sock.type == socket.SOCK_DGRAM and number in (IPPROTO_ICMP, IPPROTO_ICMPV6):
         return  # ping: the kernel answers, no process receives
     name = shown(ip, port, "udp")
@@ -370,8 +408,10 @@ def stream_judge(req, sock):
     """A judge (sockets._Judge) for a TCP connect to this host, None when
     the destination is elsewhere or the port is allowed (then the connect
     is made as given, with the address read once)."""
-    dest = destination(sock.family, sock.addr)
-    if dest is None or sock.domain != sock.family:
+    number = _protocol(sock.fd)
+    family = used_family(sock, "connect", number)
+    dest = destination(family, sock.addr) if family is not None else None
+    if dest is None:
         return None
     ip, port, scope = dest
     if not is_local(ip, scope) or port in req.sup.loopback_ports:
@@ -379,8 +419,6 @@ def stream_judge(req, sock):
     name = shown(ip, port, "tcp")
     if not same_netns(sock.fd):
         return _foreign(req, name, "connect")
-    with socket.socket(fileno=os.dup(sock.fd)) as probe:
-        number = probe.getsockopt(socket.SOL_SOCKET, SO_PROTOCOL)
     if sock.type != socket.SOCK_STREAM or number != socket.IPPROTO_TCP:
         raise Denied(errno.EACCES, name, "only TCP and UDP to this host are judged; other protocols are refused", "connect")
     return LoopbackJudge(req, name, errno.EACCES, "connect", _int_fd(req), port)
