@@ -66,6 +66,7 @@ INET_DIAG_NOCOOKIE = 0xFFFFFFFF
 IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDPLITE = 1, 58, 136
 SO_PROTOCOL = 38
 TRIAL_MS = 5  # how long the supervisor's loop waits for a loopback handshake
+SETTLE_S = 0.005  # how long an accepted end held by no process in sight may take to be released
 V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 _REQ = struct.Struct("=BBBBI")  # inet_diag_req_v2 up to its socket id
 _SOCKID = struct.Struct("!HH16s16s")  # ports and addresses, network order
@@ -535,6 +536,8 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
             break
         time.sleep(0.0002)
     judged = None  # the listeners it could have reached, once judged
+    scanned = False  # the accepted end looked for in every fd table, once
+    settled = None  # when to stop waiting for an accepted end's holder to appear or let go
     for _ in range(40):
         if end is None:
             return "no socket of this host is at the other end of the connection"
@@ -560,15 +563,25 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
             # judged by who holds it, looked for first where the listeners are.
             held: dict[int, set[int]] = {inode: set()}
             _scan({pid for pids in (judged or {}).values() for pid in pids}, {f"socket:[{inode}]": inode}, held)
-            if not held[inode]:
+            if not held[inode] and not scanned:
+                scanned = True
                 held = holders({inode})
             if held[inode]:
                 bad = outsiders(sup, tgid, held, lock)
                 return None if bad is None else who(bad, "the accepted connection")
             # Held by no process in sight: one exiting has left its fd table
             # but not yet released the socket (the release runs later in
-            # exit). Looked at again shortly, up to some 20 ms in all.
-            time.sleep(0.0005)
+            # exit; then the end has no inode and is allowed above), or one
+            # the supervisor cannot see holds it (Landlock keeps it from
+            # every fd table outside its domain). Only the end is looked at
+            # again, for SETTLE_S: each full scan costs milliseconds of the
+            # supervisor's loop, and a holder unseen once stays unseen.
+            now = time.monotonic()
+            if settled is None:
+                settled = now + SETTLE_S
+            elif now >= settled:
+                break
+            time.sleep(0.0002)
         end = other_end(local, peer)  # closed meanwhile? what it is now
     return who([], "the accepted connection")
 
