@@ -30,8 +30,14 @@ Who is at the other end comes from the kernel, never from the target:
 "Held inside": every process found holding the socket's inode in its fd
 table (a scan of /proc) is in the caller's confinement (sup.listener_inside,
 the same judgement as a unix socket's listener), and there is at least one.
-Processes whose fd tables the supervisor cannot read (other users', for a
-supervisor that is not root) are not seen.
+Processes whose fd tables the supervisor cannot read are not seen: none
+outside its own Landlock domain (Landlock refuses it every process outside
+that domain, whatever its user), nor other users' for a supervisor that is
+not root. So "held inside" means every holder the supervisor can see is
+inside: a socket shared with a process it cannot see (an outside server's
+listening fd leaked into the sandbox by socket activation or a missing
+CLOEXEC) is judged held inside, and is reached (an open hole, on record in
+tests/sandbox/test_loopback_leaked.py).
 
 A destination is local when it is loopback or unspecified, or when a
 datagram socket can be bound to it (the kernel's own test for a local
@@ -305,10 +311,11 @@ def listener_holders(inodes: set[int]) -> dict[int, set[int]]:
 
 
 def outsiders(sup, tgid: int, held: dict[int, set[int]], lock=None) -> list[int] | None:
-    """None when every socket in held (inode: its holders) is held, and
-    only held, by processes of caller tgid's confinement; else the
-    processes that are not (an empty list: no socket, or one nobody
-    visible holds)."""
+    """None when every socket in held (inode: its holders) is held by some
+    process and every holder found is of caller tgid's confinement (the
+    holders found are those the supervisor can see: module docstring);
+    else the processes that are not (an empty list: no socket, or one
+    nobody visible holds)."""
     if not held:
         return []
     bad: list[int] = []
