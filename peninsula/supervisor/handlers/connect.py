@@ -34,7 +34,7 @@ def h_connect(req):
                 # socket (and whether it exists is not the target's to learn).
                 raise OSError(errno.ECONNREFUSED, "abstract name in another network namespace")
             judge = _Judge(req, _abstract_name(addr), errno.EPERM, "connect", signed_int(req.args[0]))
-    elif sock.family in (socket.AF_INET, socket.AF_INET6):
+    elif sock.domain in (socket.AF_INET, socket.AF_INET6):
         _check_tcp_port(req, sock)
 
 
@@ -70,7 +70,7 @@ def h_sendto(req):
             pinned, _ = _unix_target(req, sock, path, "sendto")  # a datagram is allowed or refused there
         elif SUN_PATH_OFFSET < len(addr) <= SOCKADDR_UN and addr[SUN_PATH_OFFSET] == 0:
             _refuse_abstract_dgram(addr, "sendto")
-    elif sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type != socket.SOCK_STREAM:
+    elif sock.domain in (socket.AF_INET, socket.AF_INET6) and sock.type != socket.SOCK_STREAM:
 
 
         loopback.judge_datagram(req, sock, "sendto")

@@ -30,8 +30,14 @@ Who is at the other end comes from the kernel, never from the target:
 "Held inside": every process found holding the socket's inode in its fd
 table (a scan of /proc) is in the caller's confinement (sup.listener_inside,
 the same judgement as a unix socket's listener), and there is at least one.
-Processes whose fd tables the supervisor cannot read (other users', for a
-supervisor that is not root) are not seen.
+Processes whose fd tables the supervisor cannot read are not seen: none
+outside its own Landlock domain (Landlock refuses it every process outside
+that domain, whatever its user), nor other users' for a supervisor that is
+not root. So "held inside" means every holder the supervisor can see is
+inside: a socket shared with a process it cannot see (an outside server's
+listening fd leaked into the sandbox by socket activation or a missing
+CLOEXEC) is judged held inside, and is reached (an open hole, on record in
+tests/sandbox/test_loopback_leaked.py).
 
 A destination is local when it is loopback or unspecified, or when a
 datagram socket can be bound to it (the kernel's own test for a local
@@ -66,6 +72,7 @@ INET_DIAG_NOCOOKIE = 0xFFFFFFFF
 IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDPLITE = 1, 58, 136
 SO_PROTOCOL = 38
 TRIAL_MS = 5  # how long the supervisor's loop waits for a loopback handshake
+SETTLE_S = 0.005  # how long an accepted end held by no process in sight may take to be released
 V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 _REQ = struct.Struct("=BBBBI")  # inet_diag_req_v2 up to its socket id
 _SOCKID = struct.Struct("!HH16s16s")  # ports and addresses, network order
@@ -289,10 +296,11 @@ def listener_holders(inodes: set[int]) -> dict[int, set[int]]:
 
 
 def outsiders(sup, tgid: int, held: dict[int, set[int]], lock=None) -> list[int] | None:
-    """None when every socket in held (inode: its holders) is held, and
-    only held, by processes of caller tgid's confinement; else the
-    processes that are not (an empty list: no socket, or one nobody
-    visible holds)."""
+    """None when every socket in held (inode: its holders) is held by some
+    process and every holder found is of caller tgid's confinement (the
+    holders found are those the supervisor can see: module docstring);
+    else the processes that are not (an empty list: no socket, or one
+    nobody visible holds)."""
     if not held:
         return []
     bad: list[int] = []
@@ -325,17 +333,55 @@ def reason(sup, port: int, text: str) -> str:
 # -- the judgements ----------------------------------------------------------------------
 
 
+def _v6only(fd: int) -> bool:
+    with socket.socket(fileno=os.dup(fd)) as probe:
+        return bool(probe.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+
+
+def used_family(sock, op: str, number: int) -> int | None:
+    """The family the kernel reads sock.addr as, for a connect or an
+    addressed send on an AF_INET/AF_INET6 socket of protocol number (the
+    socket's domain decides, not the address); None when the kernel
+    refuses the address (EAFNOSUPPORT, EINVAL, ENETUNREACH) or uses none
+    (an AF_UNSPEC connect disconnects)."""
+    family = sock.family
+    if sock.domain == socket.AF_INET:
+        # udp_sendmsg and raw_sendmsg take an AF_UNSPEC address as IPv4.
+        if family == socket.AF_UNSPEC and op == "sendto":
+            return socket.AF_INET
+        return family if family == socket.AF_INET else None
+    if sock.domain != socket.AF_INET6:
+        return None
+    if family == socket.AF_INET:
+        # A UDP (and SCTP) socket of AF_INET6 sends and connects to an
+        # AF_INET address as IPv4 unless it is v6-only (the kernel refuses
+        # it then: ENETUNREACH on sendto, EAFNOSUPPORT on connect); TCP
+        # refuses it (EAFNOSUPPORT), and so do ping and raw sockets, whose
+        # local destinations are refused below anyway.
+        if number == socket.IPPROTO_TCP or _v6only(sock.fd):
+            return None
+        return socket.AF_INET
+    if family == socket.AF_UNSPEC and op == "sendto" and number not in (socket.IPPROTO_UDP, IPPROTO_UDPLITE):
+        return socket.AF_INET6  # rawv6_sendmsg reads it as IPv6; udpv6_sendmsg ignores it (sends to its peer)
+    return family if family == socket.AF_INET6 else None
+
+
+def _protocol(fd: int) -> int:
+    with socket.socket(fileno=os.dup(fd)) as probe:
+        return probe.getsockopt(socket.SOL_SOCKET, SO_PROTOCOL)
+
+
 def judge_datagram(req, sock, op: str) -> None:
     """A UDP connect or addressed send to this host: every socket bound
     where it goes must be held inside (none bound: nothing receives)."""
-    dest = destination(sock.family, sock.addr)
-    if dest is None or sock.domain != sock.family:
+    number = _protocol(sock.fd)
+    family = used_family(sock, op, number)
+    dest = destination(family, sock.addr) if family is not None else None
+    if dest is None:
         return
     ip, port, scope = dest
     if not is_local(ip, scope):
         return
-    with socket.socket(fileno=os.dup(sock.fd)) as probe:
-        number = probe.getsockopt(socket.SOL_SOCKET, SO_PROTOCOL)
     if sock.type == socket.SOCK_DGRAM and number in (IPPROTO_ICMP, IPPROTO_ICMPV6):
         return  # ping: the kernel answers, no process receives
     name = shown(ip, port, "udp")
@@ -355,8 +401,10 @@ def stream_judge(req, sock):
     """A judge (sockets._Judge) for a TCP connect to this host, None when
     the destination is elsewhere or the port is allowed (then the connect
     is made as given, with the address read once)."""
-    dest = destination(sock.family, sock.addr)
-    if dest is None or sock.domain != sock.family:
+    number = _protocol(sock.fd)
+    family = used_family(sock, "connect", number)
+    dest = destination(family, sock.addr) if family is not None else None
+    if dest is None:
         return None
     ip, port, scope = dest
     if not is_local(ip, scope) or port in req.sup.loopback_ports:
@@ -364,8 +412,6 @@ def stream_judge(req, sock):
     name = shown(ip, port, "tcp")
     if not same_netns(sock.fd):
         return _foreign(req, name, "connect")
-    with socket.socket(fileno=os.dup(sock.fd)) as probe:
-        number = probe.getsockopt(socket.SOL_SOCKET, SO_PROTOCOL)
     if sock.type != socket.SOCK_STREAM or number != socket.IPPROTO_TCP:
         raise Denied(errno.EACCES, name, "only TCP and UDP to this host are judged; other protocols are refused", "connect")
     return LoopbackJudge(req, name, errno.EACCES, "connect", _int_fd(req), port)
@@ -482,6 +528,8 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
             break
         time.sleep(0.0002)
     judged = None  # the listeners it could have reached, once judged
+    scanned = False  # the accepted end looked for in every fd table, once
+    settled = None  # when to stop waiting for an accepted end's holder to appear or let go
     for _ in range(40):
         if end is None:
             return "no socket of this host is at the other end of the connection"
@@ -507,15 +555,25 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
             # judged by who holds it, looked for first where the listeners are.
             held: dict[int, set[int]] = {inode: set()}
             _scan({pid for pids in (judged or {}).values() for pid in pids}, {f"socket:[{inode}]": inode}, held)
-            if not held[inode]:
+            if not held[inode] and not scanned:
+                scanned = True
                 held = holders({inode})
             if held[inode]:
                 bad = outsiders(sup, tgid, held, lock)
                 return None if bad is None else who(bad, "the accepted connection")
             # Held by no process in sight: one exiting has left its fd table
             # but not yet released the socket (the release runs later in
-            # exit). Looked at again shortly, up to some 20 ms in all.
-            time.sleep(0.0005)
+            # exit; then the end has no inode and is allowed above), or one
+            # the supervisor cannot see holds it (Landlock keeps it from
+            # every fd table outside its domain). Only the end is looked at
+            # again, for SETTLE_S: each full scan costs milliseconds of the
+            # supervisor's loop, and a holder unseen once stays unseen.
+            now = time.monotonic()
+            if settled is None:
+                settled = now + SETTLE_S
+            elif now >= settled:
+                break
+            time.sleep(0.0002)
         end = other_end(local, peer)  # closed meanwhile? what it is now
     return who([], "the accepted connection")
 
