@@ -156,3 +156,22 @@ def restrict_self(write_roots: tuple[str, ...], *, scoped: bool, net: NetRules |
         ruleset.restrict(no_new_privs=True)
     finally:
         ruleset.close()
+
+
+def scope_signals_self() -> None:
+    """Put the calling thread and its future children in a Landlock domain
+    of their own that only scopes signals (ABI 6): they can no longer
+    signal anything outside it, while processes outside may still signal
+    in. Raises BaselineError below ABI 6, OSError if the kernel refuses."""
+    from landlockpy import AccessFS, AccessNet, Ruleset, Scope
+
+    _landlockpy_syscalls()
+    abi = abi_version()
+    if abi < SCOPING_ABI:
+        raise BaselineError(f"signal scoping needs Landlock ABI {SCOPING_ABI}; this kernel has "
+                            + (f"ABI {abi}" if abi > 0 else "no Landlock"))
+    ruleset = Ruleset(handled_fs=AccessFS.NONE, handled_net=AccessNet.NONE, scoped=Scope.SIGNAL, best_effort=False)
+    try:
+        ruleset.restrict(no_new_privs=True)
+    finally:
+        ruleset.close()
