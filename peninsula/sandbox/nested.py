@@ -7,6 +7,8 @@ instead of installing a listener of its own, which the kernel refuses
 The head stays judged by the caller's policy, as the caller of a run is
 outside the run; it writes the report, forwards signals and enforces the
 wall-time limit as a child subreaper (kill_tree), like the run supervisor.
+Its command runs in a Landlock domain of its own that scopes signals, so it
+cannot kill the head to have its orphans judged by the caller's policy.
 """
 
 from __future__ import annotations
