@@ -155,3 +155,21 @@ def restrict_self(write_roots: tuple[str, ...], *, scoped: bool, net: NetRules |
         landlock_syscalls.restrict_self(ruleset)
     finally:
         os.close(ruleset)
+
+
+def scope_signals_self() -> None:
+    """Put the calling thread and its future children in a Landlock domain
+    of their own that only scopes signals (ABI 6): they can no longer
+    signal anything outside it, while processes outside may still signal
+    in. Raises BaselineError below ABI 6, OSError if the kernel refuses."""
+    from peninsula.kernel import landlock_syscalls as ll
+
+    abi = abi_version()
+    if abi < SCOPING_ABI:
+        raise BaselineError(f"signal scoping needs Landlock ABI {SCOPING_ABI}; this kernel has "
+                            + (f"ABI {abi}" if abi > 0 else "no Landlock"))
+    ruleset = ll.create_ruleset(0, 0, ll.SCOPE_SIGNAL)
+    try:
+        ll.restrict_self(ruleset)
+    finally:
+        os.close(ruleset)

@@ -7,6 +7,8 @@ instead of installing a listener of its own, which the kernel refuses
 The head stays judged by the caller's policy, as the caller of a run is
 outside the run; it writes the report, forwards signals and enforces the
 wall-time limit as a child subreaper (kill_tree), like the run supervisor.
+Its command runs in a Landlock domain of its own that scopes signals, so it
+cannot kill the head to have its orphans judged by the caller's policy.
 """
 
 from __future__ import annotations
@@ -80,7 +82,14 @@ class NestedRun:
             raise SandboxError(f"{err.filename}: allowed as writable but missing, and it cannot be created: "
                                f"{err.strerror}") from None
         from peninsula.kernel import libc
+        from peninsula.kernel import landlock
 
+        if landlock.abi_version() < landlock.SCOPING_ABI:
+            # Without a signal scope of its own the command could kill this
+            # head, and its orphans would be judged by the caller's policy.
+            raise SandboxError(f"cannot nest inside {channel.where}: this kernel's Landlock cannot scope signals "
+                               f"(needs ABI {landlock.SCOPING_ABI}), so the command could kill the nested run's "
+                               f"head and escape to {channel.whose} policy (run it outside {channel.outside})")
         libc.prctl_set_child_subreaper()  # orphans stay ours, for the wall-time limit
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
         exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
@@ -91,6 +100,13 @@ class NestedRun:
                 os.close(exec_r)
                 if os.read(go_r, 2) == b"go":
                     os.chdir(plan.cwd)
+                    try:
+                        # The command and what it starts cannot signal this
+                        # head (nor anything else outside the nested run).
+                        landlock.scope_signals_self()
+                    except (OSError, landlock.BaselineError) as err:
+                        os.write(exec_w, f"scope {err}".encode("utf-8", "replace"))
+                        os._exit(125)
                     exec_command(plan, exec_w)
             finally:
                 os._exit(125)
@@ -187,6 +203,9 @@ class NestedRun:
         if exec_error.startswith(b"rlimit "):
             _, name, value, why = exec_error.decode("utf-8", "replace").split(" ", 3)
             return failed(f"peninsula: the kernel refused --{name.replace('_', '-')} {value}: {why}", EXIT_SETUP)
+        if exec_error.startswith(b"scope "):
+            return failed("peninsula: cannot scope the nested command's signals: "
+                          + exec_error[6:].decode("utf-8", "replace"), EXIT_SETUP)
         if exec_error and not self.killed:
             err = int(exec_error.split(b" ", 1)[0])
             import errno
