@@ -168,17 +168,16 @@ def temp_roots() -> tuple[str, ...]:
 
 # GnuPG's home stays protected (gpg.conf, gpg-agent.conf, scdaemon.conf,
 # common.conf and dirmngr.conf name programs gpg runs; the keyrings say whose
-# signatures are good). But gpg takes a lock beside its keyring and its trust
-# database even to sign (git commit -S) or verify, and updates the trust
-# database on a verify, and its random seed file on an encryption: these
-# names alone are allowed, each with a state allowance's rules, so none can
-# become a symlink, a foreign hard link, a directory or a rename target.
-# What is written there: a pid (a lock's contents), the trust database's
-# records (ownertrust and cached validity of keys already in the keyring;
-# no record names a program) and random bytes (which a confined process
-# can read anyway: reads are not confined).
+# signatures are good; the trust database's ownertrust too). But gpg takes a
+# lock beside its keyring and its trust database even to sign (git commit -S)
+# or verify, and writes its random seed file on an encryption: these names
+# alone are allowed, with a state allowance's rules, so none can become a
+# symlink, a foreign hard link, a directory or a rename target. What is
+# written there: a pid (a lock's contents) and random bytes (which a
+# confined process can read anyway: reads are not confined). gpg reads the
+# trust database when it cannot write it ("Note: trustdb not writable"): a
+# verify and an encryption then show one denial of its open.
 GNUPG_DIR = ".gnupg"
-GNUPG_TRUSTDB = "trustdb.gpg"
 GNUPG_SEED = "random_seed"
 GNUPG_DOTLOCKS = ("pubring.kbx.lock", "pubring.gpg.lock", "trustdb.gpg.lock")
 
@@ -188,11 +187,8 @@ def state_allowances() -> tuple[policy.StateAllowance, ...]:
     return tuple(
         policy.StateAllowance(os.path.join(base, rel), temps, locks, directory, reason)
         for rel, temps, locks, directory, reason in STATE_IN_HOME
-    ) + (policy.StateAllowance(
-        os.path.join(gnupg_dir(), GNUPG_TRUSTDB), dotlocks=GNUPG_DOTLOCKS,
-        reason="gpg's trust records and lock files (a pid): data about keys already in the keyring"),
-        policy.StateAllowance(os.path.join(gnupg_dir(), GNUPG_SEED),
-                              reason="libgcrypt's random seed: random bytes mixed into its pool"))
+    ) + (policy.StateAllowance(os.path.join(gnupg_dir(), GNUPG_SEED), dotlocks=GNUPG_DOTLOCKS,
+                               reason="libgcrypt's random seed (random bytes mixed into its pool) and gpg's lock files (a pid)"),)
 
 
 def state_exceptions() -> tuple[str, ...]:
@@ -201,7 +197,7 @@ def state_exceptions() -> tuple[str, ...]:
     user's own protections still win. Only for policies that carry
     state_allowances(), whose name rules then decide these names."""
     gnupg = gnupg_dir()
-    names = (GNUPG_TRUSTDB, GNUPG_SEED, *GNUPG_DOTLOCKS, policy.DOTLOCK_TEMP)
+    names = (GNUPG_SEED, *GNUPG_DOTLOCKS, policy.DOTLOCK_TEMP)
     # a symlink there would re-allow its target (protections are resolved)
     return tuple("!" + os.path.join(gnupg, name) for name in names if not os.path.islink(os.path.join(gnupg, name)))
 

@@ -88,7 +88,7 @@ class StateAllowance:
         if self.dotlocks:
             if name in self.dotlocks:
                 return "dotlock"
-            if fnmatch.fnmatchcase(name, DOTLOCK_TEMP):
+            if DOTLOCK_TEMP_NAME.fullmatch(name):
                 return "dotlock-temp"
         return None
 
@@ -105,7 +105,12 @@ class StateAllowance:
 
 # GnuPG's dotlock temporary names: ".#lk0x" + the lock's address in hex +
 # "." + host name + "." + pid (and the same + "x" for its link probe).
+# DOTLOCK_TEMP (a glob) re-allows them in a protected directory and gives
+# the hot path its prefix; DOTLOCK_TEMP_NAME decides a name: gpg's exact
+# form (dotlock.c: "%s/.#lk%p.%s.%d", uname's node name), no control
+# character, blank or "/" in it.
 DOTLOCK_TEMP = ".#lk0x[0-9a-f]*.*.[0-9]*"
+DOTLOCK_TEMP_NAME = re.compile(r"\.#lk0x[0-9a-f]+\.[!-.0-~]+\.[1-9][0-9]*x?")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ def ask(request: dict, session_dir: str | None = None, timeout: float = 3.0) -> 
     from peninsula.shell.sessiondir import served_by_supervisor
 
     # A session found by listing the root is checked for a planted listener;
-    # our own (named by the environment our supervisor gave us) is not.
+    # our own (named by the environment, which a project's .envrc may set)
+    # must be served by our own supervisor.
     listed = session_dir is not None
     session_dir = session_dir or os.environ.get(ENV_SESSION_DIR)
     if not session_dir:
@@ -37,7 +38,7 @@ def ask(request: dict, session_dir: str | None = None, timeout: float = 3.0) -> 
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(timeout)
             conn.connect(path)
-            if listed and not served_by_supervisor(conn):
+            if not served_by_supervisor(conn, ours_only=not listed):
                 return None  # a socket planted at the name: not a session
             conn.sendall(json.dumps(request).encode() + b"\n")
             data = b""

@@ -42,10 +42,16 @@ class SessionChannel:
         self.sock_path = os.path.join(session_dir, "control.sock")
 
     def ask(self, request: dict, fds: list[int]) -> dict | None:
+        from peninsula.shell.sessiondir import served_by_supervisor
+
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             try:
                 conn.settimeout(10)
                 conn.connect(self.sock_path)
+                # Found by the environment, which a project's .envrc may set:
+                # only our own supervisor's answer may stand for the narrowing.
+                if not served_by_supervisor(conn, ours_only=True):
+                    return None
                 socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
                 data = conn.makefile("rb").readline()
             except OSError:

@@ -59,7 +59,10 @@ def write_shims(session_dir: str, path: str) -> str:
     directory = shim_dir(session_dir)
     os.mkdir(directory, 0o700)
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    entry = f"import sys; sys.path.insert(0, {package_parent!r}); from peninsula.shell.privileged import shim_main; shim_main()"
+    # The session directory is written into the shim, never read from the
+    # environment: a project's .envrc may set PENINSULA_SESSION_DIR.
+    entry = (f"import sys; sys.path.insert(0, {package_parent!r}); from peninsula.shell.privileged import shim_main; "
+             f"shim_main({os.path.abspath(session_dir)!r})")
     for name in PROGRAMS:
         if _find(name, path, directory) is None:
             continue
@@ -119,9 +122,8 @@ def outside_env(env: dict, session_dir: str) -> dict:
 # -- the shim (the caller's side) ------------------------------------------------
 
 
-def shim_main() -> None:
+def shim_main(session_dir: str) -> None:
     name, args = sys.argv[1], sys.argv[2:]
-    session_dir = os.environ.get("PENINSULA_SESSION_DIR", "")
     if name.startswith("/"):  # BY_PATH: the program typed by its full path
         program = name if os.path.isfile(name) and os.access(name, os.X_OK) else None
     else:
@@ -135,7 +137,7 @@ def shim_main() -> None:
         os.close(fd)
     except OSError:
         privileged = False
-    if not privileged or not session_dir:
+    if not privileged:
         os.execv(program, [name, *args])  # nothing for no_new_privs to take away
     sys.exit(run_outside(session_dir, program, [name, *args]))
 
@@ -146,9 +148,16 @@ def run_outside(session_dir: str, program: str, argv: list[str]) -> int:
     request = json.dumps({"op": "privileged", "path": program, "argv": argv, "env": dict(os.environ)}).encode() + b"\n"
     # Blocked before any thread starts, so only sigwaitinfo below sees them.
     signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED)
+    from peninsula.shell.sessiondir import served_by_supervisor
+
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(os.path.join(session_dir, "control.sock"))
+        # Our terminal (a password prompt) goes to our own supervisor only.
+        if not served_by_supervisor(conn, ours_only=True):
+            sys.stderr.write(f"peninsula: {argv[0]}: {session_dir}/control.sock is not served by this session's "
+                             "supervisor: refusing to hand it the terminal\n")
+            return 1
         cwd = os.open(".", os.O_PATH | os.O_DIRECTORY)
         socket.send_fds(conn, [request], [0, 1, 2, cwd])
         os.close(cwd)

@@ -15,7 +15,10 @@ process, of a shell session and of `peninsula run`. What remains:
   the caller (SO_PEERPIDFD, then /proc/PID/status read while that pidfd says
   the process still lives): a confined process can neither shed its filter
   nor start a process without it, so it cannot pose as a supervisor to an
-  unconfined caller.
+  unconfined caller. A caller inside the session (the sudo shim, a nested
+  `peninsula run`, a command asking its own session) requires more: an
+  ancestor of its own under strictly fewer filters, which a confined process
+  of the same session (equal filters, no ancestor of the caller) is not.
 """
 
 from __future__ import annotations
@@ -100,10 +103,15 @@ def _pidfd_pid(pidfd: int) -> int:
     return -1
 
 
-def served_by_supervisor(conn: socket.socket) -> bool:
+def served_by_supervisor(conn: socket.socket, *, ours_only: bool = False) -> bool:
     """Is the listener at the other end of conn a process of this user that is
-    not confined more than we are (a supervisor, or an unconfined program)?"""
-    from peninsula.kernel.target import seccomp_filters
+    not confined more than we are (a supervisor, or an unconfined program)?
+
+    ours_only, for a caller inside a session (its filter on): the listener
+    must be our own supervisor, an ancestor under strictly fewer filters. A
+    confined process of the same session has as many filters as we do, and
+    is no ancestor of ours."""
+    from peninsula.kernel.target import descends_from, seccomp_filters
 
     try:
         uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
@@ -116,6 +124,8 @@ def served_by_supervisor(conn: socket.socket) -> bool:
         # unconfined caller (none, or a container's), and cannot shed one.
         ours, theirs = seccomp_filters(os.getpid()), seccomp_filters(pid) if pid > 0 else None
         if uid != os.getuid() or ours is None or theirs is None or theirs > ours:
+            return False
+        if ours_only and not (theirs < ours and descends_from(os.getpid(), pid)):
             return False
         return _pidfd_pid(pidfd) == pid  # still alive: the status read was that process's
     except (OSError, ValueError):

@@ -66,7 +66,7 @@ def test_the_fast_path_hands_every_name_to_python():
 
 
 @pytest.mark.parametrize("name, allow", [
-    ("trustdb.gpg", True), ("random_seed", True), ("pubring.kbx.lock", True), (".#lk0x00ab.h.1", True),
+    ("trustdb.gpg", False), ("random_seed", True), ("pubring.kbx.lock", True), (".#lk0x00ab.h.1", True),
     ("gpg.conf", False), ("gpg-agent.conf", False), ("scdaemon.conf", False), ("common.conf", False),
     ("dirmngr.conf", False), ("pubring.kbx", False), ("pubring.kbx~", False), ("S.gpg-agent", False),
     ("private-keys-v1.d/x.key", False), ("random_seed.tmp", False),
@@ -82,11 +82,11 @@ def test_the_shipped_project_policies(tmp_path, monkeypatch, name, allow):
 
 
 def test_a_symlinked_name_is_not_reallowed(tmp_path, monkeypatch):
-    """The protections are resolved: a symlink at trustdb.gpg would re-allow its target."""
+    """The protections are resolved: a symlink at random_seed would re-allow its target."""
     from peninsula.config import defaults
 
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".gnupg").mkdir()
-    (tmp_path / ".gnupg" / "trustdb.gpg").symlink_to(tmp_path / ".bashrc")
+    (tmp_path / ".gnupg" / "random_seed").symlink_to(tmp_path / ".bashrc")
     exceptions = defaults.state_exceptions()
-    assert not any(e.endswith("/trustdb.gpg") for e in exceptions) and any(e.endswith("/random_seed") for e in exceptions)
+    assert not any(e.endswith("/random_seed") for e in exceptions) and any(e.endswith("/pubring.kbx.lock") for e in exceptions)
