@@ -19,7 +19,8 @@ from cbuild import compile_c
 
 from .conftest import SHELLS, Term, supervised
 
-# Acts only in direnv, so the shell's own commands are left alone.
+# Acts only in direnv, so the shell's own commands are left alone. (direnv
+# sees a changed .envrc by its mtime in whole seconds: the tests wait one.)
 PRELOAD_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,9 +73,10 @@ def test_leaving_the_project_unloads_its_environment_confined(user, home, outsid
         supervised(term)
         term.run("cd ~/proj")
         term.prompt()
-        term.run(f"printf 'export LD_PRELOAD={so}\\nexport PRELOAD_OUT={outside}\\n' > .envrc; direnv allow .")
+        term.run(f"sleep 1.1; printf 'export LD_PRELOAD={so}\\nexport PRELOAD_OUT={outside}\\n' > .envrc; direnv allow .")
         term.prompt()
-        term.prompt()
+        loaded = term.run('echo "out=$PRELOAD_OUT"')
+        assert f"out={outside}" in loaded, loaded  # the attack's environment is in the shell
         term.run("cd ~")
         term.prompt()
         term.prompt()
@@ -95,8 +97,10 @@ def test_the_next_project_does_not_run_the_last_ones_environment(user, home, out
         supervised(term)
         term.run("cd ~/proj")
         term.prompt()
-        term.run(f"printf 'export LD_PRELOAD={so}\\nexport PRELOAD_OUT={other}\\n' > .envrc; direnv allow .")
+        term.run(f"sleep 1.1; printf 'export LD_PRELOAD={so}\\nexport PRELOAD_OUT={other}\\n' > .envrc; direnv allow .")
         term.prompt()
+        loaded = term.run('echo "out=$PRELOAD_OUT"')
+        assert f"out={other}" in loaded, loaded  # the attack's environment is in the shell
         term.run("cd ~/projb")
         term.prompt()
         term.prompt()

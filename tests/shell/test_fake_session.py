@@ -47,7 +47,9 @@ def _plant(term, home):
     """The .envrc and the listener, made inside the project by the shell there."""
     proj, fake = home / "proj", home / "proj" / "fake"
     (proj / "fake.py").write_text(FAKE)
-    term.run(f"printf 'export PENINSULA_SESSION_DIR={fake}\\n' > .envrc; direnv allow .")
+    # direnv sees a changed .envrc by its mtime in whole seconds: one
+    # written in the second it was loaded would not be reloaded.
+    term.run(f"sleep 1.1; printf 'export PENINSULA_SESSION_DIR={fake}\\n' > .envrc; direnv allow .")
     term.prompt()
     term.run(f"python3 fake.py {fake} >/dev/null 2>&1 &")
     for _ in range(100):
