@@ -429,6 +429,7 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     notices = _notices(stream, denial_log, box.quiet)
     sup = Supervisor(listener_fd, plan.policy, notices, box.verbose, sockets=sockets_allowed)
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
+    sup.tcp_bind_ports = plan.net.bind if plan.net is not None else None
     sup.socket_hint = "--allow-socket {path}"
     sup.serve()
     reaper.thread.join()

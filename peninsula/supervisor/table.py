@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from peninsula.kernel.seccomp import syscall_number
-from peninsula.supervisor.handlers import metadata, names, opens, process, sockets, xattr
+from peninsula.supervisor.handlers import bind, metadata, names, opens, process, sockets, xattr
 from peninsula.supervisor.handlers.request import acting
 
 
@@ -17,4 +17,5 @@ def handlers() -> dict[int, object]:
                     table[number] = acting(func)
     table[syscall_number("connect")] = acting(sockets.h_connect)
     table[syscall_number("sendto")] = acting(sockets.h_sendto)
+    table[syscall_number("bind")] = acting(bind.h_bind)
     return table
