@@ -3,8 +3,8 @@
 Binding a unix socket to a pathname makes a socket node there, as
 mknod(S_IFSOCK) would, and the Landlock baseline allows making sockets
 beneath the home, /tmp and the runtime directory. A node at a protected
-name (~/.gnupg/S.gpg-agent when no agent runs, /tmp/tmux-UID/default) would
-be a confined listener that the user's unconfined gpg, ssh or tmux talks to
+name (~/.gnupg/S.gpg-agent when no agent runs, a session service in the runtime dir) would
+be a confined listener that the user's unconfined gpg, ssh or D-Bus clients talk to
 later. So a pathname bind is judged exactly like that mknod: the parent is
 resolved and pinned for the target, the entry judged (writable roots,
 protected names, state allowances), and the bind made here, on the target's
