@@ -164,6 +164,8 @@ RACER = textwrap.dedent("""
         while True:
             for where in (good, bad):
                 try:
+                    if os.path.lexists(tmp):  # left by a swapper killed in the middle
+                        os.unlink(tmp)
                     os.symlink(where, tmp)
                     os.rename(tmp, link)
                 except OSError:
@@ -189,16 +191,22 @@ RACER = textwrap.dedent("""
 """)
 
 
-def test_a_swapped_parent_never_gets_the_socket(who, places):
+@pytest.mark.parametrize("way", ["as given", "bare name"])
+def test_a_swapped_parent_never_gets_the_socket(who, places, way):
+    """Both ways of binding (bind.py): the program's string under a Landlock
+    bound, and, with something protected beneath the allowed dir, the bare
+    name from the pinned parent."""
     proj, _, protected = places
     good = who.mkdir(proj / "a")
     link = proj / "link"
+    extra = ["--protect", str(good / "keep")] if way == "bare name" else []
     # Positive control: unconfined, the same race plants sockets in the
     # protected directory.
     control = who.run([PY, "-c", RACER, link, good, protected, 300], cwd=proj)
     words = control.stdout.decode().split()
     assert words[0] == "planted" and int(words[1]) > 0, control
-    confined = _confined(who, proj, PY, "-c", RACER, link, good, protected, 300, timeout=60)
+    confined = who.peninsula("run", "--write", proj, *extra, "--", PY, "-c", RACER, link, good, protected, 300,
+                             cwd=proj, timeout=60)
     words = confined.stdout.decode().split()
     assert words[:2] == ["planted", "0"] and int(words[3]) > 0, confined  # some binds won, in the allowed dir
     assert not os.listdir(protected)
@@ -237,3 +245,27 @@ def test_abstract_autobind_and_inet_binds_are_unaffected(who, places):
     assert control.returncode == 0 and "False" not in control.stdout.decode(), control
     assert confined.stdout == control.stdout, (control, confined)
     assert b"denied" not in confined.stderr, confined
+
+
+NAMES = textwrap.dedent("""
+    import socket, sys
+    for path in sys.argv[1:]:
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(path)
+        print(s.getsockname())
+""")
+
+
+def test_the_socket_keeps_its_name_unless_something_is_protected_beneath(who, places):
+    proj, _, _ = places
+    sub = who.mkdir(proj / "sub")
+    paths = [str(sub / "abs.sock"), "sub/rel.sock"]
+    confined = _confined(who, proj, PY, "-c", NAMES, *paths)
+    assert confined.stdout.decode().split() == paths, confined
+    # A protected path beneath the directory: the bare name (the cost).
+    for path in paths:
+        os.unlink(proj / path)
+    confined = who.peninsula("run", "--write", proj, "--protect", str(sub / "keep"), "--", PY, "-c", NAMES, *paths,
+                             cwd=proj)
+    assert confined.stdout.decode().split() == ["abs.sock", "rel.sock"], confined
+    assert all(stat.S_ISSOCK(os.lstat(proj / path).st_mode) for path in paths)

@@ -7,22 +7,28 @@ name (~/.gnupg/S.gpg-agent when no agent runs, a session service in the runtime 
 be a confined listener that the user's unconfined gpg, ssh or D-Bus clients talk to
 later. So a pathname bind is judged exactly like that mknod: the parent is
 resolved and pinned for the target, the entry judged (writable roots,
-protected names, state allowances), and the bind made here, on the target's
-own socket (a duplicate from pidfd_getfd names the same socket), by a thread
-of the supervisor with a file-system context of its own (unshare CLONE_FS)
-whose cwd is the pinned parent and whose umask is the target's: the final
-name, bound relative to that cwd, is created in the directory judged,
-whatever the target does to the path meanwhile. The thread is made while
-the request's identity is held (acting), so it creates with the target's
+protected names, state allowances), and the bind made here, on the
+target's own socket (a duplicate from pidfd_getfd names the same socket),
+by a new thread of the supervisor with a file-system context of its own
+(unshare CLONE_FS) and the target's umask. The thread is made while the
+request's identity is held (acting), so it creates with the target's
 fsuid, fsgid, groups and capabilities (a new thread takes its creator's
-credentials); it checks that before binding.
+credentials); it checks that before binding. The node is made where it was
+judged, in one of two ways:
 
-The cost: the socket's recorded name (getsockname, the listener's name as
-its clients' getpeername sees it, /proc/net/unix) is the final name as bound
-here, not the string the program gave, whenever that string had a directory
-part. The kernel keeps the string passed to bind, and no string but a single
-component relative to the pinned directory is resolved without a window the
-target can use.
+- the program's own string, by a thread that Landlock lets make socket
+  nodes only beneath the pinned parent (a per-thread domain), when every
+  place beneath that parent is judged alike (writable, nothing protected
+  and no state allowance at or beneath it). The kernel resolves the string
+  again, so a path swapped meanwhile lands beneath the parent (judged the
+  same) or gets EACCES. The socket's name (getsockname, the clients'
+  getpeername, /proc/net/unix) is then the program's: multiprocessing's
+  managers hand that name to their clients;
+- otherwise (something protected beneath the parent: the home, a project
+  root with its protections, or /proc and /dev names, or a target with
+  another root), the final name alone, bound relative to the thread's cwd,
+  the pinned parent: no window at all, but the socket's recorded name is
+  that bare name, not the program's string.
 
 Nothing is answered with CONTINUE, not even for an abstract name, an
 autobind or a TCP port: the kernel would look the fd number up again, and
@@ -42,7 +48,9 @@ import socket
 import struct
 import threading
 
-from peninsula.kernel import libc
+from peninsula.kernel import landlock, libc
+from peninsula.kernel.resolve import location
+from peninsula.policy import engine as policy
 from peninsula.supervisor.handlers import kernelorder
 from peninsula.supervisor.handlers.request import Denied
 from peninsula.supervisor.handlers.sockets import AF_UNIX, _Target, _unix_path
@@ -62,9 +70,9 @@ def _raw_bind(fd: int, addr: bytes) -> int:
     return ctypes.get_errno()
 
 
-def _bind_in(parent: int, name: bytes, fd: int, umask: int, fsuid: int, fsgid: int) -> int:
-    """Bind fd to name in the pinned directory parent, from a thread whose
-    cwd is parent; 0 or the kernel's errno."""
+def _in_thread(setup, fd: int, addr: bytes, umask: int, fsuid: int, fsgid: int) -> int:
+    """Bind fd to addr from a new thread with a file-system context of its
+    own, after setup() (its cwd, its Landlock domain); 0 or the errno."""
     box: list[int] = []
 
     def work():
@@ -77,9 +85,9 @@ def _bind_in(parent: int, name: bytes, fd: int, umask: int, fsuid: int, fsgid: i
             if _libc.syscall(NR_SETFSUID, 0xFFFFFFFF) != fsuid or _libc.syscall(NR_SETFSGID, 0xFFFFFFFF) != fsgid:
                 box.append(errno.EPERM)
                 return
-            os.fchdir(parent)
             os.umask(umask)
-            box.append(_raw_bind(fd, struct.pack("H", AF_UNIX) + name + b"\0"))
+            setup()
+            box.append(_raw_bind(fd, addr))
         except OSError as err:
             box.append(err.errno or errno.EIO)
 
@@ -87,6 +95,36 @@ def _bind_in(parent: int, name: bytes, fd: int, umask: int, fsuid: int, fsgid: i
     worker.start()
     worker.join()
     return box[0] if box else errno.EIO
+
+
+def _sockets_only_beneath(directory: int) -> None:
+    """Confine the calling thread (for good: it ends after one bind) to
+    making socket nodes beneath directory, and nowhere else."""
+    from landlockpy import AccessFS, AccessNet, Ruleset, Scope
+
+    ruleset = Ruleset(handled_fs=AccessFS.MAKE_SOCK, handled_net=AccessNet.NONE, scoped=Scope.NONE, best_effort=False)
+    try:
+        ruleset.allow_path(f"/proc/self/fd/{directory}", AccessFS.MAKE_SOCK)
+        ruleset.restrict(no_new_privs=True)
+    finally:
+        ruleset.close()
+
+
+def _uniform_beneath(pol, where: str, directory: str) -> bool:
+    """Would a socket node anywhere beneath directory be judged as the one
+    at where (directly in it, allowed)? Only when the location is writable
+    by the policy itself and no protection or state allowance lies at or
+    beneath directory (every place beneath a writable root is inside it)."""
+    if not policy.decide_write(pol, where).allow or policy.protected_beneath(pol, directory) is not None:
+        return False
+    below = directory.rstrip("/") + "/"
+    return not any(prefix.startswith(below) or below.startswith(prefix)
+                   for allowance in pol.state for prefix in allowance.prefixes())
+
+
+def _same_root(tid: int) -> bool:
+    ours, theirs = os.stat("/"), os.stat(f"/proc/{tid}/root")
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _kernel_answer(parent: int, name: bytes):
@@ -101,7 +139,25 @@ def _bind_path(req, fd: int, path: bytes) -> int:
     req.check(where, "bind", kernel=lambda: _kernel_answer(parent, name))
     req.check_name(where, "bind", special=True)  # a socket node, as mknod(S_IFSOCK) makes
     st = req.status
-    return _bind_in(parent, name, fd, st.umask, st.fsuid, st.fsgid)
+    if (not path.startswith((b"/proc/", b"/dev/")) and landlock.abi_version() > 0 and _same_root(req.tid)
+            and _uniform_beneath(req.sup.policy, where, location(parent))):
+        # The program's own string, so that the socket's name is the one it
+        # gave. The kernel resolves it again, but this thread can make a
+        # socket node only beneath the pinned parent, where every place is
+        # judged alike: a path swapped meanwhile gets EACCES, or a node in
+        # the same writable root with nothing protected.
+        cwd = req.cwd_fd() if not path.startswith(b"/") else None
+
+        def setup():
+            if cwd is not None:
+                os.fchdir(cwd)
+            _sockets_only_beneath(parent)
+
+        return _in_thread(setup, fd, struct.pack("H", AF_UNIX) + path + b"\0", st.umask, st.fsuid, st.fsgid)
+    # Else the final name, from the pinned parent: the socket's name is that
+    # name alone (getsockname, /proc/net/unix).
+    return _in_thread(lambda: os.fchdir(parent), fd, struct.pack("H", AF_UNIX) + name + b"\0",
+                      st.umask, st.fsuid, st.fsgid)
 
 
 def _check_tcp_port(req, sock: _Target) -> None:
