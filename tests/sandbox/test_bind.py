@@ -135,19 +135,22 @@ def test_errnos_match_the_kernel(who, places):
         print("notsock", raw(os.open("/dev/null", os.O_RDONLY), again, len(again)))
         print("badfd", raw(999, again, len(again)))
         print("empty", raw(fresh.fileno(), b"", 0))
+        full = struct.pack("H", socket.AF_UNIX) + b"r" * 108  # fills sun_path, no NUL: relative to the cwd
+        print("full", raw(fresh.fileno(), full, len(full)), os.path.exists("r" * 108))
     """)
     outputs = []
     for run in (who.run, lambda argv, cwd: _confined(who, proj, *argv, cwd=cwd)):
         first = run([PY, "-c", BINDER, *cases], cwd=proj)
         second = run([PY, "-c", extra], cwd=proj)
         outputs.append((first.stdout.decode(), second.stdout.decode()))
-        for path in ("bound.sock", "again.sock"):
+        for path in ("bound.sock", "again.sock", "r" * 108):
             if os.path.lexists(proj / path):
                 os.unlink(proj / path)
     unconfined, confined = outputs
     assert [line.split()[-1] for line in unconfined[0].splitlines()] == [
         "EADDRINUSE", "EADDRINUSE", "ENOENT", "ENOENT", "ENOTDIR", "EADDRINUSE", "ENOENT"], unconfined
     assert "bound EINVAL" in unconfined[1] and "again-exists False" in unconfined[1], unconfined
+    assert "full ok True" in unconfined[1], unconfined
     assert confined == unconfined
 
 

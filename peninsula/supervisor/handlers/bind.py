@@ -127,6 +127,12 @@ def _same_root(tid: int) -> bool:
     return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
+def _address(path: bytes) -> bytes:
+    """A pathname address without its NUL, which the kernel adds: a path of
+    108 bytes fills sun_path, and one more byte would make it EINVAL."""
+    return struct.pack("H", AF_UNIX) + path
+
+
 def _kernel_answer(parent: int, name: bytes):
     """What unix_bind_bsd would meet in a location it may not write:
     filename_create's answers, EEXIST reported as EADDRINUSE."""
@@ -153,11 +159,10 @@ def _bind_path(req, fd: int, path: bytes) -> int:
                 os.fchdir(cwd)
             _sockets_only_beneath(parent)
 
-        return _in_thread(setup, fd, struct.pack("H", AF_UNIX) + path + b"\0", st.umask, st.fsuid, st.fsgid)
+        return _in_thread(setup, fd, _address(path), st.umask, st.fsuid, st.fsgid)
     # Else the final name, from the pinned parent: the socket's name is that
     # name alone (getsockname, /proc/net/unix).
-    return _in_thread(lambda: os.fchdir(parent), fd, struct.pack("H", AF_UNIX) + name + b"\0",
-                      st.umask, st.fsuid, st.fsgid)
+    return _in_thread(lambda: os.fchdir(parent), fd, _address(name), st.umask, st.fsuid, st.fsgid)
 
 
 def _check_tcp_port(req, sock: _Target) -> None:
