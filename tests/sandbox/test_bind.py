@@ -205,7 +205,7 @@ def test_a_swapped_parent_never_gets_the_socket(who, places, way):
     extra = ["--protect", str(good / "keep")] if way == "bare name" else []
     # Positive control: unconfined, the same race plants sockets in the
     # protected directory.
-    control = who.run([PY, "-c", RACER, link, good, protected, 300], cwd=proj)
+    control = who.run([PY, "-c", RACER, link, good, protected, 3000], cwd=proj)  # fast unconfined: more rounds
     words = control.stdout.decode().split()
     assert words[0] == "planted" and int(words[1]) > 0, control
     confined = who.peninsula("run", "--write", proj, *extra, "--", PY, "-c", RACER, link, good, protected, 300,
