@@ -437,6 +437,7 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
                                plan.kernel_judges_names)
     notices.sup = sup
     sup.tcp_connect_ports = plan.net.connect if plan.net is not None else None
+    sup.tcp_bind_ports = plan.net.bind if plan.net is not None else None
     sup.socket_hint = "--allow-socket {path}"
     from peninsula.supervisor.handlers.allowlist import shipped_ports
 

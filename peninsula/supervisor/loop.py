@@ -140,6 +140,7 @@ class Supervisor:
         # The TCP ports of --allow-connect (None: any): connects are made
         # here, outside the command's Landlock domain (sockets.py).
         self.tcp_connect_ports: tuple[int, ...] | None = None
+        self.tcp_bind_ports: tuple[int, ...] | None = None  # --allow-bind, likewise (bind.py)
         # Found now, before any confined process can rename things (a run
         # finds them before its command starts, and passes them).
         if sockets is None:

@@ -1,15 +1,13 @@
 """A confined process must not plant a socket at a protected name: a
 socket in ~/.gnupg (S.gpg-agent when the agent is not running) would
-answer the user's unconfined gpg later. bind() is not trapped today, and
-the Landlock baseline allows making sockets beneath the home: a known
-hole, reported (found while working on issue 13's gpg allowances)."""
+answer the user's unconfined gpg later. The Landlock baseline allows
+making sockets beneath the home, so bind() is trapped and judged like
+mknod(S_IFSOCK) (supervisor/handlers/bind.py)."""
 
 from __future__ import annotations
 
 import os
 import stat
-
-import pytest
 
 from .conftest import supervised
 
@@ -17,8 +15,6 @@ BIND = ("python3 -c 'import os, socket; s = socket.socket(socket.AF_UNIX);"
         " s.bind(os.path.expanduser(\"~/.gnupg/S.planted\"))'")
 
 
-@pytest.mark.xfail(strict=True, reason="bind() is not judged: a confined process can make a socket at any free "
-                                       "name the Landlock baseline allows, protected ones included")
 def test_confined_bind_at_a_protected_name_is_refused(term_factory, home, user):
     user.mkdir(home / ".gnupg")
     os.chmod(home / ".gnupg", 0o700)
@@ -32,4 +28,5 @@ def test_confined_bind_at_a_protected_name_is_refused(term_factory, home, user):
     term.run("cd proj")
     term.prompt()
     term.run(BIND)
+    assert "denied bind of" in term.screen() and "PermissionError" in term.screen(), term.screen()
     assert not os.path.lexists(planted), term.screen()
