@@ -196,6 +196,9 @@ ROWS: tuple[Row, ...] = (
     Row("ptrace", ALWAYS, "process", "another process's memory and registers"),
     Row("process_vm_writev", ALWAYS, "process", "writes another process's memory"),
     Row("pidfd_getfd", ALWAYS, "process", "takes another process's open files"),
+    Row("prlimit64", (Condition((Arg(0, "ne", 0), Arg(2, "ne", 0))),), "process",
+        "sets another process's limits (RLIMIT_CPU kills it, no signal sent): only a descendant's; "
+        "reading them, and its own, untouched"),
     Row("seccomp", (Condition((Arg(0, "eq", seccomp.SECCOMP_SET_MODE_FILTER),
                                Arg(1, "masked_eq", seccomp.SECCOMP_FILTER_FLAG_NEW_LISTENER, seccomp.SECCOMP_FILTER_FLAG_NEW_LISTENER))),),
         "process", "a nested notify sandbox: the kernel refuses its listener (EBUSY) whatever we say; seen only to say why"),

@@ -1,4 +1,5 @@
-"""Calls that reach another process: seccomp (a listener of its own), ptrace, process_vm_writev, pidfd_getfd.
+"""Calls that reach another process: seccomp (a listener of its own), ptrace, process_vm_writev, pidfd_getfd,
+prlimit of another process.
 """
 
 from __future__ import annotations
@@ -49,6 +50,19 @@ def h_ptrace(req):
 
 def h_process_vm_writev(req):
     return _descendant(req, signed_int(req.args[0]), "process_vm_writev")
+
+
+def h_prlimit64(req):
+    """Setting another process's resource limits (the filter sends only a
+    pid other than 0 with a new limit): RLIMIT_CPU kills it, RLIMIT_NOFILE
+    cripples it, and neither is a signal, which Landlock scopes. A nested
+    command could kill its run's head this way and hand its orphans to the
+    laxer state above; any confined process could starve its supervisor.
+    Its own limits, and a descendant's, are its business."""
+    pid = signed_int(req.args[0])
+    if pid < 0 or pid == req.tgid or os.path.exists(f"/proc/{req.tgid}/task/{pid}"):
+        return CONTINUE  # the kernel's own answer (ESRCH for a negative pid), or itself
+    return _descendant(req, pid, "prlimit")
 
 
 def h_pidfd_getfd(req):
