@@ -52,6 +52,9 @@ LINK_OUT = ("`git clone` of a local repository hard-links its objects; a link wh
 BETWEEN = ("cd from one project straight into another is 'strict' until the prompt ping, and direnv's hook runs "
            "before it (so that the old project's environment unloads confined), so the new project's .envrc "
            "(layout python) runs strict and is denied")
+TRUSTDB = ("gpg opens ~/.gnupg/trustdb.gpg for writing on a verify; it stays protected inside a project (its "
+           "ownertrust decides whose signatures git calls good), so gpg notes 'trustdb not writable', verifies, and "
+           "peninsula prints one denial of that open")
 SCREEN_RUN = ("unowned: /run/screen (mode 1777, screen's socket dir) is outside the Landlock baseline roots; adding it "
               "waits for bind() to be judged (it is not trapped: a confined process could plant a socket in the "
               "user's /run/screen/S-USER that the user's `screen -r` then attaches to)")
@@ -196,8 +199,9 @@ WORKFLOWS = [
              " && git log --oneline", check=_log_has("outside")),
     Workflow("git-tag-archive", GIT_INIT.format(d="g7") + " && git tag v1 && git archive -o ../g7.tar v1 && tar tf ../g7.tar",
              check=_log_has("a.txt")),
-    Workflow("git-signed-commit", GIT_INIT.format(d="g8") + " && echo s > s.txt && git add s.txt && git commit -S -qm signed"
-             " && git verify-commit HEAD"),
+    Workflow("git-signed-commit", GIT_INIT.format(d="g8") + " && echo s > s.txt && git add s.txt && git commit -S -qm signed"),
+    Workflow("git-verify-commit", GIT_INIT.format(d="g8v") + " && echo s > s.txt && git add s.txt && git commit -S -qm signed"
+             " && git verify-commit HEAD", known={"*": TRUSTDB}),
     # One venv with pip per shell (ensurepip is the slowest step here): direnv's.
     Workflow("direnv-layout-python", steps=_direnv_layout, check=_layout_ready("layout")),
     Workflow("pip-install-in-layout", "pip install -q --no-index --find-links ~/pkgs wfpkg"
