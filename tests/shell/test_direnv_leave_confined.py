@@ -65,24 +65,31 @@ def test_the_library_runs_in_direnv_unconfined(user, home, outside):
     assert _ran(outside), "the preloaded library did not run in direnv: this test would prove nothing"
 
 
-@pytest.mark.parametrize("shell", SHELLS)
-def test_leaving_the_project_unloads_its_environment_confined(user, home, outside, shell):
+def _attack_then_go(user, home, shell, out, destination) -> str:
+    """In the project, a confined process writes and allows an .envrc that
+    preloads the library into direnv (writing to out); then the shell goes
+    to destination. The screen, for the assertion's message."""
     so = _preload(user, home / "proj" / "lib.so")
     term = Term(user, home, shell).start()
     try:
         supervised(term)
         term.run("cd ~/proj")
         term.prompt()
-        term.run(f"sleep 1.1; printf 'export LD_PRELOAD={so}\\nexport PRELOAD_OUT={outside}\\n' > .envrc; direnv allow .")
+        term.run(f"sleep 1.1; printf 'export LD_PRELOAD={so}\\nexport PRELOAD_OUT={out}\\n' > .envrc; direnv allow .")
         term.prompt()
         loaded = term.run('echo "out=$PRELOAD_OUT"')
-        assert f"out={outside}" in loaded, loaded  # the attack's environment is in the shell
-        term.run("cd ~")
+        assert f"out={out}" in loaded, loaded  # the attack's environment is in the shell
+        term.run(f"cd {destination}")
         term.prompt()
         term.prompt()
-        screen = term.screen()
+        return term.screen()
     finally:
         term.close()
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_leaving_the_project_unloads_its_environment_confined(user, home, outside, shell):
+    screen = _attack_then_go(user, home, shell, outside, "~")
     assert _ran(outside) == [], screen
 
 
@@ -91,20 +98,5 @@ def test_the_next_project_does_not_run_the_last_ones_environment(user, home, out
     other = user.mkdir(home / "projb")
     user.write(other / ".envrc", "export B=1\n")
     assert user.run(["direnv", "allow", str(other)], cwd=other, env={"HOME": str(home)}).returncode == 0
-    so = _preload(user, home / "proj" / "lib.so")
-    term = Term(user, home, shell).start()
-    try:
-        supervised(term)
-        term.run("cd ~/proj")
-        term.prompt()
-        term.run(f"sleep 1.1; printf 'export LD_PRELOAD={so}\\nexport PRELOAD_OUT={other}\\n' > .envrc; direnv allow .")
-        term.prompt()
-        loaded = term.run('echo "out=$PRELOAD_OUT"')
-        assert f"out={other}" in loaded, loaded  # the attack's environment is in the shell
-        term.run("cd ~/projb")
-        term.prompt()
-        term.prompt()
-        screen = term.screen()
-    finally:
-        term.close()
+    screen = _attack_then_go(user, home, shell, other, "~/projb")
     assert _ran(other) == [], screen
