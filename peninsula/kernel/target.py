@@ -163,12 +163,7 @@ def _read_proc(path: str) -> bytes:
 def filtered(pid: int) -> bool:
     """Whether pid runs under a seccomp filter (a run's command and all it
     starts do; the supervisor and the namespace holder do not)."""
-    try:
-        text = _read_proc(f"/proc/{pid}/status")
-    except OSError:
-        return False
-    at = text.find(b"\nSeccomp_filters:")
-    return at >= 0 and int(text[at + 17:text.index(b"\n", at + 1)]) > 0
+    return (seccomp_filters(pid) or 0) > 0
 
 
 def descends_from(pid: int, ancestor: int, limit: int = 4096) -> bool:
@@ -216,12 +211,12 @@ def last_pid() -> int | None:
         return None
 
 
-def seccomp_filters(pid: int) -> int | None:
+def seccomp_filters(pid: int | str) -> int | None:
+    """How many seccomp filters pid ("self" for this process) runs under;
+    None when that cannot be read."""
     try:
-        with open(f"/proc/{pid}/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"Seccomp_filters:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
+        text = _read_proc(f"/proc/{pid}/status")
+        at = text.find(b"\nSeccomp_filters:")
+        return int(text[at + 17:text.index(b"\n", at + 1)]) if at >= 0 else None
+    except (OSError, ValueError):
         return None
-    return None

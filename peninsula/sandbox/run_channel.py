@@ -32,22 +32,15 @@ def run_for_nesting() -> int | None:
             return None
         with socket.socket(fileno=os.dup(fd)) as sock:
             peer = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
-        mine = _filters("self")
-        if mine == 0:
+        mine = target.seccomp_filters("self")
+        if not mine:
             return None
-        if peer != 0 and not (_filters(str(peer)) < mine and target.descends_from(os.getpid(), peer)):
+        theirs = target.seccomp_filters(peer) if peer != 0 else None
+        if peer != 0 and not (theirs is not None and theirs < mine and target.descends_from(os.getpid(), peer)):
             return None
         return fd
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _filters(pid: str) -> int:
-    with open(f"/proc/{pid}/status", "rb") as handle:
-        for line in handle:
-            if line.startswith(b"Seccomp_filters:"):
-                return int(line.split()[1])
-    return 0
 
 
 class RunChannel:

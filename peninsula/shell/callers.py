@@ -160,13 +160,8 @@ def caller_state(sup, pid: int):
     whether pid was still the caller when this was read.)"""
     from peninsula.policy.timeline import UNCONFINED
 
-    try:
-        with open(f"/proc/{pid}/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"Seccomp_filters:") and int(line.split()[1]) == 0:
-                    return UNCONFINED
-    except (OSError, ValueError):
-        pass
+    if seccomp_filters(pid) == 0:
+        return UNCONFINED
     with sup.lock:
         return sup.state_of(pid)
 

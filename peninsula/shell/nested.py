@@ -20,14 +20,9 @@ def session_for_nesting() -> str | None:
     session_dir = os.environ.get(ENV_SESSION_DIR)
     if not session_dir or not os.path.exists(os.path.join(session_dir, "control.sock")):
         return None
-    try:
-        with open("/proc/self/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"Seccomp_filters:"):
-                    return session_dir if int(line.split()[1]) > 0 else None
-    except (OSError, ValueError):
-        pass
-    return None
+    from peninsula.kernel.target import seccomp_filters
+
+    return session_dir if (seccomp_filters("self") or 0) > 0 else None
 
 
 class SessionChannel:
