@@ -32,6 +32,7 @@ MAX_ANSWERS = 8192
 MAX_TAGGED = 64
 IOCTL = 16
 NR_SECCOMP = 317
+PING_PATH = b"/dev/null/.peninsula-prompt"  # never exists: only the supervisor answers it
 
 
 def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int, session_dir: str, verbose: bool,
@@ -503,5 +504,3 @@ def _user_config_path() -> str:
 
     return config_path()
 
-
-PING_PATH = b"/dev/null/.peninsula-prompt"  # never exists: only the supervisor answers it
