@@ -19,11 +19,21 @@ import select
 PTRACE_ATTACH, PTRACE_SEIZE = 16, 0x4206
 
 
+PIDFD_THREAD = os.O_EXCL  # a pidfd for one thread (Linux 6.9)
+
+
 def pin(pid: int) -> int:
     """A pidfd for the process at pid now; ESRCH (the kernel's answer) when
-    there is none."""
+    there is none. ptrace and its kin also take the id of a thread that does
+    not lead its process (a debugger attaches to every thread): that thread
+    is pinned by itself, and its id is freed when it exits."""
     try:
         return os.pidfd_open(pid)
+    except OSError as err:
+        if err.errno not in (errno.ESRCH, errno.EINVAL):
+            raise
+    try:
+        return os.pidfd_open(pid, PIDFD_THREAD)
     except OSError as err:
         if err.errno in (errno.ESRCH, errno.EINVAL):
             raise OSError(errno.ESRCH, "no such process") from None
