@@ -148,6 +148,11 @@ struct info {
 
 static int tids[256], ntids;
 
+static void forget(int tid) {
+    for (int i = 0; i < ntids; i++)
+        if (tids[i] == tid) tids[i] = tids[--ntids];
+}
+
 static int holds(const char *where, uint64_t nr, uint64_t arg1) {
     int send = nr == SYS_ioctl && arg1 == NOTIF_SEND;
     if (strcmp(where, "send") == 0) return send;
@@ -162,7 +167,7 @@ static void release(int held) {
     while (left > 0) {
         int status, tid = waitpid(-1, &status, __WALL);
         if (tid < 0) break;
-        left--;
+        left--;  /* stopped (detached here) or gone */
         if (WIFSTOPPED(status)) {
             int sig = WSTOPSIG(status);
             int deliver = (sig == (SIGTRAP | 0x80) || status >> 16) ? 0 : sig;
@@ -192,8 +197,8 @@ int main(int argc, char **argv) {
     int first_stops = ntids, seen = 0;
     while (1) {
         int status, tid = waitpid(-1, &status, __WALL);
-        if (tid < 0) return 4;
-        if (!WIFSTOPPED(status)) return 5;  /* the supervisor went away */
+        if (tid < 0) return 4;  /* every thread is gone */
+        if (!WIFSTOPPED(status)) { forget(tid); continue; }
         int sig = WSTOPSIG(status), deliver = 0;
         if (sig == (SIGTRAP | 0x80)) {
             struct info info;
@@ -240,22 +245,17 @@ stats = {"iterations": 0, "reused": 0, "escapes": 0, "errnos": {}, "held_at": {}
 def tracer_of(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(next(l for l in f if l.startswith("TracerPid:")).split()[1])
-def supervisor():
-    # peninsula run's child that has children of its own
-    for child in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split():
-        if open(f"/proc/{child}/task/{child}/children").read().split():
-            return int(child)
-    raise SystemExit("no supervisor")
+def parent(pid):
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
 def writable_address(pid):
     with open(f"/proc/{pid}/maps") as f:
         return next(l.split("-")[0] for l in f if l.split()[1].startswith("rw"))
-sup = None
 for _ in range(iterations):
     kind, pid = proc.stdout.readline().split()
     assert kind == "child", kind
-    racer_pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
     pid = int(pid)
-    sup = sup or supervisor()
+    racer_pid = parent(pid)
+    sup = parent(parent(racer_pid))  # the process that forked the command (sh)
     hold = subprocess.Popen([holder, str(sup), str(pid), where], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, bufsize=1)
     assert hold.stdout.readline() == "attached\n", hold.wait()
