@@ -204,10 +204,12 @@ int main(int argc, char **argv) {
             struct info info;
             if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) > 0 && info.op == 1) {
                 if (!seen && info.nr == SYS_openat) {
-                    char name[64] = {0};
-                    struct iovec local = {name, sizeof name - 1}, remote = {(void *)info.args[1], sizeof name - 1};
-                    seen = process_vm_readv(tid, &local, 1, &remote, 1, 0) > 0 && strcmp(name, want) == 0;
-                } else if (seen && holds(argv[3], info.nr, info.args[1])) {
+                    char name[64];
+                    size_t size = strlen(want) + 1;
+                    struct iovec local = {name, size}, remote = {(void *)info.args[1], size};
+                    if (process_vm_readv(tid, &local, 1, &remote, 1, 0) == (ssize_t)size && memcmp(name, want, size) == 0)
+                        seen = tid;
+                } else if (seen == tid && holds(argv[3], info.nr, info.args[1])) {
                     printf("held %llu\n", (unsigned long long)info.nr);
                     if (!fgets(line, sizeof line, stdin)) return 6;
                     release(tid);
