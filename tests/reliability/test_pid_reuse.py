@@ -125,6 +125,7 @@ int main(void) {
 HOLDER_C = r"""
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -189,7 +190,11 @@ int main(int argc, char **argv) {
     while ((entry = readdir(dir)) && ntids < 256) {
         int tid = atoi(entry->d_name);
         if (tid <= 0) continue;
-        if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) != 0) return 2;
+        if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) != 0) {
+            if (errno == ESRCH) continue;  /* a thread that has just ended */
+            printf("cannot seize %d: %s\n", tid, strerror(errno));
+            return 2;
+        }
         ptrace(PTRACE_INTERRUPT, tid, 0, 0);
         tids[ntids++] = tid;
     }
@@ -260,7 +265,8 @@ for _ in range(iterations):
     sup = parent(parent(racer_pid))  # the process that forked the command (sh)
     hold = subprocess.Popen([holder, str(sup), str(pid), where], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, bufsize=1)
-    assert hold.stdout.readline() == "attached\n", hold.wait()
+    attached = hold.stdout.readline()
+    assert attached == "attached\n", (attached, hold.wait())
     proc.stdin.write("seize\n")
     held = hold.stdout.readline().split()
     assert held and held[0] == "held", hold.wait()
@@ -288,7 +294,7 @@ for _ in range(iterations):
         for line in iter(proc.stdout.readline, "probed\n"):
             _, name, prc, perr = line.split()
             stats["probes"].setdefault(name, {})
-            outcome = "0" if prc != "-1" else perr
+            outcome = "0" if prc != "-1" else errno.errorcode.get(int(perr), perr)
             stats["probes"][name][outcome] = stats["probes"][name].get(outcome, 0) + 1
     os.kill(vpid, signal.SIGKILL)
     proc.stdin.write("next\n")
