@@ -56,6 +56,7 @@ int main(void) {
     show("seize_leader", ptrace(PTRACE_SEIZE, child, 0, 0));
     show("seize_thread", ptrace(PTRACE_SEIZE, tid, 0, 0));
     kill(child, SIGKILL);
+    waitpid(tid, NULL, __WALL);  /* a traced thread is its tracer's to reap, before its leader */
     waitpid(child, NULL, __WALL);
     return 0;
 }

@@ -30,12 +30,13 @@ def pin(pid: int) -> int:
     try:
         return os.pidfd_open(pid)
     except OSError as err:
-        if err.errno not in (errno.ESRCH, errno.EINVAL):
+        # a thread's id: EINVAL, or ENOENT on newer kernels
+        if err.errno not in (errno.EINVAL, errno.ENOENT):
             raise
     try:
         return os.pidfd_open(pid, PIDFD_THREAD)
     except OSError as err:
-        if err.errno in (errno.ESRCH, errno.EINVAL):
+        if err.errno in (errno.ESRCH, errno.EINVAL, errno.ENOENT):
             raise OSError(errno.ESRCH, "no such process") from None
         raise
 
