@@ -8,6 +8,9 @@ pid in between. So the process is pinned first (a pidfd), judged, and the
 answer stands only if the pinned process is still running afterwards: a
 process that has not exited still owns its pid, so the process judged and
 the process at that pid were the same one throughout the decision.
+What is left is the kernel's own lookup when the caller runs again after
+the answer (tens of microseconds later): a pid freed and taken again in
+that window still reaches its new holder (tests/reliability/test_pid_reuse.py).
 """
 
 from __future__ import annotations
