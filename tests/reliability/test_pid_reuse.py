@@ -355,7 +355,7 @@ def test_reused_pid_never_inherits_a_seize(root, stress):
     """Held after the decision, before the answer: D is gone and V has its
     pid when the supervisor goes on, so it refuses as the kernel refuses a
     seize of an exited process (EPERM), and V stays untraced."""
-    iterations = 200 if stress else 20
+    iterations = 2000 if stress else 100
     stats = run_harness(root, iterations, "judged")
     print("pid reuse, held after the decision:", json.dumps(stats))
     assert stats["iterations"] == iterations
