@@ -20,8 +20,6 @@ import os
 import select
 
 PTRACE_ATTACH, PTRACE_SEIZE = 16, 0x4206
-
-
 PIDFD_THREAD = os.O_EXCL  # a pidfd for one thread (Linux 6.9)
 
 
