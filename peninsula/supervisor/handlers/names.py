@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from peninsula.supervisor.handlers import kernelorder
+from peninsula.supervisor.handlers import kernelorder, linkcopy
 from peninsula.kernel import libc
 from peninsula.policy import engine as policy
 from peninsula.kernel.resolve import is_deleted
@@ -185,20 +185,25 @@ def h_renameat2(req):
     return _rename(req, req.dirfd(0), req.path(1), req.dirfd(2), req.path(3), req.args[4] & 0xFFFFFFFF)
 
 
-LINK_SOURCE = ("a hard link of a file this process may not change: its new name would be a way to change it "
-               "(a copy works; `git clone` of a local path copies then)")
+LINK_SOURCE = ("a hard link of a symlink or special file this process may not change: its new name would be "
+               "a way to change it (a regular file is linked as a copy)")
 
 
-def _check_link_source(req, where: str, kernel) -> None:
-    """The link's source must be writable too (invariant 3). Refused only
-    for lying outside the writable roots, the notice says why and what
-    works, not how to make the other place writable."""
+def _check_link_source(req, where: str, source: int, kernel) -> Denied | None:
+    """The link's source must be writable too (invariant 3). A regular
+    file that is not, where the kernel would have linked it, is copied
+    instead (linkcopy): its refusal is returned, None when the source is
+    writable. Refused otherwise; for lying outside the writable roots, the
+    notice says why, not how to make the other place writable."""
     try:
         req.check(where, "link", kernel=kernel)
     except Denied as denied:
+        if not is_deleted(where) and stat.S_ISREG(os.fstat(source).st_mode):
+            return denied
         if denied.reason != "outside every writable root":
             raise
         raise Denied(denied.errno, where, LINK_SOURCE, "link") from None
+    return None
 
 
 def _link(req, olddir, oldpath, newdir, newpath, flags):
@@ -209,13 +214,18 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
         pinned = req.pin(olddir, oldpath, follow=True, empty_ok=bool(flags & libc.AT_EMPTY_PATH))
         new_parent, new_name, new_where = req.entry(newdir, newpath)
         where = req.placed(pinned, "link")
+        refused = None
         if not (is_deleted(where) and os.fstat(pinned).st_nlink == 0):
             # an O_TMPFILE file has no old place to check
-            _check_link_source(req, where, lambda: kernelorder.link(pinned, True, new_parent, new_name, req.status.fsuid))
-            req.check_name(where, "link")
+            refused = _check_link_source(req, where, pinned,
+                                         lambda: kernelorder.link(pinned, True, new_parent, new_name, req.status.fsuid))
+            if refused is None:
+                req.check_name(where, "link")
         req.check(new_where, "link", kernel=lambda: kernelorder.link(pinned, False, new_parent, new_name, req.status.fsuid))
         req.check_name(new_where, "link")
         req.check_link(where, new_where)
+        if refused is not None:
+            return linkcopy.copy_in(req, pinned, refused, new_parent, new_name, new_where)
         with req.as_target():
             libc.linkat(libc.AT_FDCWD, f"/proc/self/fd/{pinned}".encode(), new_parent, new_name, libc.AT_SYMLINK_FOLLOW)
         return 0
@@ -224,11 +234,15 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
     old = req.pin(olddir, oldpath, follow=False)  # its errors (ENOENT, ELOOP, ENOTDIR...) first
     old_parent, old_name, old_where = req.entry(olddir, oldpath)
     new_parent, new_name, new_where = req.entry(newdir, newpath)
-    _check_link_source(req, old_where, lambda: kernelorder.link(old, True, new_parent, new_name, req.status.fsuid))
+    refused = _check_link_source(req, old_where, old,
+                                 lambda: kernelorder.link(old, True, new_parent, new_name, req.status.fsuid))
     req.check(new_where, "link", kernel=lambda: kernelorder.link(old, False, new_parent, new_name, req.status.fsuid))
-    req.check_name(old_where, "link")
+    if refused is None:
+        req.check_name(old_where, "link")
     req.check_name(new_where, "link")
     req.check_link(old_where, new_where)
+    if refused is not None:
+        return linkcopy.copy_in(req, old, refused, new_parent, new_name, new_where)
     with req.as_target():
         libc.linkat(old_parent, old_name, new_parent, new_name, 0)
     return 0
