@@ -14,6 +14,7 @@ import stat
 from .conftest import run_twin
 
 NOBODY = 65534
+BIG = os.urandom(5 << 20)  # above linkcopy.INLINE_MAX
 SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
 
 COPY = r'''
@@ -34,6 +35,7 @@ attempt("write_through_new_name", append, P + "/c1")
 attempt("chmod_through_new_name", sc, "chmod", P + "/c2", 0o600)
 attempt("utimes_through_new_name", sc, "utimensat", pd, "c3", ctypes.c_void_p(0), 0)
 attempt("link_inside", sc, "link", P + "/a", P + "/a2")
+attempt("link_large", sc, "link", O + "/big", P + "/big")  # copied in a thread of its own
 done()
 '''
 
@@ -42,6 +44,7 @@ def copy_setup(box, project, outside):
     box.file(outside / "obj", "data\n", mode=0o640)
     os.utime(outside / "obj", ns=(1_000_000_000_123, 2_000_000_000_456))
     box.file(project / "a", "a")
+    box.file(outside / "big", BIG, mode=0o755)
     os.symlink(outside / "obj", project / "sym_out")
     box.own(project / "sym_out")
 
@@ -62,6 +65,9 @@ def test_link_from_outside_is_a_copy(box):
     copy = os.stat(p / "c4")
     assert (p / "c4").read_bytes() == b"data\n" and stat.S_IMODE(copy.st_mode) == 0o640
     assert copy.st_mtime_ns == 2_000_000_000_456
+    big = os.stat(p / "big")
+    assert (p / "big").read_bytes() == BIG and stat.S_IMODE(big.st_mode) == 0o755 and big.st_nlink == 1
+    assert os.stat(pair.outside / "big").st_nlink == 1
     # A link between two names inside stays a link.
     assert os.stat(p / "a2").st_ino == os.stat(p / "a").st_ino and os.stat(p / "a").st_nlink == 2
     # Positive control: unconfined, the same calls link, and the writes
