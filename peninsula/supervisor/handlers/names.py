@@ -206,6 +206,18 @@ def _check_link_source(req, where: str, source: int, kernel) -> Denied | None:
     return None
 
 
+def _check_new_name(req, refused: Denied | None, where: str, kernel) -> None:
+    """The new name must be writable. When the source was refused too (a
+    copy was to be made), the source's refusal stands, as for any link:
+    the kernel's answer for a source it refuses comes first."""
+    try:
+        req.check(where, "link", kernel=kernel)
+    except Denied:
+        if refused is None:
+            raise
+        raise refused from None
+
+
 def _link(req, olddir, oldpath, newdir, newpath, flags):
     if flags & ~(libc.AT_SYMLINK_FOLLOW | libc.AT_EMPTY_PATH):
         raise OSError(errno.EINVAL, "bad flags")
@@ -221,7 +233,8 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
                                          lambda: kernelorder.link(pinned, True, new_parent, new_name, req.status.fsuid))
             if refused is None:
                 req.check_name(where, "link")
-        req.check(new_where, "link", kernel=lambda: kernelorder.link(pinned, False, new_parent, new_name, req.status.fsuid))
+        _check_new_name(req, refused, new_where,
+                        lambda: kernelorder.link(pinned, False, new_parent, new_name, req.status.fsuid))
         req.check_name(new_where, "link")
         req.check_link(where, new_where)
         if refused is not None:
@@ -236,7 +249,7 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
     new_parent, new_name, new_where = req.entry(newdir, newpath)
     refused = _check_link_source(req, old_where, old,
                                  lambda: kernelorder.link(old, True, new_parent, new_name, req.status.fsuid))
-    req.check(new_where, "link", kernel=lambda: kernelorder.link(old, False, new_parent, new_name, req.status.fsuid))
+    _check_new_name(req, refused, new_where, lambda: kernelorder.link(old, False, new_parent, new_name, req.status.fsuid))
     if refused is None:
         req.check_name(old_where, "link")
     req.check_name(new_where, "link")
