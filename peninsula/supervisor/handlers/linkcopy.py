@@ -38,7 +38,8 @@ INLINE_MAX = 4 << 20
 # The ways a reflink or an in-kernel copy says "not here": fall back.
 _NOT_SUPPORTED = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS)
 
-UNREADABLE = ("a hard link of a file outside the sandbox is made as a copy, and this process may not read the file")
+# No "outside" in it: the notice must not offer an allowance (hints.suggestible).
+UNREADABLE = "a hard link of a file this process may not change is made as a copy, and it may not read the file"
 
 
 def copy_in(req, source: int, refusal: Denied, new_parent: int, new_name: bytes, new_where: str) -> int:

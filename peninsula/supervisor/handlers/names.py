@@ -185,8 +185,8 @@ def h_renameat2(req):
     return _rename(req, req.dirfd(0), req.path(1), req.dirfd(2), req.path(3), req.args[4] & 0xFFFFFFFF)
 
 
-LINK_SOURCE = ("a hard link of a symlink or special file this process may not change: its new name would be "
-               "a way to change it (a regular file is linked as a copy)")
+LINK_SOURCE = ("a hard link of a file this process may not change: its new name would be a way to change it "
+               "(a regular file linked into the sandbox is made as a copy)")
 
 
 def _check_link_source(req, where: str, source: int, kernel) -> Denied | None:
@@ -198,11 +198,12 @@ def _check_link_source(req, where: str, source: int, kernel) -> Denied | None:
     try:
         req.check(where, "link", kernel=kernel)
     except Denied as denied:
+        refusal = denied
+        if denied.reason == "outside every writable root":
+            refusal = Denied(denied.errno, where, LINK_SOURCE, "link")
         if not is_deleted(where) and stat.S_ISREG(os.fstat(source).st_mode):
-            return denied
-        if denied.reason != "outside every writable root":
-            raise
-        raise Denied(denied.errno, where, LINK_SOURCE, "link") from None
+            return refusal
+        raise refusal from None
     return None
 
 
