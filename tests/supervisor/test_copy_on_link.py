@@ -111,7 +111,8 @@ def first_setup(box, project, outside):
     box.own(outside / "fifo")
     os.symlink("obj", outside / "sym")
     box.own(outside / "sym")
-    box.file(outside / "suid", "#!/bin/sh\n", mode=0o4755)
+    box.file(outside / "suid", "#!/bin/sh\n")
+    os.chmod(outside / "suid", 0o4755)  # after the chown, which clears it
     box.file(outside / "noread", "private\n", mode=0o000)
 
 
