@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from peninsula.supervisor.handlers import kernelorder, linkcopy
+from peninsula.supervisor.handlers import kernelorder
 from peninsula.kernel import libc
 from peninsula.policy import engine as policy
 from peninsula.kernel.resolve import is_deleted
@@ -186,15 +186,27 @@ def h_renameat2(req):
 
 
 LINK_SOURCE = ("a hard link of a file this process may not change: its new name would be a way to change it "
-               "(a regular file linked into the sandbox is made as a copy)")
+               "(a copy works)")
+
+# A hard link of a regular file from a place the process may not change
+# into one it may: answered EXDEV, as between two file systems, neither
+# logged nor noticed. A second name inside would be a way to change the
+# file: not only through the confined process (whose writes, chmod, chown,
+# times and xattrs of a file with several names are refused) but through
+# any unconfined program that later writes that name in place (`cat >
+# generated.sh`). Tools that link where they can (git clone of a local
+# path, pnpm, uv, ccache) copy on EXDEV; a copy made for them would not
+# do: git checks that the new name is the same inode, and dies if not.
+CROSS_BOUNDARY = errno.EXDEV
 
 
 def _check_link_source(req, where: str, source: int, kernel) -> Denied | None:
-    """The link's source must be writable too (invariant 3). A regular
-    file that is not, where the kernel would have linked it, is copied
-    instead (linkcopy): its refusal is returned, None when the source is
-    writable. Refused otherwise; for lying outside the writable roots, the
-    notice says why, not how to make the other place writable."""
+    """The link's source must be writable too (invariant 3). The refusal
+    of a regular file, where the kernel would have linked it, is returned
+    (the new name decides what is answered: _check_new_name); None when
+    the source is writable. Refused otherwise; for lying outside the
+    writable roots, the notice says why, not how to make the other place
+    writable."""
     try:
         req.check(where, "link", kernel=kernel)
     except Denied as denied:
@@ -208,15 +220,18 @@ def _check_link_source(req, where: str, source: int, kernel) -> Denied | None:
 
 
 def _check_new_name(req, refused: Denied | None, where: str, kernel) -> None:
-    """The new name must be writable. When the source was refused too (a
-    copy was to be made), the source's refusal stands, as for any link:
-    the kernel's answer for a source it refuses comes first."""
+    """The new name must be writable. When the source was refused, the
+    source's refusal stands if the new name is refused too, as for any
+    link (the kernel's answer for a source it refuses comes first), and
+    EXDEV answers it otherwise (CROSS_BOUNDARY)."""
     try:
         req.check(where, "link", kernel=kernel)
     except Denied:
         if refused is None:
             raise
         raise refused from None
+    if refused is not None:
+        raise OSError(CROSS_BOUNDARY, "a hard link into the sandbox of a file it may not change")
 
 
 def _link(req, olddir, oldpath, newdir, newpath, flags):
@@ -238,8 +253,6 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
                         lambda: kernelorder.link(pinned, False, new_parent, new_name, req.status.fsuid))
         req.check_name(new_where, "link")
         req.check_link(where, new_where)
-        if refused is not None:
-            return linkcopy.copy_in(req, pinned, refused, new_parent, new_name, new_where)
         with req.as_target():
             libc.linkat(libc.AT_FDCWD, f"/proc/self/fd/{pinned}".encode(), new_parent, new_name, libc.AT_SYMLINK_FOLLOW)
         return 0
@@ -255,8 +268,6 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
         req.check_name(old_where, "link")
     req.check_name(new_where, "link")
     req.check_link(old_where, new_where)
-    if refused is not None:
-        return linkcopy.copy_in(req, old, refused, new_parent, new_name, new_where)
     with req.as_target():
         libc.linkat(old_parent, old_name, new_parent, new_name, 0)
     return 0
