@@ -386,6 +386,7 @@ def test_refusals_give_the_kernels_errno(trees):
             wrong_log.append(f"{name}: kernel would {'do it' if u[index] == 0 else 'fail ' + errname(u[index])}, "
                              f"logged {len(logged.get(index, []))}")
     assert not list((box.project / "side").glob("new*"))
+    assert any(into_project(name) and u[index] == 0 for index, (name, _, _) in enumerate(items))
     report = f"{len(items)} cases, {len(differ)} differ, {len(wrong_log)} wrongly logged or not"
     print(report)
     if differ or wrong_log:
