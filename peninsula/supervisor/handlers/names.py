@@ -189,8 +189,9 @@ LINK_SOURCE = ("a hard link of a file this process may not change: its new name 
                "(a copy works)")
 
 # A hard link of a regular file from a place the process may not change
-# into one it may: answered EXDEV, as between two file systems, neither
-# logged nor noticed. A second name inside would be a way to change the
+# into one it may: answered EXDEV, as between two file systems (what a
+# bind mount of the project, bubblewrap's, answers too); logged, not
+# noticed, since the tools that do this copy on EXDEV by design. A second name inside would be a way to change the
 # file: not only through the confined process (whose writes, chmod, chown,
 # times and xattrs of a file with several names are refused) but through
 # any unconfined program that later writes that name in place (`cat >
@@ -198,6 +199,8 @@ LINK_SOURCE = ("a hard link of a file this process may not change: its new name 
 # path, pnpm, uv, ccache) copy on EXDEV; a copy made for them would not
 # do: git checks that the new name is the same inode, and dies if not.
 CROSS_BOUNDARY = errno.EXDEV
+CROSS_BOUNDARY_REASON = ("a hard link into the sandbox of a file it may not change: answered EXDEV, "
+                         "as between two file systems (copy it instead)")
 
 
 def _check_link_source(req, where: str, source: int, kernel) -> Denied | None:
@@ -231,7 +234,7 @@ def _check_new_name(req, refused: Denied | None, where: str, kernel) -> None:
             raise
         raise refused from None
     if refused is not None:
-        raise OSError(CROSS_BOUNDARY, "a hard link into the sandbox of a file it may not change")
+        raise Denied(CROSS_BOUNDARY, refused.path, CROSS_BOUNDARY_REASON, "link", noticed=False)
 
 
 def _link(req, olddir, oldpath, newdir, newpath, flags):
