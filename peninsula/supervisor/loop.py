@@ -63,7 +63,7 @@ class DenialNotices:
         if self.log is not None:
             self.log.add(entry)
         key = (tgid, denied.path)
-        if self.quiet or key in self.seen:
+        if self.quiet or not denied.noticed or key in self.seen:
             return
         self.seen[key] = None
         if len(self.seen) > SEEN_LIMIT:

@@ -156,7 +156,7 @@ ROWS: tuple[Row, ...] = (
     Row("rename", NOT_FAST, "names", "both ends judged; left to Landlock under --fast", compiled="rename"),
     Row("renameat", NOT_FAST, "names", "as rename", compiled="renameat"),
     Row("renameat2", NOT_FAST, "names", "as rename, with RENAME_* flags", compiled="renameat2"),
-    Row("link", NOT_FAST, "names", "both ends judged (a hard link is a second name for the same inode)", compiled="link"),
+    Row("link", NOT_FAST, "names", "both ends judged (a second name for the same inode); EXDEV for one from outside (names.CROSS_BOUNDARY)", compiled="link"),
     Row("linkat", NOT_FAST, "names", "as link; C only without AT_SYMLINK_FOLLOW / AT_EMPTY_PATH", compiled="linkat"),
     Row("symlink", NOT_FAST, "names", "left to Landlock under --fast"),
     Row("symlinkat", NOT_FAST, "names", "left to Landlock under --fast"),

@@ -20,6 +20,7 @@ gives what the kernel gives the same call unconfined (fresh trees again).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -171,14 +172,19 @@ def cases() -> list[tuple[str, int, list[str]]]:
     for old in link_olds:
         for new in link_news:
             add(f"{old!r}->{new!r}", "link", s(old), s(new))
+    # Links into the side (in the project) each get a name of their own,
+    # so that each is judged on its own (into_project).
     for old, new in (("file", "/dev/shm/.peninsula-errno-x"), ("file", "x:new"), ("x:own", "new"), ("x:own", "file")):
+        new = f"x:new{len(out)}" if new == "x:new" else new
         add(f"{old!r}->{new!r}", "link", old if old.startswith("x:") else s(old), new if new.startswith("x:") else s(new))
     for flags in (0, AT_SYMLINK_FOLLOW, 0x1):
         for old in ("file", "link_file", "dangling", "dir", "missing"):
             for new in ("new", "file", "x:new"):
+                new = f"x:new{len(out)}" if new == "x:new" else new
                 add(f"{old!r}->{new!r},{flags:#x}", "linkat", "D", s(old), "D", new if new.startswith("x:") else s(new), f"i:{flags}")
     for fd_arg in ("f:file", "p:file", "p:link_file", "f:dir"):
         for new in ("new", "file", "x:new"):
+            new = f"x:new{len(out)}" if new == "x:new" else new
             add(f"{fd_arg}->{new!r},EMPTY_PATH", "linkat", fd_arg, s(""), "D", new if new.startswith("x:") else s(new), f"i:{AT_EMPTY_PATH}")
 
     for text in ("file", "", "t" * 4200):
@@ -287,6 +293,17 @@ def kernel_writes_anyway(name: str) -> bool:
     )
 
 
+def into_project(name: str) -> bool:
+    """A link of a regular file (followed through a symlink or not) from
+    the refused tree into the side, which is in the project: where the
+    kernel would link it, peninsula answers EXDEV, logged (the kernel would
+    have linked it) but not noticed (names.CROSS_BOUNDARY), where the kernel refusing the tree says EPERM."""
+    if "'x:new" not in name:
+        return False
+    return name.startswith(("link('file'", "linkat('file'", "linkat(f:file", "linkat(p:file->")) or (
+        name.startswith("linkat('link_file'") and name.endswith(f",{AT_SYMLINK_FOLLOW:#x})"))
+
+
 # The kernel's own answers (K and U below) do not depend on the hot path:
 # measured once per test session.
 _NATIVE: dict[str, list[int]] = {}
@@ -358,12 +375,18 @@ def test_refusals_give_the_kernels_errno(trees):
         if kernel_writes_anyway(name) and k[index] == 0:
             assert p[index] != 0, f"{name}: peninsula let it through"
             continue
+        if into_project(name) and u[index] == 0:
+            if p[index] != errno.EXDEV or not logged.get(index):
+                differ.append(f"{name}: want EXDEV and logged, peninsula={errname(p[index])}, logged {len(logged.get(index, []))}")
+            continue
         if k[index] != p[index]:
             differ.append(f"{name}: kernel={errname(k[index])} peninsula={errname(p[index])}")
         genuine = u[index] == 0 and p[index] != 0
         if genuine != bool(logged.get(index)):
             wrong_log.append(f"{name}: kernel would {'do it' if u[index] == 0 else 'fail ' + errname(u[index])}, "
                              f"logged {len(logged.get(index, []))}")
+    assert not list((box.project / "side").glob("new*"))
+    assert any(into_project(name) and u[index] == 0 for index, (name, _, _) in enumerate(items))
     report = f"{len(items)} cases, {len(differ)} differ, {len(wrong_log)} wrongly logged or not"
     print(report)
     if differ or wrong_log:

@@ -186,19 +186,55 @@ def h_renameat2(req):
 
 
 LINK_SOURCE = ("a hard link of a file this process may not change: its new name would be a way to change it "
-               "(a copy works; `git clone` of a local path copies then)")
+               "(a copy works)")
+
+# A hard link of a regular file from a place the process may not change
+# into one it may: answered EXDEV, as between two file systems (what a
+# bind mount of the project, bubblewrap's, answers too); logged, not
+# noticed, since the tools that do this copy on EXDEV by design. A second name inside would be a way to change the
+# file: not only through the confined process (whose writes, chmod, chown,
+# times and xattrs of a file with several names are refused) but through
+# any unconfined program that later writes that name in place (`cat >
+# generated.sh`). Tools that link where they can (git clone of a local
+# path, pnpm, uv, ccache) copy on EXDEV; a copy made for them would not
+# do: git checks that the new name is the same inode, and dies if not.
+CROSS_BOUNDARY = errno.EXDEV
+CROSS_BOUNDARY_REASON = ("a hard link into the sandbox of a file it may not change: answered EXDEV, "
+                         "as between two file systems (copy it instead)")
 
 
-def _check_link_source(req, where: str, kernel) -> None:
-    """The link's source must be writable too (invariant 3). Refused only
-    for lying outside the writable roots, the notice says why and what
-    works, not how to make the other place writable."""
+def _check_link_source(req, where: str, source: int, kernel) -> Denied | None:
+    """The link's source must be writable too (invariant 3). The refusal
+    of a regular file, where the kernel would have linked it, is returned
+    (the new name decides what is answered: _check_new_name); None when
+    the source is writable. Refused otherwise; for lying outside the
+    writable roots, the notice says why, not how to make the other place
+    writable."""
     try:
         req.check(where, "link", kernel=kernel)
     except Denied as denied:
-        if denied.reason != "outside every writable root":
+        refusal = denied
+        if denied.reason == "outside every writable root":
+            refusal = Denied(denied.errno, where, LINK_SOURCE, "link")
+        if not is_deleted(where) and stat.S_ISREG(os.fstat(source).st_mode):
+            return refusal
+        raise refusal from None
+    return None
+
+
+def _check_new_name(req, refused: Denied | None, where: str, kernel) -> None:
+    """The new name must be writable. When the source was refused, the
+    source's refusal stands if the new name is refused too, as for any
+    link (the kernel's answer for a source it refuses comes first), and
+    EXDEV answers it otherwise (CROSS_BOUNDARY)."""
+    try:
+        req.check(where, "link", kernel=kernel)
+    except Denied:
+        if refused is None:
             raise
-        raise Denied(denied.errno, where, LINK_SOURCE, "link") from None
+        raise refused from None
+    if refused is not None:
+        raise Denied(CROSS_BOUNDARY, refused.path, CROSS_BOUNDARY_REASON, "link", noticed=False)
 
 
 def _link(req, olddir, oldpath, newdir, newpath, flags):
@@ -209,11 +245,15 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
         pinned = req.pin(olddir, oldpath, follow=True, empty_ok=bool(flags & libc.AT_EMPTY_PATH))
         new_parent, new_name, new_where = req.entry(newdir, newpath)
         where = req.placed(pinned, "link")
+        refused = None
         if not (is_deleted(where) and os.fstat(pinned).st_nlink == 0):
             # an O_TMPFILE file has no old place to check
-            _check_link_source(req, where, lambda: kernelorder.link(pinned, True, new_parent, new_name, req.status.fsuid))
-            req.check_name(where, "link")
-        req.check(new_where, "link", kernel=lambda: kernelorder.link(pinned, False, new_parent, new_name, req.status.fsuid))
+            refused = _check_link_source(req, where, pinned,
+                                         lambda: kernelorder.link(pinned, True, new_parent, new_name, req.status.fsuid))
+            if refused is None:
+                req.check_name(where, "link")
+        _check_new_name(req, refused, new_where,
+                        lambda: kernelorder.link(pinned, False, new_parent, new_name, req.status.fsuid))
         req.check_name(new_where, "link")
         req.check_link(where, new_where)
         with req.as_target():
@@ -224,9 +264,11 @@ def _link(req, olddir, oldpath, newdir, newpath, flags):
     old = req.pin(olddir, oldpath, follow=False)  # its errors (ENOENT, ELOOP, ENOTDIR...) first
     old_parent, old_name, old_where = req.entry(olddir, oldpath)
     new_parent, new_name, new_where = req.entry(newdir, newpath)
-    _check_link_source(req, old_where, lambda: kernelorder.link(old, True, new_parent, new_name, req.status.fsuid))
-    req.check(new_where, "link", kernel=lambda: kernelorder.link(old, False, new_parent, new_name, req.status.fsuid))
-    req.check_name(old_where, "link")
+    refused = _check_link_source(req, old_where, old,
+                                 lambda: kernelorder.link(old, True, new_parent, new_name, req.status.fsuid))
+    _check_new_name(req, refused, new_where, lambda: kernelorder.link(old, False, new_parent, new_name, req.status.fsuid))
+    if refused is None:
+        req.check_name(old_where, "link")
     req.check_name(new_where, "link")
     req.check_link(old_where, new_where)
     with req.as_target():

@@ -50,12 +50,17 @@ S_IFMT = 0o170000
 
 
 class Denied(Exception):
-    def __init__(self, err: int, path: str, reason: str, op: str):
+    """A refusal: logged, and noticed on the terminal unless noticed is
+    False (a refusal the tool is known to handle on its own, see
+    names.CROSS_BOUNDARY)."""
+
+    def __init__(self, err: int, path: str, reason: str, op: str, *, noticed: bool = True):
         super().__init__(reason)
         # Names that are not UTF-8 are shown with \x escapes: the notice, the
         # log and the JSON result must all be able to carry the path.
         path = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         self.errno, self.path, self.reason, self.op = err, path, reason, op
+        self.noticed = noticed
 
 
 class Vanished(Exception):
