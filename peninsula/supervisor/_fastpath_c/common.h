@@ -61,6 +61,7 @@ struct how {
 #define NR_OPENAT2 437
 #define NR_FCHMODAT2 452
 #define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS 0x04
 #ifndef O_TMPFILE
 #define O_TMPFILE (020000000 | O_DIRECTORY)
 #endif
@@ -106,6 +107,17 @@ typedef struct {
 } Judged;
 
 #define JUDGED_SLOTS 256
+
+/* An open /proc/TID/status per thread (read_status): the fd is bound to
+ * that thread's struct pid, not to its number, so a reused tid never reads
+ * another thread's status through it (a dead thread's read fails ESRCH),
+ * and each pread from offset 0 has the kernel generate the text afresh. */
+typedef struct {
+    pid_t tid;
+    int fd;
+} StatusFd;
+
+#define STATUS_SLOTS 64
 #define UNCONFINED (-1)
 #define ASK_PYTHON (-2)
 
@@ -121,6 +133,7 @@ typedef struct {
     int npols;
     PyObject *judge;  /* None for one fixed policy (run); else judge(tid) -> (slot, tgid) */
     Judged judged[JUDGED_SLOTS];
+    StatusFd status[STATUS_SLOTS];
     int root;
     uid_t uid;
     gid_t gid;
@@ -144,6 +157,8 @@ typedef struct Req {
     struct notif n;
     int fds[MAX_FDS];
     int nfds;
+    struct stat stats[MAX_FDS]; /* fstat of fds[i], taken once (held_stat) */
+    unsigned statted;           /* bit i: stats[i] is taken */
     int have_status;
     mode_t umask;
     uid_t fsuid;
@@ -179,7 +194,9 @@ void send_(Req *r, int64_t val, int err, uint32_t flags);
 void reply_fd(Req *r, int fd, int cloexec);
 int allowed(const Pol *e, const char *path, size_t len);
 int protected_beneath(const Pol *e, const char *path, size_t len);
-int location(Engine *e, int fd, char *out, size_t size, size_t *len);
+int held_stat(Req *r, int fd, struct stat *out);
+int location(Req *r, int fd, char *out, size_t size, size_t *len);
+void forget_status(Engine *e);
 int read_path(Req *r, uint64_t addr, char *out);
 int read_memory(Req *r, uint64_t addr, void *out, size_t size);
 int cmp_gid(const void *a, const void *b);
@@ -194,6 +211,7 @@ int fd_object(Req *r, int fd);
 int check_object(Req *r, int fd, int *is_dir);
 int privileged(mode_t mode, int is_dir);
 int answer(Req *r, int rc);
+int answer_errno(Req *r, int err);
 void forget_judged(Judged *j);
 int choose_policy(Req *r);
 int continue_(Req *r);

@@ -134,6 +134,7 @@ static void free_rules(Rule *rules, int count) {
 static int open_dirs(Engine *self) {
     if (self->fd_dir >= 0)
         close(self->fd_dir);
+    forget_status(self); /* after a fork: the child's copies, closed as fd_dir is */
     if (self->proc_dir < 0)
         self->proc_dir = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
     self->fd_dir = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -165,6 +166,7 @@ static void Engine_dealloc(Engine *self) {
         close(self->proc_dir);
     if (self->fd_dir >= 0)
         close(self->fd_dir);
+    forget_status(self);
     reset(self);
     Py_XDECREF(self->judge);
     Py_TYPE(self)->tp_free((PyObject *)self);

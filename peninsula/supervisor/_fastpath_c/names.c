@@ -3,15 +3,21 @@
 
 static int read_entry(Req *r, int dirfd, uint64_t addr, char *path, Entry *ent) {
     int len = read_path(r, addr, path);
-    if (len <= 0 || become_target(r) != 0 || entry(r, dirfd, path, (size_t)len, ent) != 0)
+    if (len <= 0 || become_target(r) != 0)
         return -1;
+    int got = entry(r, dirfd, path, (size_t)len, ent);
+    if (got != 0)
+        return got; /* PIN_MISSING: its parent does not exist */
     return allowed(r->pol, ent->where, ent->len) ? 0 : -1;
 }
 
 static int do_mkdir(Req *r, int dirfd, uint64_t addr, uint64_t mode) {
     char path[PATH_MAX];
     Entry ent;
-    if (read_entry(r, dirfd, addr, path, &ent) != 0 || read_status(r) != 0)
+    int got = read_entry(r, dirfd, addr, path, &ent);
+    if (got == PIN_MISSING)
+        return valid(r) ? answer_errno(r, ENOENT) : DONE;
+    if (got != 0 || read_status(r) != 0)
         return DEFER;
     if (!valid(r))
         return DONE;

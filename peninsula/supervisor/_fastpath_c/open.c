@@ -17,12 +17,12 @@ static int do_open(Req *r, int dirfd, uint64_t addr, uint64_t flags64, uint64_t 
             struct stat st;
             char where[PATH_MAX];
             size_t wlen;
-            if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+            if (held_stat(r, fd, &st) != 0 || !S_ISREG(st.st_mode))
                 return DEFER;
             if (flags & (O_WRONLY | O_RDWR | O_TRUNC)) {
                 if (st.st_nlink > 1 && !r->pol->hardlinked_writes)
                     return DEFER;
-                if (location(r->engine, fd, where, sizeof where, &wlen) != 0 || !allowed(r->pol, where, wlen))
+                if (location(r, fd, where, sizeof where, &wlen) != 0 || !allowed(r->pol, where, wlen))
                     return DEFER;
             }
             if ((flags & O_TRUNC) && room_for_fd(r) != 0)
@@ -43,11 +43,16 @@ static int do_open(Req *r, int dirfd, uint64_t addr, uint64_t flags64, uint64_t 
             return DEFER;
     }
     Entry ent;
-    if (entry(r, dirfd, path, (size_t)len, &ent) != 0)
+    int got = entry(r, dirfd, path, (size_t)len, &ent);
+    if (got == PIN_MISSING)
+        return valid(r) ? answer_errno(r, ENOENT) : DONE;
+    if (got != 0)
         return DEFER;
+    /* A dangling symlink: Python follows it. With O_EXCL the kernel does
+     * not (EEXIST), and neither does the create below. */
     char link[8];
-    if (readlinkat(ent.parent, ent.name, link, sizeof link) >= 0)
-        return DEFER; /* a dangling symlink: Python follows it */
+    if (!exclusive && readlinkat(ent.parent, ent.name, link, sizeof link) >= 0)
+        return DEFER;
     if (!allowed(r->pol, ent.where, ent.len) || read_status(r) != 0)
         return DEFER;
     mode_t create_mode = (mode_t)(mode & 07777) & ~r->umask;

@@ -22,6 +22,25 @@ void release(Req *r) {
     for (int i = 0; i < r->nfds; i++)
         close(r->fds[i]);
     r->nfds = 0;
+    r->statted = 0;
+}
+
+/* fstat of an fd the request holds, taken once: its device, inode and type
+ * cannot change (it is our O_PATH fd on one object), and its link count is
+ * as fresh as when a check used to fstat it again a few microseconds later. */
+int held_stat(Req *r, int fd, struct stat *out) {
+    for (int i = 0; i < r->nfds; i++) {
+        if (r->fds[i] != fd)
+            continue;
+        if (!(r->statted & (1u << i))) {
+            if (fstat(fd, &r->stats[i]) != 0)
+                return -1;
+            r->statted |= 1u << i;
+        }
+        *out = r->stats[i];
+        return 0;
+    }
+    return fstat(fd, out);
 }
 
 int openat2_(int dirfd, const char *path, uint64_t flags) {
@@ -114,7 +133,8 @@ int protected_beneath(const Pol *e, const char *path, size_t len) {
 }
 
 /* Where the kernel says a pinned object is (resolve.location). */
-int location(Engine *e, int fd, char *out, size_t size, size_t *len) {
+int location(Req *r, int fd, char *out, size_t size, size_t *len) {
+    Engine *e = r->engine;
     char link[16];
     snprintf(link, sizeof link, "%d", fd);
     ssize_t n = readlinkat(e->fd_dir, link, out, size);
@@ -126,7 +146,7 @@ int location(Engine *e, int fd, char *out, size_t size, size_t *len) {
      * object on a detached mount, or another namespace's, is named relative
      * to its mount's root (resolve.reachable). Python refuses it. */
     struct stat named, held;
-    if (out[0] == '/' && (fstatat(AT_FDCWD, out, &named, AT_SYMLINK_NOFOLLOW) != 0 || fstat(fd, &held) != 0 ||
+    if (out[0] == '/' && (fstatat(AT_FDCWD, out, &named, AT_SYMLINK_NOFOLLOW) != 0 || held_stat(r, fd, &held) != 0 ||
                           named.st_dev != held.st_dev || named.st_ino != held.st_ino))
         return -1;
     return 0;
@@ -164,17 +184,49 @@ int cmp_gid(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* The lines of /proc/TID/status a decision needs (target.Status). */
-int read_status(Req *r) {
-    if (r->have_status)
-        return 0;
-    char name[64], text[8192];
+void forget_status(Engine *e) {
+    for (int i = 0; i < STATUS_SLOTS; i++)
+        if (e->status[i].tid) {
+            close(e->status[i].fd);
+            e->status[i].tid = 0;
+        }
+}
+
+/* The text of the request's /proc/TID/status, through the fd kept for that
+ * thread (StatusFd); a thread seen for the first time, or whose kept fd no
+ * longer reads (it died and the tid is another thread's now), costs an open. */
+static ssize_t status_text(Req *r, char *text, size_t size) {
+    StatusFd *s = &r->engine->status[r->n.pid % STATUS_SLOTS];
+    if (s->tid == (pid_t)r->n.pid) {
+        ssize_t n = pread(s->fd, text, size, 0);
+        if (n > 0)
+            return n;
+        close(s->fd);
+        s->tid = 0;
+    }
+    char name[64];
     snprintf(name, sizeof name, "%u/status", r->n.pid);
     int fd = openat(r->engine->proc_dir, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
+    ssize_t n = read(fd, text, size);
+    if (n <= 0) {
+        close(fd);
+        return -1;
+    }
+    if (s->tid)
+        close(s->fd);
+    s->tid = (pid_t)r->n.pid;
+    s->fd = fd;
+    return n;
+}
+
+/* The lines of /proc/TID/status a decision needs (target.Status). */
+int read_status(Req *r) {
+    if (r->have_status)
+        return 0;
+    char text[8192];
+    ssize_t n = status_text(r, text, sizeof text - 1);
     if (n <= 0)
         return -1;
     text[n] = 0;
@@ -265,8 +317,9 @@ static int set_caps(uint64_t effective, uint64_t permitted, uint64_t inheritable
 /* Act as the target for everything done for the request (request._Identity).
  * A supervisor that is not root serves only targets of its own ids. */
 /* Its identity and capabilities are read from /proc/TID/status for every
- * request: nothing a thread does to them (set*id, capset, an execve by a
- * non-leader thread, which takes over the leader's tid) goes unseen. */
+ * request (through a kept fd, but the text is the kernel's of now): nothing
+ * a thread does to them (set*id, capset, an execve by a non-leader thread,
+ * which takes over the leader's tid) goes unseen. */
 int become_target(Req *r) {
     Engine *e = r->engine;
     if (r->switched || r->capped)
@@ -328,7 +381,7 @@ static int magic_prefix(const char *path) {
 
 static int on_proc(Req *r, int fd) {
     struct stat st;
-    return fstat(fd, &st) != 0 || st.st_dev == r->engine->proc_dev;
+    return held_stat(r, fd, &st) != 0 || st.st_dev == r->engine->proc_dev;
 }
 
 /* The fd to resolve a relative path from: the target's cwd or its dirfd. */
@@ -381,8 +434,24 @@ int pin(Req *r, int dirfd, const char *path, int follow) {
     return fd;
 }
 
+/* 1 when head names no directory by a walk that crosses no symlink: then
+ * the target's own walk, which is ours (same directories, and its identity
+ * since become_target), fails ENOENT there too, before any permission or
+ * Landlock check on the entry. A symlink may mean another thing to the
+ * target (its /proc/self, /dev/fd/N): Python follows those (resolve._pin_slow). */
+static int no_such_directory(int base, const char *head) {
+    struct how how = {O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS};
+    int fd = (int)syscall(NR_OPENAT2, base, head, &how, sizeof how);
+    if (fd >= 0) {
+        close(fd); /* it appeared since: Python resolves it again */
+        return 0;
+    }
+    return errno == ENOENT;
+}
+
 /* The pinned parent of path's last component, the name, and the entry's
- * location (resolve.entry); -1 when Python must resolve it. */
+ * location (resolve.entry); PIN_MISSING when that parent does not exist
+ * (the kernel's ENOENT), -1 when Python must resolve it. */
 int entry(Req *r, int dirfd, char *path, size_t len, Entry *out) {
     if (len == 0 || path[len - 1] == '/')
         return -1;
@@ -402,12 +471,15 @@ int entry(Req *r, int dirfd, char *path, size_t len, Entry *out) {
     if (cut)
         *slash = 0;
     int parent = openat2_(base, head, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int missing = parent < 0 && errno == ENOENT && no_such_directory(base, head);
     if (cut)
         *slash = '/';
+    if (missing)
+        return PIN_MISSING;
     if (keep(r, parent) < 0 || on_proc(r, parent))
         return -1;
     size_t loc;
-    if (location(r->engine, parent, out->where, PATH_MAX, &loc) != 0 || out->where[0] != '/')
+    if (location(r, parent, out->where, PATH_MAX, &loc) != 0 || out->where[0] != '/')
         return -1;
     size_t nlen = strlen(out->name);
     if (nlen > NAME_MAX || loc + 1 + nlen + 1 > sizeof out->where)
@@ -437,13 +509,13 @@ int check_object(Req *r, int fd, int *is_dir) {
     struct stat st;
     char where[PATH_MAX];
     size_t len;
-    if (fstat(fd, &st) != 0)
+    if (held_stat(r, fd, &st) != 0)
         return -1;
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
         return -1;
     if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !r->pol->hardlinked_writes)
         return -1;
-    if (location(r->engine, fd, where, sizeof where, &len) != 0 || !allowed(r->pol, where, len))
+    if (location(r, fd, where, sizeof where, &len) != 0 || !allowed(r->pol, where, len))
         return -1;
     if (is_dir)
         *is_dir = S_ISDIR(st.st_mode);
@@ -458,6 +530,11 @@ int privileged(mode_t mode, int is_dir) {
 
 int answer(Req *r, int rc) {
     send_(r, 0, rc < 0 ? errno : 0, 0);
+    return DONE;
+}
+
+int answer_errno(Req *r, int err) {
+    send_(r, 0, err, 0);
     return DONE;
 }
 
