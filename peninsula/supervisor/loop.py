@@ -154,6 +154,7 @@ class Supervisor:
         self.loopback_ports = shipped_ports()  # this host's TCP/UDP ports anyone may reach (handlers/loopback.py)
         self.loopback_hint: str | None = None  # the option that allows one, for notices
         self.listened: dict[int, object] = {}  # SO_COOKIE -> confinement_of the process that made it listen (listen.py)
+        self.unix_listened: dict[tuple, tuple] = {}  # where a unix socket is bound -> (inode, cookie, confinement) (listen.py)
 
     def socket_allowlist(self):
         return self.sockets

@@ -1,18 +1,15 @@
 """An outside server's unix listening socket leaked into the sandbox (issue
-11; an open hole, on record here): a unix stream listener is judged by the
-process that last called listen() on it (SO_PEERPIDFD), and listen() on a
-socket already listening makes its caller that process. So a confined
-process that listens again on the leaked fd makes the outside server look
-inside, and reaches it. (The TCP form is closed by the SO_COOKIE record of
-supervisor/handlers/listen.py; unix listen() is left to the kernel, which
-names its caller as the socket's peer, so the record is not kept there.)
+11): a unix stream listener is judged by the process that last called
+listen() on it (SO_PEERPIDFD), and listen() on a socket already listening
+makes its caller that process. So a confined process that listens again
+on the leaked fd would make the outside server look inside; the socket
+bound at the name must also be one a confined process made listen
+(supervisor/handlers/listen.py records it), and this one was not.
 """
 
 from __future__ import annotations
 
 import textwrap
-
-import pytest
 
 from .helpers import PY
 
@@ -74,8 +71,35 @@ def test_leaked_unix_listener_controls(who):
     assert proc.stdout.split() == [b"errno", b"EACCES"] and not wrote, proc
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open: listen() again on a leaked unix listener makes its listener the confined caller")
 def test_leaked_unix_listener_listened_again_is_refused(who):
     proc, wrote = _attempt(who, "again", True, confined=True)
     assert proc.stdout.split() == [b"errno", b"EACCES"] and not wrote, proc
+    assert "denied connect of" in proc.stderr.decode(), proc
+
+
+# A server of the confinement's own: it listens, a forked child accepts and
+# replies, the parent connects. argv: socket path. Prints the reply.
+OWN = textwrap.dedent("""
+    import os, socket, sys
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(sys.argv[1])
+    s.listen(8)
+    if os.fork() == 0:
+        c, _ = s.accept()
+        c.sendall(b"served\\n")
+        os._exit(0)
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(sys.argv[1])
+    print(c.makefile().readline().strip())
+""")
+
+
+def test_own_listener_listened_again_is_reached(who):
+    """The positive control of the rule: a socket the confinement made
+    listen stays reachable, listened again or not."""
+    proj = who.mkdir(who.base / "proj")
+    code = OWN.replace("s.listen(8)\n", "s.listen(8)\ns.listen(16)\n")
+    for source in (OWN, code):
+        proc = who.peninsula("run", "--write", proj, "--", PY, "-c", source, proj / "own.sock", cwd=proj)
+        (proj / "own.sock").unlink(missing_ok=True)
+        assert proc.stdout.split() == [b"served"], proc

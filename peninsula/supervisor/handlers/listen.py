@@ -23,10 +23,21 @@ port, past Landlock's rule, which judges bind() alone. When binds are
 restricted and port 0 is not allowed, such a listen gets EACCES, what
 Landlock (and bind.py) answer a bind to port 0.
 
-A unix socket is left to the kernel (CONTINUE, nothing recorded): listen()
-makes its caller the socket's peer (SO_PEERCRED, SO_PEERPIDFD), which the
-unix judgement (sockets.py) and the socket's clients read, and made here
-it would name the supervisor.
+A unix socket is left to the kernel (CONTINUE): listen() makes its caller
+the socket's peer (SO_PEERCRED, SO_PEERPIDFD), which the unix judgement
+(sockets.py) and the socket's clients read, and made here it would name
+the supervisor. That judgement names whoever called listen() last, so a
+confined process that listens again on an outside server's leaked unix
+listener would make it look inside: the same record is kept, of the
+socket the request named, when it is not listening yet (its bound name,
+the file's device and inode or the abstract name, found with unix
+sock_diag), and a connect needs the listener bound there to be that
+recorded socket, still listening. A CONTINUE may listen on another socket
+put at the fd number meanwhile: that one is not recorded (refused to
+clients), and the one recorded must still be found listening.
+sock_diag sees the supervisor's network namespace only: a socket in
+another (a run's own --unshare-net) is not recorded, and there the
+judgement is the listener's process alone.
 """
 
 from __future__ import annotations
@@ -68,6 +79,9 @@ def h_listen(req):
         raise OSError(errno.ENOTSOCK, "not a socket")
     with socket.socket(fileno=os.dup(fd)) as sock:
         if sock.family == socket.AF_UNIX:
+            if (sock.type in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET)
+                    and not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
+                _record_unix(req.sup, fd, sock, req.tgid)
             return CONTINUE
         listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
         ports = req.sup.tcp_bind_ports
@@ -105,6 +119,83 @@ def listened_inside(sup, caller_tgid: int, key: int, lock=None) -> bool:
     made the socket of cookie key listen."""
     confinement = sup.listened.get(key, _MISSING)
     if confinement is _MISSING:
+        return False
+    with lock if lock is not None else contextlib.nullcontext():
+        return sup.confinement_covers(caller_tgid, confinement)
+
+
+# -- unix sockets ------------------------------------------------------------------------
+
+NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY = 4, 20
+NLM_F_REQUEST, NLMSG_ERROR = 0x1, 2
+UDIAG_SHOW_NAME, UDIAG_SHOW_VFS = 0x1, 0x2
+UNIX_DIAG_NAME, UNIX_DIAG_VFS = 0, 1
+TCP_LISTEN = 10
+_UNIX_REQ = struct.Struct("=BBHIIIII")  # unix_diag_req
+_UNIX_MSG = struct.Struct("=BBBBIII")  # unix_diag_msg
+
+
+def unix_lookup(ino: int, key: int) -> tuple[int, tuple | None] | None:
+    """(state, where it is bound) of the unix socket of inode ino and cookie
+    key in the supervisor's network namespace, None when there is none.
+    where: ("vfs", st_dev, st_ino) of a pathname socket's file, ("name",
+    bytes) of an abstract one, None for an unbound one."""
+    body = _UNIX_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, ino, UDIAG_SHOW_NAME | UDIAG_SHOW_VFS,
+                          key & 0xFFFFFFFF, key >> 32)
+    msg = struct.pack("=IHHII", 16 + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0) + body
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as nl:
+        nl.send(msg)
+        data = nl.recv(1 << 16)
+    length, kind = struct.unpack_from("=IH", data)
+    if kind == NLMSG_ERROR:
+        code = -struct.unpack_from("=i", data, 16)[0]
+        if code in (errno.ENOENT, errno.ESTALE):
+            return None
+        raise OSError(code, "unix sock_diag")
+    state = _UNIX_MSG.unpack_from(data, 16)[2]
+    name = vfs = None
+    at = 16 + _UNIX_MSG.size
+    while at + 4 <= length:
+        size, attr = struct.unpack_from("=HH", data, at)
+        if size < 4:
+            break
+        payload = data[at + 4:at + size]
+        if attr == UNIX_DIAG_VFS:
+            ino_vfs, dev = struct.unpack_from("=II", payload)
+            vfs = ("vfs", os.makedev(dev >> 20, dev & 0xFFFFF), ino_vfs)  # the kernel's dev_t: 12 major, 20 minor bits
+        elif attr == UNIX_DIAG_NAME:
+            name = ("name", bytes(payload))
+        at += (size + 3) & ~3
+    return state, vfs or name
+
+
+def _record_unix(sup, fd: int, sock: socket.socket, tgid: int) -> None:
+    from peninsula.supervisor.handlers.loopback import same_netns
+
+    if not same_netns(fd):
+        return
+    ino, key = os.fstat(fd).st_ino, cookie(sock)
+    found = unix_lookup(ino, key)
+    if found is None or found[1] is None:
+        return  # unbound: the kernel refuses the listen (EINVAL)
+    if len(sup.unix_listened) >= MAX_RECORDS:
+        for where in [w for w, (i, k, _) in sup.unix_listened.items() if unix_lookup(i, k) is None]:
+            del sup.unix_listened[where]
+    sup.unix_listened[found[1]] = (ino, key, sup.confinement_of(tgid))
+
+
+def unix_listened_inside(sup, caller_tgid: int, where: tuple, lock=None) -> bool:
+    """The unix socket listening at where (as unix_lookup names it) was made
+    to listen by a process of caller_tgid's confinement (or a stricter
+    one). Where nothing was recorded in a run's own network namespace,
+    whose sockets sock_diag cannot see, the listener's process decides
+    alone (the caller's check)."""
+    entry = sup.unix_listened.get(where)
+    if entry is None:
+        return bool(getattr(sup, "own_netns", False))
+    ino, key, confinement = entry
+    found = unix_lookup(ino, key)
+    if found is None or found != (TCP_LISTEN, where):
         return False
     with lock if lock is not None else contextlib.nullcontext():
         return sup.confinement_covers(caller_tgid, confinement)

@@ -25,7 +25,11 @@ made here, on that socket:
 Who the listener is comes from the kernel: SO_PEERPIDFD of a connection
 names the process that called listen(), judged by the supervisor's own
 rules (a run: a process under this sandbox's filter; a shell session: the
-same timeline as every other decision). A listener not on the allow-list
+same timeline as every other decision). That process is whoever called
+listen() last, so the socket bound at the name must also be one a process
+of the confinement made listen (listen.py keeps the record): a confined
+process that listens again on an outside server's leaked listener does
+not make it inside. A listener not on the allow-list
 is judged on a fresh socket of the supervisor's, and only an allowed
 connection is installed in the target (_Judge): the target's socket is
 never connected to a listener not yet judged allowed. A connect that may
@@ -52,6 +56,7 @@ import threading
 from peninsula.kernel import libc
 from peninsula.policy import engine as policy
 from peninsula.kernel import target
+from peninsula.supervisor.handlers import listen
 from peninsula.supervisor.handlers.request import Deferred, Denied, signed_int, their_file
 from peninsula.kernel.resolve import location
 
@@ -223,7 +228,9 @@ def _unix_target(req, sock: _Target, path: bytes, op: str):
         return pinned, None
     if datagram:
         raise Denied(errno.EACCES, shown, _explained(req.sup, shown, decision.reason), op)
-    return pinned, _Judge(req, shown, errno.EACCES, op, signed_int(req.args[0]))
+    judge = _Judge(req, shown, errno.EACCES, op, signed_int(req.args[0]))
+    judge.where = ("vfs", info.st_dev, info.st_ino)  # the socket bound there is the one connected to
+    return pinned, judge
 
 
 def _explained(sup, shown: str, reason: str) -> str:
@@ -293,6 +300,9 @@ class _Judge:
         self.sup, self.tid, self.tgid = req.sup, req.tid, req.tgid
         self.shown, self.err, self.op = shown, err, op
         self.req_id, self.number = req.id, number
+        # Where the listener is bound, as listen.unix_lookup names it: it
+        # must have been made to listen inside (listen.py).
+        self.where: tuple | None = None
 
     def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool, trial: bool = False) -> int:
         """0 when an allowed connection was installed, else the errno
@@ -331,7 +341,8 @@ class _Judge:
             # From a thread of its own, the shell supervisor's state is shared.
             lock = getattr(self.sup, "lock", None) if threaded else None
             with lock if lock is not None else contextlib.nullcontext():
-                inside = self.sup.listener_inside(self.tgid, pid)
+                inside = (self.sup.listener_inside(self.tgid, pid) and self.where is not None
+                          and listen.unix_listened_inside(self.sup, self.tgid, self.where))
             inside = inside and _alive(pidfd)
         if pidfd >= 0:
             os.close(pidfd)
@@ -565,7 +576,8 @@ def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
         who = f"{target.comm(pid)} (pid {pid})"
         lock = getattr(sup, "lock", None) if locked else None
         with lock if lock is not None else contextlib.nullcontext():
-            inside = sup.listener_inside(caller_tgid, pid) and _alive(pidfd)
+            inside = (sup.listener_inside(caller_tgid, pid) and _alive(pidfd)
+                      and listen.unix_listened_inside(sup, caller_tgid, ("vfs", info.st_dev, info.st_ino)))
         os.close(pidfd)
     decision = policy.decide_connect(allowed=None, datagram=False, listener=who, inside=inside)
     reason = decision.reason if decision.allow else _explained(sup, path, decision.reason)
