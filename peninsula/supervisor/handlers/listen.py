@@ -169,13 +169,38 @@ def unix_lookup(ino: int, key: int) -> tuple[int, tuple | None] | None:
     return state, vfs or name
 
 
+_SB_DEVS: dict[int, int] = {}  # mount id -> its superblock's device, from mountinfo
+
+
+def file_key(fd: int) -> tuple:
+    """A socket file's identity as unix sock_diag gives it (its superblock's
+    device and its inode number), not stat's: btrfs and overlayfs report
+    other numbers to stat."""
+    with open(f"/proc/self/fdinfo/{fd}", "rb") as handle:
+        fields = dict(line.split(b":", 1) for line in handle.read().splitlines() if b":" in line)
+    mount, ino = int(fields[b"mnt_id"]), int(fields[b"ino"])
+    if mount not in _SB_DEVS:
+        _SB_DEVS.clear()
+        with open("/proc/self/mountinfo", "rb") as handle:
+            for line in handle:
+                parts = line.split()
+                major, minor = parts[2].split(b":")
+                _SB_DEVS[int(parts[0])] = os.makedev(int(major), int(minor))
+    return ("vfs", _SB_DEVS.get(mount), ino & 0xFFFFFFFF)  # sock_diag's inode field has 32 bits
+
+
 def _record_unix(sup, fd: int, sock: socket.socket, tgid: int) -> None:
+    """Not recorded when sock_diag cannot say (the socket's clients are
+    then refused): the listen itself is the kernel's."""
     from peninsula.supervisor.handlers.loopback import same_netns
 
     if not same_netns(fd):
         return
     ino, key = os.fstat(fd).st_ino, cookie(sock)
-    found = unix_lookup(ino, key)
+    try:
+        found = unix_lookup(ino, key)
+    except OSError:
+        return
     if found is None or found[1] is None:
         return  # unbound: the kernel refuses the listen (EINVAL)
     if len(sup.unix_listened) >= MAX_RECORDS:
@@ -194,7 +219,10 @@ def unix_listened_inside(sup, caller_tgid: int, where: tuple, lock=None) -> bool
     if entry is None:
         return bool(getattr(sup, "own_netns", False))
     ino, key, confinement = entry
-    found = unix_lookup(ino, key)
+    try:
+        found = unix_lookup(ino, key)
+    except OSError:
+        return False
     if found is None or found != (TCP_LISTEN, where):
         return False
     with lock if lock is not None else contextlib.nullcontext():

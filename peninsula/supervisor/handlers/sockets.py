@@ -229,7 +229,7 @@ def _unix_target(req, sock: _Target, path: bytes, op: str):
     if datagram:
         raise Denied(errno.EACCES, shown, _explained(req.sup, shown, decision.reason), op)
     judge = _Judge(req, shown, errno.EACCES, op, signed_int(req.args[0]))
-    judge.where = ("vfs", info.st_dev, info.st_ino)  # the socket bound there is the one connected to
+    judge.where = listen.file_key(pinned)  # the socket bound there is the one connected to
     return pinned, judge
 
 
@@ -564,6 +564,7 @@ def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
         pinned = os.open(path, os.O_PATH | os.O_CLOEXEC)
         try:
             err = _raw_connect(probe.fileno(), _proc_addr(pinned))
+            where = listen.file_key(pinned)
         finally:
             os.close(pinned)
         if err:
@@ -577,7 +578,7 @@ def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
         lock = getattr(sup, "lock", None) if locked else None
         with lock if lock is not None else contextlib.nullcontext():
             inside = (sup.listener_inside(caller_tgid, pid) and _alive(pidfd)
-                      and listen.unix_listened_inside(sup, caller_tgid, ("vfs", info.st_dev, info.st_ino)))
+                      and listen.unix_listened_inside(sup, caller_tgid, where))
         os.close(pidfd)
     decision = policy.decide_connect(allowed=None, datagram=False, listener=who, inside=inside)
     reason = decision.reason if decision.allow else _explained(sup, path, decision.reason)
