@@ -199,13 +199,13 @@ def _record_unix(sup, fd: int, sock: socket.socket, tgid: int) -> None:
     ino, key = os.fstat(fd).st_ino, cookie(sock)
     try:
         found = unix_lookup(ino, key)
+        if found is None or found[1] is None:
+            return  # unbound: the kernel refuses the listen (EINVAL)
+        if len(sup.unix_listened) >= MAX_RECORDS:
+            for where in [w for w, (i, k, _) in sup.unix_listened.items() if unix_lookup(i, k) is None]:
+                del sup.unix_listened[where]
     except OSError:
         return
-    if found is None or found[1] is None:
-        return  # unbound: the kernel refuses the listen (EINVAL)
-    if len(sup.unix_listened) >= MAX_RECORDS:
-        for where in [w for w, (i, k, _) in sup.unix_listened.items() if unix_lookup(i, k) is None]:
-            del sup.unix_listened[where]
     sup.unix_listened[found[1]] = (ino, key, sup.confinement_of(tgid))
 
 
