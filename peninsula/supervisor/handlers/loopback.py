@@ -57,7 +57,7 @@ import struct
 import time
 
 from peninsula.kernel import target
-from peninsula.supervisor.handlers import listen, sockets
+from peninsula.supervisor.handlers import listened, sockets
 from peninsula.supervisor.handlers.request import Denied
 
 NETLINK_SOCK_DIAG = 4
@@ -554,7 +554,7 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
             reachable = bound(socket.IPPROTO_TCP, 1 << TCP_LISTEN, peer[0], peer[1])
             # Its holders in sight are not enough: one outside the
             # supervisor's Landlock domain is not seen (listen.py).
-            if not all(listen.listened_inside(sup, tgid, e[5], lock) for e in reachable):
+            if not all(listened.listened_inside(sup, tgid, e[5], lock) for e in reachable):
                 return "the listening socket was not made to listen by a process of this confinement"
             judged = listener_holders({e[4] for e in reachable})
             bad = outsiders(sup, tgid, judged, lock) if judged else []

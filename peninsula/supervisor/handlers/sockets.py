@@ -56,7 +56,7 @@ import threading
 from peninsula.kernel import libc
 from peninsula.policy import engine as policy
 from peninsula.kernel import target
-from peninsula.supervisor.handlers import listen
+from peninsula.supervisor.handlers import listened
 from peninsula.supervisor.handlers.request import Deferred, Denied, signed_int, their_file
 from peninsula.kernel.resolve import location
 
@@ -229,7 +229,7 @@ def _unix_target(req, sock: _Target, path: bytes, op: str):
     if datagram:
         raise Denied(errno.EACCES, shown, _explained(req.sup, shown, decision.reason), op)
     judge = _Judge(req, shown, errno.EACCES, op, signed_int(req.args[0]))
-    judge.where = listen.file_key(pinned)  # the socket bound there is the one connected to
+    judge.where = listened.file_key(pinned)  # the socket bound there is the one connected to
     return pinned, judge
 
 
@@ -300,9 +300,10 @@ class _Judge:
         self.sup, self.tid, self.tgid = req.sup, req.tid, req.tgid
         self.shown, self.err, self.op = shown, err, op
         self.req_id, self.number = req.id, number
-        # Where the listener is bound, as listen.unix_lookup names it: it
+        # Where the listener is bound, as listened.unix_lookup names it: it
         # must have been made to listen inside (listen.py).
         self.where: tuple | None = None
+        self.recorded = False
 
     def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool, trial: bool = False) -> int:
         """0 when an allowed connection was installed, else the errno
@@ -318,6 +319,14 @@ class _Judge:
             theirs.close()
         try:
             cloexec = _cloexec(self.tid, self.number)
+            # Asked before connecting: a one-shot listener (socat) closes
+            # once it has accepted. No other socket can be bound to the
+            # pinned file, so the connection reaches the socket asked about
+            # (or none); an abstract name could change hands meanwhile, and
+            # its new listener's process is judged below.
+            lock = getattr(self.sup, "lock", None) if threaded else None
+            with lock if lock is not None else contextlib.nullcontext():
+                self.recorded = self.where is not None and listened.unix_listened_inside(self.sup, self.tgid, self.where)
             if trial:
                 fresh.setblocking(False)
             err = _raw_connect(fresh.fileno(), addr)
@@ -341,8 +350,7 @@ class _Judge:
             # From a thread of its own, the shell supervisor's state is shared.
             lock = getattr(self.sup, "lock", None) if threaded else None
             with lock if lock is not None else contextlib.nullcontext():
-                inside = (self.sup.listener_inside(self.tgid, pid) and self.where is not None
-                          and listen.unix_listened_inside(self.sup, self.tgid, self.where))
+                inside = self.recorded and self.sup.listener_inside(self.tgid, pid)
             inside = inside and _alive(pidfd)
         if pidfd >= 0:
             os.close(pidfd)
@@ -563,8 +571,10 @@ def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
     try:
         pinned = os.open(path, os.O_PATH | os.O_CLOEXEC)
         try:
+            lock = getattr(sup, "lock", None) if locked else None
+            with lock if lock is not None else contextlib.nullcontext():
+                recorded = listened.unix_listened_inside(sup, caller_tgid, listened.file_key(pinned))  # before: _Judge.connect
             err = _raw_connect(probe.fileno(), _proc_addr(pinned))
-            where = listen.file_key(pinned)
         finally:
             os.close(pinned)
         if err:
@@ -577,8 +587,7 @@ def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
         who = f"{target.comm(pid)} (pid {pid})"
         lock = getattr(sup, "lock", None) if locked else None
         with lock if lock is not None else contextlib.nullcontext():
-            inside = (sup.listener_inside(caller_tgid, pid) and _alive(pidfd)
-                      and listen.unix_listened_inside(sup, caller_tgid, where))
+            inside = recorded and sup.listener_inside(caller_tgid, pid) and _alive(pidfd)
         os.close(pidfd)
     decision = policy.decide_connect(allowed=None, datagram=False, listener=who, inside=inside)
     reason = decision.reason if decision.allow else _explained(sup, path, decision.reason)
