@@ -26,8 +26,7 @@ import tempfile
 import threading
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PENINSULA = os.path.join(REPO, ".venv", "bin", "peninsula")
+PENINSULA = [sys.executable, "-m", "peninsula"]  # the one this interpreter imports (PYTHONPATH: another checkout)
 
 
 def _serve(server: socket.socket) -> None:
@@ -98,7 +97,7 @@ def main() -> int:
         for i in range(args.rounds):
             modes = ["plain", "peninsula"] if i % 2 == 0 else ["peninsula", "plain"]
             for mode in modes:
-                argv = me if mode == "plain" else [PENINSULA, "run", "--quiet", "--write", where, "--", *me]
+                argv = me if mode == "plain" else [*PENINSULA, "run", "--quiet", "--write", where, "--", *me]
                 results[mode].append(_run(argv))
     load.append(os.getloadavg()[0])
     print(f"{args.rounds} rounds x {args.connects} calls; 1-min load {load[0]:.2f} at start, {load[1]:.2f} at end")

@@ -13,6 +13,7 @@ import errno
 import os
 import socket
 import struct
+import threading
 
 
 _MISSING = object()
@@ -37,6 +38,8 @@ UNIX_DIAG_NAME, UNIX_DIAG_VFS = 0, 1
 TCP_LISTEN = 10
 _UNIX_REQ = struct.Struct("=BBHIIIII")  # unix_diag_req
 _UNIX_MSG = struct.Struct("=BBBBIII")  # unix_diag_msg
+_DIAG: list[socket.socket] = []
+_DIAG_LOCK = threading.Lock()
 
 
 def unix_lookup(ino: int, key: int) -> tuple[int, tuple | None] | None:
@@ -48,10 +51,18 @@ def unix_lookup(ino: int, key: int) -> tuple[int, tuple | None] | None:
     body = _UNIX_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, ino, UDIAG_SHOW_NAME | UDIAG_SHOW_VFS,
                           key & 0xFFFFFFFF, key >> 32)
     msg = struct.pack("=IHHII", 16 + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0) + body
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as nl:
-        nl.send(msg)
-        data = nl.recv(1 << 16)
-    length, kind = struct.unpack_from("=IH", data)
+    with _DIAG_LOCK:  # one socket, kept: making one cost as much as the query (connects may run in threads)
+        if not _DIAG:
+            _DIAG.append(socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG))
+        try:
+            _DIAG[0].send(msg)
+            data = _DIAG[0].recv(1 << 16)
+            length, kind = struct.unpack_from("=IH", data)
+            if kind != NLMSG_ERROR and _UNIX_MSG.unpack_from(data, 16)[4:] != (ino, key & 0xFFFFFFFF, key >> 32):
+                raise OSError(errno.EIO, "unix sock_diag answered another query")
+        except BaseException:
+            _DIAG.pop().close()  # an answer may still come: never read it as another query's
+            raise
     if kind == NLMSG_ERROR:
         code = -struct.unpack_from("=i", data, 16)[0]
         if code in (errno.ENOENT, errno.ESTALE):
@@ -81,9 +92,13 @@ def file_key(fd: int) -> tuple:
     """A socket file's identity as unix sock_diag gives it (its superblock's
     device and its inode number), not stat's: btrfs and overlayfs report
     other numbers to stat."""
-    with open(f"/proc/self/fdinfo/{fd}", "rb") as handle:
-        fields = dict(line.split(b":", 1) for line in handle.read().splitlines() if b":" in line)
-    mount, ino = int(fields[b"mnt_id"]), int(fields[b"ino"])
+    info = os.open(f"/proc/self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        text = os.read(info, 4096)
+    finally:
+        os.close(info)
+    mount = int(text.split(b"mnt_id:", 1)[1].split(None, 1)[0])
+    ino = int(text.split(b"\nino:", 1)[1].split(None, 1)[0])
     if mount not in _SB_DEVS:
         _SB_DEVS.clear()
         with open("/proc/self/mountinfo", "rb") as handle:
