@@ -18,7 +18,8 @@ def register(sub) -> None:
                            description="Judge a write to PATH the way the supervisor would for a command started here.")
     check.add_argument("path")
     check.add_argument("--connect", action="store_true",
-                       help="judge a connect to the unix socket PATH instead of a write (asks the session's supervisor)")
+                       help="judge a connect to the unix socket PATH instead of a write (asks the session's supervisor; "
+                            "outside a session, judged as `peninsula run` would)")
     check.add_argument("--json", action="store_true", help="print the answer as JSON")
     check.set_defaults(handler=cmd_check)
 
@@ -118,14 +119,38 @@ def _check_connect(args) -> int:
     from peninsula.shell.environ import ENV_SESSION
 
     where = resolve_for_check(args.path)
-    if not os.environ.get(ENV_SESSION):
-        return fail("check --connect asks a session's supervisor (who listens, and how it is judged): "
-                    "run it in a peninsula session")
-    reply = ask({"op": "check_connect", "path": where})
-    if reply is None or "allow" not in reply:
-        return fail("cannot reach this session's supervisor")
-    if args.json:
-        print(json.dumps({"path": where, **reply}))
+    if os.environ.get(ENV_SESSION):
+        reply = ask({"op": "check_connect", "path": where})
+        if reply is None or "allow" not in reply:
+            return fail("cannot reach this session's supervisor")
+        source = "this session's supervisor"
     else:
-        print(f"connect {where}: {'allowed' if reply['allow'] else 'DENIED'}: {reply['reason']}")
+        reply = offline_connect(where)
+        source = "no session: judged as a `peninsula run` started here would, without --allow-socket"
+    if args.json:
+        print(json.dumps({"path": where, **reply, "source": source}))
+    else:
+        print(f"connect {where}: {'allowed' if reply['allow'] else 'DENIED'}: {reply['reason']} ({source})")
     return 0 if reply["allow"] else 1
+
+
+def offline_connect(where: str) -> dict:
+    """A run's answer to a connect to the unix socket at where: the shipped
+    allow-list (found now, as a run finds it at its start), else refused,
+    since no listener running now is inside a run not yet started."""
+    import errno
+    import stat
+
+    from peninsula.supervisor.handlers.allowlist import AllowList, shipped_allowlist
+
+    try:
+        info = os.stat(where)
+    except OSError as err:
+        return {"allow": False, "reason": f"{err.strerror} (the connect would fail with {errno.errorcode.get(err.errno)})"}
+    if not stat.S_ISSOCK(info.st_mode):
+        return {"allow": False, "reason": "not a socket (the connect would fail with ECONNREFUSED)"}
+    entry = AllowList(shipped_allowlist()).inodes.get((info.st_dev, info.st_ino))
+    if entry is not None:
+        return {"allow": True, "reason": f"on the shipped allow-list: {entry[0]}: {entry[2]}"}
+    return {"allow": False, "reason": "its listener is outside the run: refused (EACCES) unless the run's command "
+            f"starts it; allow with `peninsula run --allow-socket {where}`"}

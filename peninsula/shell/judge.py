@@ -179,6 +179,13 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             mine, theirs = self.state_of(caller_tgid), self.state_of(pid)
             return theirs.confined and (theirs.strict or theirs == mine)
 
+        def confinement_of(self, tgid: int):
+            return self.state_of(tgid)
+
+        def confinement_covers(self, caller_tgid: int, confinement) -> bool:
+            """As listener_inside, for the state the listening process had."""
+            return confinement.confined and (confinement.strict or confinement == self.state_of(caller_tgid))
+
         def supervises(self, pid: int) -> bool:
             """pid is beneath the shell or one of our own processes (nesting.py)."""
             from peninsula.shell.callers import descends_from

@@ -153,6 +153,8 @@ class Supervisor:
 
         self.loopback_ports = shipped_ports()  # this host's TCP/UDP ports anyone may reach (handlers/loopback.py)
         self.loopback_hint: str | None = None  # the option that allows one, for notices
+        self.listened: dict[int, object] = {}  # SO_COOKIE -> confinement_of the process that made it listen (listen.py)
+        self.unix_listened: dict[tuple, tuple] = {}  # where a unix socket is bound -> (inode, cookie, confinement) (listen.py)
 
     def socket_allowlist(self):
         return self.sockets
@@ -162,6 +164,16 @@ class Supervisor:
         A run's confinement is every process under its filter: the
         supervisor is a child subreaper, so they all stay beneath it."""
         return pid not in self.own_pids and target.filtered(pid) and target.descends_from(pid, os.getpid())
+
+    def confinement_of(self, tgid: int):
+        """What listen.py records of the confinement of tgid, a process that
+        made a socket listen: a run is one confinement."""
+        return None
+
+    def confinement_covers(self, caller_tgid: int, confinement) -> bool:
+        """A socket made to listen in confinement (confinement_of) is inside
+        caller_tgid's confinement."""
+        return True
 
     @contextlib.contextmanager
     def as_target(self, req: request.Request):

@@ -104,7 +104,9 @@ class NestingRunSupervisor(Supervisor):
         self.channel = channel
         self.kernel_judges_names = kernel_judges_names
         self.me = os.getpid()
-        self.lock = threading.Lock()
+        # Re-entrant: a connect finished in a thread holds it while asking
+        # listener_inside and confinement_covers, which take it themselves.
+        self.lock = threading.RLock()
         self.answers: dict[tuple[int, int], object] = {command: OUTER}  # (pid, start time) of the run's command
         self.nest_heads: dict[tuple[int, int], nesting.NestedState] = {}
         self.nests: dict = {}
@@ -200,6 +202,19 @@ class NestingRunSupervisor(Supervisor):
 
         with self.lock:
             return _at_least_as_strict(self.state_of(pid), self.state_of(caller_tgid))
+
+    def confinement_of(self, tgid: int):
+        with self.lock:
+            return self.state_of(tgid)
+
+    def confinement_covers(self, caller_tgid: int, confinement) -> bool:
+        """As listener_inside: judged at least as strictly as the caller."""
+        if self.nested_since is None:
+            return True
+        from peninsula.supervisor.handlers.lineage import _at_least_as_strict
+
+        with self.lock:
+            return _at_least_as_strict(confinement, self.state_of(caller_tgid))
 
     # -- the channel ---------------------------------------------------------------
 

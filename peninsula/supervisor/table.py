@@ -34,7 +34,7 @@ BOTH = frozenset((RUN, SESSION))
 # run with the target's identity; lineage, whose h_<name>(sup, req) judge
 # the shell session's process calls; and the shell session's judge
 # (shell/judge.py), whose methods are looked up on the supervisor object.
-FAMILIES = ("opens", "names", "metadata", "xattr", "process", "connect", "bind")
+FAMILIES = ("opens", "names", "metadata", "xattr", "process", "connect", "bind", "listen")
 LINEAGE, JUDGE = "lineage", "judge"
 
 
@@ -205,6 +205,9 @@ ROWS: tuple[Row, ...] = (
     # -- sockets -----------------------------------------------------------
     Row("bind", ALWAYS, "bind", "a unix pathname makes a socket node, judged as mknod of a socket; every bind is "
         "made by the supervisor on the target's socket (no CONTINUE: the fd number could be swapped)"),
+    Row("listen", ALWAYS, "listen", "records which confinement made a TCP socket listen (its SO_COOKIE) and makes the "
+        "listen on the target's socket (no CONTINUE: the fd number could be swapped); --allow-bind judges the "
+        "ephemeral port of an unbound socket; unix sockets CONTINUE (listen() names its caller as their peer)"),
     Row("connect", ALWAYS, "connect", "whom a socket reaches: the address is in memory (a unix listener, this host's port, another host)"),
     Row("sendto", (Condition((Arg(3, "masked_eq", seccomp.MSG_FASTOPEN, seccomp.MSG_FASTOPEN),), errno.EOPNOTSUPP),
                    Condition((Arg(4, "ne", 0),))),
@@ -306,7 +309,7 @@ def handlers() -> dict[int, object]:
 
 # Imported when first needed: the socket handlers (and ipaddress) cost every
 # start some 5 ms, and many commands never connect.
-LAZY_FAMILIES = ("connect", "bind")
+LAZY_FAMILIES = ("connect", "bind", "listen")
 
 
 def _on_first_call(family: str, name: str):

@@ -1,10 +1,12 @@
 """A listening socket shared with a process outside the confinement
-(issue 11, loopback; an open hole, on record here): the supervisor finds
-a socket's holders by reading fd tables, and it sees none outside its own
-Landlock domain (nor other users', when it is not root). So an outside
-server whose listening fd leaked into the sandbox (socket activation, a
-build hook run without CLOEXEC) is seen held only inside, and a confined
-process reaches it.
+(issue 11, loopback): the supervisor finds a socket's holders by reading
+fd tables, and it sees none outside its own Landlock domain (nor other
+users', when it is not root). So an outside server whose listening fd
+leaked into the sandbox (socket activation, a build hook run without
+CLOEXEC) is seen held only inside; it is refused because no confined
+process made it listen (the trapped listen() records that,
+supervisor/handlers/listen.py), even when a confined process listens on
+it again.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ SERVER = textwrap.dedent("""
     port = s.getsockname()[1]
     leak = sys.argv[1] == "leak"
     s.set_inheritable(leak)
-    child = subprocess.run([a.replace("{port}", str(port)) for a in sys.argv[2:]],
+    child = subprocess.run([a.replace("{port}", str(port)).replace("{fd}", str(s.fileno())) for a in sys.argv[2:]],
                            pass_fds=(s.fileno(),) if leak else (), capture_output=True)
     sys.stdout.buffer.write(child.stdout)
     sys.stderr.buffer.write(child.stderr)
@@ -42,9 +44,12 @@ SERVER = textwrap.dedent("""
         open(line, "w").close()
 """)
 
-# argv: port, file for the server to write. Prints "sent" or "errno NAME".
+# argv: port, file for the server to write, and optionally the leaked fd's
+# number, to listen on again first. Prints "sent" or "errno NAME".
 CLIENT = textwrap.dedent("""
     import errno, socket, sys
+    if len(sys.argv) > 3:
+        socket.socket(fileno=int(sys.argv[3])).listen(8)
     s = socket.socket()
     try:
         s.connect(("127.0.0.1", int(sys.argv[1])))
@@ -73,9 +78,12 @@ def test_outside_server_controls(who):
     assert not (out / "kept").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open: a listener shared with a process the supervisor cannot see is judged held inside")
-def test_leaked_listening_fd_is_refused(who):
+@pytest.mark.parametrize("listen_again", [False, True], ids=["leaked", "listened-again"])
+def test_leaked_listening_fd_is_refused(who, listen_again):
     proj, out = who.mkdir(who.base / "proj"), who.mkdir(who.base / "out")
-    leaked = who.run([PY, "-c", SERVER, "leak", *_confined(who, proj), PY, "-c", CLIENT, "{port}", out / "escaped"])
+    again = ["{fd}"] if listen_again else []
+    control = who.run([PY, "-c", SERVER, "leak", PY, "-c", CLIENT, "{port}", out / "control", *again])
+    assert control.stdout.split() == [b"sent"] and (out / "control").exists(), control
+    leaked = who.run([PY, "-c", SERVER, "leak", *_confined(who, proj), PY, "-c", CLIENT, "{port}", out / "escaped", *again])
     assert leaked.stdout.split() == [b"errno", b"EACCES"] and not (out / "escaped").exists(), leaked
+    assert "not made to listen by a process of this confinement" in leaked.stderr.decode(), leaked

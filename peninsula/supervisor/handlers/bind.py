@@ -25,7 +25,9 @@ judged, in one of two ways:
   getpeername, /proc/net/unix) is then the program's: multiprocessing's
   managers hand that name to their clients;
 - otherwise (something protected beneath the parent: the home, a project
-  root with its protections, or /proc and /dev names, or a target with
+  root with its protections, or /proc and /dev names however spelled
+  (//proc/self/fd/N, a symlink to it: the string would lead the
+  supervisor's thread elsewhere than the parent), or a target with
   another root), the final name alone, bound relative to the thread's cwd,
   the pinned parent: no window at all, but the socket's recorded name is
   that bare name, not the program's string.
@@ -140,19 +142,37 @@ def _kernel_answer(parent: int, name: bytes):
     return (errno.EADDRINUSE if err == errno.EEXIST else err), genuine
 
 
+def _leads_to(path: bytes, cwd: int | None, parent: int) -> bool:
+    """The directory part of path, resolved by the supervisor (from cwd, or
+    its root), is the pinned parent: not so when it goes through /proc/self
+    or /dev/fd however spelled (//proc/self/fd/N, a symlink to it, a
+    relative path from /proc), which name the supervisor's objects there."""
+    head = path.rstrip(b"/").rpartition(b"/")[0] or (b"/" if path.startswith(b"/") else b".")
+    try:
+        mine = libc.openat2(libc.AT_FDCWD if cwd is None else cwd, head, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+                            0, libc.RESOLVE_NO_MAGICLINKS)
+    except OSError:
+        return False
+    try:
+        ours, theirs = os.fstat(mine), os.fstat(parent)
+    finally:
+        os.close(mine)
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
 def _bind_path(req, fd: int, path: bytes) -> int:
     parent, name, where = req.entry(libc.AT_FDCWD, path)  # bind resolves a relative name from the cwd
     req.check(where, "bind", kernel=lambda: _kernel_answer(parent, name))
     req.check_name(where, "bind", special=True)  # a socket node, as mknod(S_IFSOCK) makes
     st = req.status
+    cwd = req.cwd_fd() if not path.startswith(b"/") else None
     if (not path.startswith((b"/proc/", b"/dev/")) and landlock.abi_version() > 0 and _same_root(req.tid)
-            and _uniform_beneath(req.sup.policy, where, location(parent))):
+            and _uniform_beneath(req.sup.policy, where, location(parent)) and _leads_to(path, cwd, parent)):
         # The program's own string, so that the socket's name is the one it
         # gave. The kernel resolves it again, but this thread can make a
         # socket node only beneath the pinned parent, where every place is
         # judged alike: a path swapped meanwhile gets EACCES, or a node in
         # the same writable root with nothing protected.
-        cwd = req.cwd_fd() if not path.startswith(b"/") else None
 
         def setup():
             if cwd is not None:

@@ -34,6 +34,7 @@ def h_connect(req):
                 # socket (and whether it exists is not the target's to learn).
                 raise OSError(errno.ECONNREFUSED, "abstract name in another network namespace")
             judge = _Judge(req, _abstract_name(addr), errno.EPERM, "connect", signed_int(req.args[0]))
+            judge.where = ("name", addr[SUN_PATH_OFFSET:])  # the name is all of sun_path the length covers
     elif sock.domain in (socket.AF_INET, socket.AF_INET6):
         _check_tcp_port(req, sock)
 

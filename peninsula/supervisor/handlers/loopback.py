@@ -33,11 +33,12 @@ the same judgement as a unix socket's listener), and there is at least one.
 Processes whose fd tables the supervisor cannot read are not seen: none
 outside its own Landlock domain (Landlock refuses it every process outside
 that domain, whatever its user), nor other users' for a supervisor that is
-not root. So "held inside" means every holder the supervisor can see is
-inside: a socket shared with a process it cannot see (an outside server's
-listening fd leaked into the sandbox by socket activation or a missing
-CLOEXEC) is judged held inside, and is reached (an open hole, on record in
-tests/sandbox/test_loopback_leaked.py).
+not root. So a listener counts as inside only if, besides, a process of
+the caller's confinement made it listen (its SO_COOKIE recorded by the
+trapped listen(), listen.py): an outside server's listening fd leaked into
+the sandbox (socket activation, a missing CLOEXEC) was made to listen
+outside, and is refused (tests/sandbox/test_loopback_leaked.py). A UDP
+socket listens to nobody's call: its holders in sight are all there is.
 
 A destination is local when it is loopback or unspecified, or when a
 datagram socket can be bound to it (the kernel's own test for a local
@@ -56,7 +57,7 @@ import struct
 import time
 
 from peninsula.kernel import target
-from peninsula.supervisor.handlers import sockets
+from peninsula.supervisor.handlers import listened, sockets
 from peninsula.supervisor.handlers.request import Denied
 
 NETLINK_SOCK_DIAG = 4
@@ -160,8 +161,8 @@ def _pad(ip: bytes) -> bytes:
 
 
 def _query(family: int, proto: int, states: int, sockid: bytes, dump: bool) -> list[tuple]:
-    """(state, local ip, local port, uid, inode) of the sockets the kernel
-    reports (addresses of AF_INET ones as 4 bytes, v4-mapped ones too)."""
+    """(state, local ip, local port, uid, inode, cookie) of the sockets the
+    kernel reports (addresses of AF_INET ones as 4 bytes, v4-mapped ones too)."""
     body = _REQ.pack(family, proto, 0, 0, states) + sockid
     flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
     msg = struct.pack("=IHHII", 16 + len(body), SOCK_DIAG_BY_FAMILY, flags, 1, 0) + body
@@ -183,11 +184,20 @@ def _query(family: int, proto: int, states: int, sockid: bytes, dump: bool) -> l
                 fam, state, _, _ = _MSG.unpack_from(data, at + 16)
                 port, _, src, _ = _SOCKID.unpack_from(data, at + 20)
                 uid, inode = _TAIL.unpack_from(data, at + 16 + 4 + 48)[3:]
+                low, high = struct.unpack_from("=II", data, at + 16 + 4 + 40)
                 ip = src[:4] if fam == socket.AF_INET else (src[12:] if src.startswith(V4_MAPPED) else src)
-                out.append((state, ip, port, uid, inode))
+                out.append((state, ip, port, uid, inode, low | high << 32))
                 at += (length + 3) & ~3
             if not dump:
                 return out
+
+
+_ANY_SOCKID = _SOCKID.pack(0, 0, b"", b"") + struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
+
+
+def listeners(family: int) -> list[tuple]:
+    """Every listening TCP socket of family (_query's tuples)."""
+    return _query(family, socket.IPPROTO_TCP, 1 << TCP_LISTEN, _ANY_SOCKID, True)
 
 
 def bound(proto: int, states: int, ip: bytes, port: int) -> list[tuple]:
@@ -541,7 +551,12 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
                 # Still waiting on a listener judged inside (one that closes
                 # resets its queue); with none found, on one not seen.
                 return None if judged else who([], "the listening socket")
-            judged = listener_holders({e[4] for e in bound(socket.IPPROTO_TCP, 1 << TCP_LISTEN, peer[0], peer[1])})
+            reachable = bound(socket.IPPROTO_TCP, 1 << TCP_LISTEN, peer[0], peer[1])
+            # Its holders in sight are not enough: one outside the
+            # supervisor's Landlock domain is not seen (listen.py).
+            if not all(listened.listened_inside(sup, tgid, e[5], lock) for e in reachable):
+                return "the listening socket was not made to listen by a process of this confinement"
+            judged = listener_holders({e[4] for e in reachable})
             bad = outsiders(sup, tgid, judged, lock) if judged else []
             if bad:
                 return who(bad, "the listening socket")

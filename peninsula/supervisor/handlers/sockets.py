@@ -25,7 +25,11 @@ made here, on that socket:
 Who the listener is comes from the kernel: SO_PEERPIDFD of a connection
 names the process that called listen(), judged by the supervisor's own
 rules (a run: a process under this sandbox's filter; a shell session: the
-same timeline as every other decision). A listener not on the allow-list
+same timeline as every other decision). That process is whoever called
+listen() last, so the socket bound at the name must also be one a process
+of the confinement made listen (listen.py keeps the record): a confined
+process that listens again on an outside server's leaked listener does
+not make it inside. A listener not on the allow-list
 is judged on a fresh socket of the supervisor's, and only an allowed
 connection is installed in the target (_Judge): the target's socket is
 never connected to a listener not yet judged allowed. A connect that may
@@ -52,6 +56,7 @@ import threading
 from peninsula.kernel import libc
 from peninsula.policy import engine as policy
 from peninsula.kernel import target
+from peninsula.supervisor.handlers import listened
 from peninsula.supervisor.handlers.request import Deferred, Denied, signed_int, their_file
 from peninsula.kernel.resolve import location
 
@@ -223,7 +228,9 @@ def _unix_target(req, sock: _Target, path: bytes, op: str):
         return pinned, None
     if datagram:
         raise Denied(errno.EACCES, shown, _explained(req.sup, shown, decision.reason), op)
-    return pinned, _Judge(req, shown, errno.EACCES, op, signed_int(req.args[0]))
+    judge = _Judge(req, shown, errno.EACCES, op, signed_int(req.args[0]))
+    judge.where = listened.file_key(pinned)  # the socket bound there is the one connected to
+    return pinned, judge
 
 
 def _explained(sup, shown: str, reason: str) -> str:
@@ -293,6 +300,10 @@ class _Judge:
         self.sup, self.tid, self.tgid = req.sup, req.tid, req.tgid
         self.shown, self.err, self.op = shown, err, op
         self.req_id, self.number = req.id, number
+        # Where the listener is bound, as listened.unix_lookup names it: it
+        # must have been made to listen inside (listen.py).
+        self.where: tuple | None = None
+        self.recorded = False
 
     def connect(self, fd: int, addr: bytes, listener_fd: int, threaded: bool, trial: bool = False) -> int:
         """0 when an allowed connection was installed, else the errno
@@ -308,6 +319,14 @@ class _Judge:
             theirs.close()
         try:
             cloexec = _cloexec(self.tid, self.number)
+            # Asked before connecting: a one-shot listener (socat) closes
+            # once it has accepted. No other socket can be bound to the
+            # pinned file, so the connection reaches the socket asked about
+            # (or none); an abstract name could change hands meanwhile, and
+            # its new listener's process is judged below.
+            lock = getattr(self.sup, "lock", None) if threaded else None
+            with lock if lock is not None else contextlib.nullcontext():
+                self.recorded = self.where is not None and listened.unix_listened_inside(self.sup, self.tgid, self.where)
             if trial:
                 fresh.setblocking(False)
             err = _raw_connect(fresh.fileno(), addr)
@@ -331,7 +350,7 @@ class _Judge:
             # From a thread of its own, the shell supervisor's state is shared.
             lock = getattr(self.sup, "lock", None) if threaded else None
             with lock if lock is not None else contextlib.nullcontext():
-                inside = self.sup.listener_inside(self.tgid, pid)
+                inside = self.recorded and self.sup.listener_inside(self.tgid, pid)
             inside = inside and _alive(pidfd)
         if pidfd >= 0:
             os.close(pidfd)
@@ -552,6 +571,9 @@ def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
     try:
         pinned = os.open(path, os.O_PATH | os.O_CLOEXEC)
         try:
+            lock = getattr(sup, "lock", None) if locked else None
+            with lock if lock is not None else contextlib.nullcontext():
+                recorded = listened.unix_listened_inside(sup, caller_tgid, listened.file_key(pinned))  # before: _Judge.connect
             err = _raw_connect(probe.fileno(), _proc_addr(pinned))
         finally:
             os.close(pinned)
@@ -565,7 +587,7 @@ def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
         who = f"{target.comm(pid)} (pid {pid})"
         lock = getattr(sup, "lock", None) if locked else None
         with lock if lock is not None else contextlib.nullcontext():
-            inside = sup.listener_inside(caller_tgid, pid) and _alive(pidfd)
+            inside = recorded and sup.listener_inside(caller_tgid, pid) and _alive(pidfd)
         os.close(pidfd)
     decision = policy.decide_connect(allowed=None, datagram=False, listener=who, inside=inside)
     reason = decision.reason if decision.allow else _explained(sup, path, decision.reason)
