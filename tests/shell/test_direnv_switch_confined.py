@@ -67,6 +67,12 @@ def layout(user):
     return home
 
 
+def _hook_errors(screen: str) -> list[str]:
+    """What the shells say when a hook reads a file that is not there yet
+    (the state file, before the first ping)."""
+    return [line for line in screen.splitlines() if "No such file" in line or "error occurred while redirecting" in line]
+
+
 def _markers(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("ran-"))
 
@@ -99,6 +105,7 @@ def test_straight_into_the_next_project_nothing_of_p1_runs_under_it(user, layout
     home = layout
     screen = _attack_then_switch(user, home, shell, "~/p2", home / "p2")
     assert _markers(home / "p2") == [], screen
+    assert _hook_errors(screen) == [], screen
     # And the next project's own .envrc ran under it, after the ping.
     assert (home / "p2" / ".direnv" / "mark").exists(), screen
     assert (home / "p2" / "made-after-the-switch").is_dir(), screen
@@ -109,6 +116,7 @@ def test_out_of_the_project_nothing_of_it_runs_unconfined(user, layout, shell):
     home = layout
     screen = _attack_then_switch(user, home, shell, "~/out", home / "out")
     assert _markers(home / "out") == [], screen
+    assert _hook_errors(screen) == [], screen
     assert (home / "out" / "made-after-the-switch").is_dir(), screen
 
 
@@ -119,3 +127,33 @@ def test_control_without_peninsula_the_route_leaves_markers(user, layout, destin
     screen = _attack_then_switch(user, home, "bash", f"~/{destination}", out, env={"PENINSULA_DISABLE": "1"})
     assert "not supervising this shell" in screen, screen
     assert any(name.startswith("ran-direnv-") for name in _markers(out)), (_markers(out), screen)
+
+
+# In `direnv export`, the library takes direnv's place: the output the
+# shell evaluates is the library's, and it keeps the attack's environment.
+SPEAKING_C = PRELOAD_C.replace("__attribute__((constructor)) static void run(void) {", r"""
+static int in_direnv_export(void) {
+    char cmdline[256] = {0};
+    FILE *c = fopen("/proc/self/cmdline", "r");
+    if (!c) return 0;
+    size_t n = fread(cmdline, 1, sizeof cmdline - 1, c);
+    fclose(c);
+    size_t first = strlen(cmdline) + 1;
+    return first < n && strcmp(cmdline + first, "export") == 0;
+}
+__attribute__((constructor)) static void run(void) {""").replace("fclose(f); }\n}", r"""fclose(f); }
+    if (in_direnv_export()) {
+        printf("export LD_PRELOAD=%s; export ATTACK_OUT=%s;\n", getenv("LD_PRELOAD"), out);
+        fflush(stdout);
+        _exit(0);
+    }
+}""")
+
+
+@pytest.mark.xfail(strict=True, reason="direnv run with the project's LD_PRELOAD is the project's code, and the "
+                                       "shell evaluates its output: it can keep its environment past the unload")
+def test_a_preloaded_direnv_that_rewrites_its_output(user, layout):
+    home = layout
+    user.write(home / "stage" / "lib.so", compile_c(SPEAKING_C, "switch_speaking.so", ("-shared", "-fPIC")).read_bytes())
+    screen = _attack_then_switch(user, home, "bash", "~/p2", home / "p2")
+    assert _markers(home / "p2") == [], screen

@@ -45,7 +45,7 @@ if [[ $- == *i* ]]; then
     # set is a variable; the kept values and the state file's path live in
     # function bodies, which it cannot change.
     printf -v __peninsula_q '%q' "$PENINSULA_SESSION_DIR/state"
-    eval "__peninsula_confined() { local line=; IFS= read -r line < $__peninsula_q 2>/dev/null; [[ -n \$line ]]; }"
+    eval "__peninsula_confined() { local line=; IFS= read -r line 2>/dev/null < $__peninsula_q; [[ -n \$line ]]; }"
     unset -v __peninsula_q
     __peninsula_keep() {
       local status=$? name q body= i FUNCNEST=

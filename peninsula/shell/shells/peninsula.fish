@@ -36,7 +36,7 @@ if status is-interactive
         set -l __peninsula_env (command -s env); or set __peninsula_env false
         set -l __peninsula_direnv (command -s direnv); or set __peninsula_direnv false
         eval "function __peninsula_direnv_unload; "(string escape -- $__peninsula_env)" -C / "(string escape -- $__peninsula_direnv)" export fish | source; end"
-        eval "function __peninsula_strict; read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)" 2>/dev/null; and test \"\$line\" = strict; end"
+        eval "function __peninsula_strict; test -r "(string escape -- $PENINSULA_SESSION_DIR/state)"; and read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)"; and test \"\$line\" = strict; end"
         function __peninsula_direnv_leave
             test -n "$DIRENV_DIFF"; or return 0
             set -l dir $PWD

@@ -43,7 +43,7 @@ if [[ -o interactive ]]; then
     # The hook arrays are made arrays here: an export cannot change an array.
     zmodload zsh/parameter
     typeset -ga preexec_functions chpwd_functions periodic_functions zshaddhistory_functions zshexit_functions
-    functions[__peninsula_confined]="local line=; IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state 2>/dev/null; [[ -n \$line ]]"
+    functions[__peninsula_confined]="local line=; { IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state } 2>/dev/null; [[ -n \$line ]]"
     __peninsula_keep() {
       local name body=
       for name in PS1 PROMPT RPS1 RPROMPT PS2 PROMPT2 RPS2 RPROMPT2 PS3 PROMPT3 PS4 PROMPT4 SPROMPT PROMPT_EOL_MARK \
@@ -128,7 +128,7 @@ if [[ -o interactive ]]; then
     # hook (a precmd function after this one) loads the new .envrc under the
     # new state. Returns 1 when it unloaded. cd -q: no chpwd hooks.
     functions[__peninsula_direnv_export]="${(q)${commands[direnv]:-false}} export zsh"
-    functions[__peninsula_strict]="local line=; IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state 2>/dev/null; [[ \$line == strict ]]"
+    functions[__peninsula_strict]="local line=; { IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state } 2>/dev/null; [[ \$line == strict ]]"
     __peninsula_direnv_leave() {
       [[ -n ${DIRENV_DIFF-} ]] || return 0
       local dir=$PWD
