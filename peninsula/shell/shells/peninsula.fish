@@ -85,7 +85,7 @@ if status is-interactive
         # the change itself); while it is not, their values are kept. The
         # kept values and the state file's path live in function bodies:
         # direnv sets only variables.
-        eval "function __peninsula_confined; read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)" 2>/dev/null; and test -n \"\$line\"; end"
+        eval "function __peninsula_confined; test -r "(string escape -- $PENINSULA_SESSION_DIR/state)"; and read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)"; and test -n \"\$line\"; end"
         function __peninsula_keep
             set -l body
             for name in fish_function_path fish_complete_path fish_key_bindings ENV BASH_ENV
