@@ -1,11 +1,9 @@
 """cd from one project straight into another (issue 13).
 
-The move is strict (temp dirs only) until the next prompt, and direnv's
-hook runs before the prompt ping, so the new project's .envrc runs strict
-and is refused. Putting the ping first made it load, but then direnv ran
-with the old project's environment (its LD_PRELOAD) under the new state,
-or unconfined when leaving (test_direnv_leave_confined.py): the unload must
-happen confined first. Until then this is a known failure.
+The move is strict (temp dirs only) until the next prompt. There the old
+project's environment is unloaded first, still strict (it must not reach
+the new state: test_direnv_leave_confined.py), then the prompt ping, then
+direnv loads the new project's .envrc under it.
 """
 
 from __future__ import annotations
@@ -44,8 +42,6 @@ def _denials(home) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
-@pytest.mark.xfail(strict=True, reason="the new project's .envrc runs strict: direnv's hook runs before the prompt "
-                                       "ping so that the old project's environment is unloaded while still confined")
 @pytest.mark.parametrize("shell", SHELLS)
 def test_the_new_projects_envrc_loads_under_it(who, two_projects, shell):
     home = two_projects

@@ -46,9 +46,6 @@ class Workflow:
 
 
 # Not in any current work package: reported to the coordinator.
-BETWEEN = ("cd from one project straight into another is 'strict' until the prompt ping, and direnv's hook runs "
-           "before it (so that the old project's environment unloads confined), so the new project's .envrc "
-           "(layout python) runs strict and is denied")
 TRUSTDB = ("gpg opens ~/.gnupg/trustdb.gpg for writing on a verify; it stays protected inside a project (its "
            "ownertrust decides whose signatures git calls good), so gpg notes 'trustdb not writable', verifies, and "
            "peninsula prints one denial of that open")
@@ -261,8 +258,7 @@ WORKFLOWS = [
     Workflow("sqlite-repl-history", steps=_sqlite_repl, check=_home_has(".sqlite_history", "select 6*7;"),),
     Workflow("node-repl-history", steps=_node_repl, check=_home_has(".node_repl_history", "6*7")),
     Workflow("less-search", steps=_less),
-    Workflow("direnv-layout-from-project", steps=_direnv_layout_from_project, check=_layout_ready("layout2"),
-             known={"*": BETWEEN}),
+    Workflow("direnv-layout-from-project", steps=_direnv_layout_from_project, check=_layout_ready("layout2")),
 ]
 
 

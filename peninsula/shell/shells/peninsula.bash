@@ -3,7 +3,7 @@
 # An interactive shell re-execs itself once under the supervisor. At each
 # prompt the supervised shell opens a path only the supervisor answers: that
 # syscall, made by the shell's own pid, is how the supervisor knows the
-# shell is at its prompt. It forks nothing.
+# shell is at its prompt. It forks nothing (but a direnv unload, below).
 if [[ $- == *i* ]]; then
   if [[ -z ${PENINSULA_SESSION-} ]]; then
     if [[ -n ${PENINSULA_UNSUPERVISED-} ]]; then
@@ -23,7 +23,6 @@ if [[ $- == *i* ]]; then
   elif [[ ${PENINSULA_SHELL_PID-} == "$$" ]]; then
     __peninsula_prompt() {
       local status=$? line=
-      : >| /dev/null/.peninsula-prompt
       if [[ -r $PENINSULA_SESSION_DIR/state ]]; then
         IFS= read -r line < "$PENINSULA_SESSION_DIR/state"
       fi
@@ -46,7 +45,7 @@ if [[ $- == *i* ]]; then
     # set is a variable; the kept values and the state file's path live in
     # function bodies, which it cannot change.
     printf -v __peninsula_q '%q' "$PENINSULA_SESSION_DIR/state"
-    eval "__peninsula_confined() { local line=; IFS= read -r line < $__peninsula_q 2>/dev/null; [[ -n \$line ]]; }"
+    eval "__peninsula_confined() { local line=; IFS= read -r line 2>/dev/null < $__peninsula_q; [[ -n \$line ]]; }"
     unset -v __peninsula_q
     __peninsula_keep() {
       local status=$? name q body= i FUNCNEST=
@@ -61,7 +60,37 @@ if [[ $- == *i* ]]; then
         body+=" $i $q"
       done
       eval "__peninsula_kept() { $body; }"
+      __peninsula_direnv_leave
+      __peninsula_guard
+      : >| /dev/null/.peninsula-prompt  # the ping: direnv's hook, next, loads under the new state
       return $status
+    }
+    # -- leaving a direnv environment -------------------------------------
+    # The shell's state changes only at the ping, and an environment that
+    # a confined process may have shaped (an .envrc exporting LD_PRELOAD,
+    # BASH_ENV, PATH) must not reach anything run under the next state. So
+    # when direnv is about to leave the loaded .envrc (the nearest one, as
+    # direnv finds it from $PWD, is another or none), it is unloaded first,
+    # under the state the shell is still in: direnv's own unload, run from
+    # / where no .envrc is found; the subshell of $(...) is the only fork,
+    # and only at such a prompt. The ping follows; direnv's hook then loads
+    # the new .envrc under the new state. The direnv found now, before any
+    # project: a project's PATH does not choose it.
+    hash direnv 2>/dev/null && printf -v __peninsula_q '%q' "${BASH_CMDS[direnv]}"
+    eval "__peninsula_direnv_export() { ${__peninsula_q:-false} export bash; }"
+    unset -v __peninsula_q
+    __peninsula_direnv_leave() {
+      [[ -n ${DIRENV_DIFF-} ]] || return 0
+      local dir=$PWD
+      while :; do
+        if [[ -e $dir/.envrc ]]; then [[ $dir/.envrc == "${DIRENV_FILE-}" ]] && return 0; break; fi
+        [[ $dir/.env == "${DIRENV_FILE-}" && -e $dir/.env ]] && return 0
+        [[ -n $dir ]] || break
+        dir=${dir%/*}
+      done
+      trap -- '' SIGINT
+      eval "$(builtin cd / && __peninsula_direnv_export)"
+      trap - SIGINT
     }
     __peninsula_check() {  # NAME KEPT-ATTRIBUTES KEPT-VALUE
       [[ "${!1+set}:${!1@a}" == "$2" && ${!1-} == "$3" ]] && return

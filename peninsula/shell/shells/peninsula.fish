@@ -1,6 +1,7 @@
 # peninsula hook for fish. In ~/.config/fish/config.fish, after direnv's hook:
 #   peninsula hook fish | source
-# See the bash hook for how the prompt ping works; it forks nothing.
+# See the bash hook for how the prompt ping works; it forks nothing (but a
+# direnv unload, below).
 if status is-interactive
     if not set -q PENINSULA_SESSION
         if set -q PENINSULA_UNSUPERVISED
@@ -24,8 +25,42 @@ if status is-interactive
             end
         end
     else if test "$PENINSULA_SHELL_PID" = "$fish_pid"
+        # -- leaving a direnv environment (see the bash hook) ---------------
+        # At the prompt, first: the environment direnv is about to leave is
+        # unloaded under the state the shell is still in (direnv run from /,
+        # where no .envrc is found: fish has no subshell to cd in), then the
+        # ping, then direnv's prompt hook, taken off fish_prompt here so that
+        # it runs after the ping and loads the new .envrc under the new
+        # state; never while the shell is strict. The programs found now,
+        # before any project: a project's PATH does not choose them.
+        set -l __peninsula_env (command -s env); or set __peninsula_env false
+        set -l __peninsula_direnv (command -s direnv); or set __peninsula_direnv false
+        eval "function __peninsula_direnv_unload; "(string escape -- $__peninsula_env)" -C / "(string escape -- $__peninsula_direnv)" export fish | source; end"
+        eval "function __peninsula_strict; test -r "(string escape -- $PENINSULA_SESSION_DIR/state)"; and read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)"; and test \"\$line\" = strict; end"
+        function __peninsula_direnv_leave
+            test -n "$DIRENV_DIFF"; or return 0
+            set -l dir $PWD
+            while true
+                if test -e $dir/.envrc
+                    test "$dir/.envrc" = "$DIRENV_FILE"; and return 0
+                    break
+                end
+                test "$dir/.env" = "$DIRENV_FILE" -a -e $dir/.env; and return 0
+                test -n "$dir"; or break
+                set dir (string replace -r '/[^/]*$' '' -- $dir)
+            end
+            __peninsula_direnv_unload
+            return 1
+        end
+        if functions -q __direnv_export_eval
+            functions -e __peninsula_direnv_export_eval
+            functions -c __direnv_export_eval __peninsula_direnv_export_eval
+            functions -e __direnv_export_eval
+        end
         function __peninsula_prompt --on-event fish_prompt
+            __peninsula_direnv_leave
             true >/dev/null/.peninsula-prompt
+            not __peninsula_strict; and functions -q __peninsula_direnv_export_eval; and __peninsula_direnv_export_eval
             set -l line ''
             if test -r $PENINSULA_SESSION_DIR/state
                 read -l got <$PENINSULA_SESSION_DIR/state; and set line $got
@@ -50,7 +85,7 @@ if status is-interactive
         # the change itself); while it is not, their values are kept. The
         # kept values and the state file's path live in function bodies:
         # direnv sets only variables.
-        eval "function __peninsula_confined; read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)" 2>/dev/null; and test -n \"\$line\"; end"
+        eval "function __peninsula_confined; test -r "(string escape -- $PENINSULA_SESSION_DIR/state)"; and read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)"; and test -n \"\$line\"; end"
         function __peninsula_keep
             set -l body
             for name in fish_function_path fish_complete_path fish_key_bindings ENV BASH_ENV

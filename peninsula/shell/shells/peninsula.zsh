@@ -1,6 +1,7 @@
 # peninsula hook for zsh. In ~/.zshrc, after direnv's hook:
 #   eval "$(peninsula hook zsh)"
-# See the bash hook for how the prompt ping works; it forks nothing.
+# See the bash hook for how the prompt ping works; it forks nothing (but a
+# direnv unload, below).
 if [[ -o interactive ]]; then
   if [[ -z ${PENINSULA_SESSION-} ]]; then
     if [[ -n ${PENINSULA_UNSUPERVISED-} ]]; then
@@ -19,7 +20,6 @@ if [[ -o interactive ]]; then
   elif [[ ${PENINSULA_SHELL_PID-} == $$ ]]; then
     __peninsula_precmd() {
       local line=
-      : >| /dev/null/.peninsula-prompt
       if [[ -r $PENINSULA_SESSION_DIR/state ]]; then
         IFS= read -r line < $PENINSULA_SESSION_DIR/state
       fi
@@ -43,7 +43,7 @@ if [[ -o interactive ]]; then
     # The hook arrays are made arrays here: an export cannot change an array.
     zmodload zsh/parameter
     typeset -ga preexec_functions chpwd_functions periodic_functions zshaddhistory_functions zshexit_functions
-    functions[__peninsula_confined]="local line=; IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state 2>/dev/null; [[ -n \$line ]]"
+    functions[__peninsula_confined]="local line=; { IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state } 2>/dev/null; [[ -n \$line ]]"
     __peninsula_keep() {
       local name body=
       for name in PS1 PROMPT RPS1 RPROMPT PS2 PROMPT2 RPS2 RPROMPT2 PS3 PROMPT3 PS4 PROMPT4 SPROMPT PROMPT_EOL_MARK \
@@ -111,8 +111,44 @@ if [[ -o interactive ]]; then
         functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
         # FUNCNEST is local here: one set by the project cannot stop the
         # guard, and stays inside this function.
-        _direnv_hook() { local FUNCNEST=1000; __peninsula_keep; __peninsula_direnv_hook "$@"; __peninsula_guard; }
+        # It loads nothing while the shell is strict (a cd from one
+        # project into another, before the prompt): the .envrc is loaded
+        # at the prompt, after the ping, under the new project.
+        _direnv_hook() {
+          local FUNCNEST=1000
+          __peninsula_keep
+          __peninsula_direnv_leave && ! __peninsula_strict && __peninsula_direnv_hook "$@"
+          __peninsula_guard
+        }
       fi
+    }
+    # -- leaving a direnv environment (see the bash hook) -------------------
+    # At the prompt, first: the environment direnv is about to leave is
+    # unloaded under the state the shell is still in, then the ping; direnv's
+    # hook (a precmd function after this one) loads the new .envrc under the
+    # new state. Returns 1 when it unloaded. cd -q: no chpwd hooks.
+    functions[__peninsula_direnv_export]="${(q)${commands[direnv]:-false}} export zsh"
+    functions[__peninsula_strict]="local line=; { IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state } 2>/dev/null; [[ \$line == strict ]]"
+    __peninsula_direnv_leave() {
+      [[ -n ${DIRENV_DIFF-} ]] || return 0
+      local dir=$PWD
+      while :; do
+        if [[ -e $dir/.envrc ]]; then [[ $dir/.envrc == "${DIRENV_FILE-}" ]] && return 0; break; fi
+        [[ $dir/.env == "${DIRENV_FILE-}" && -e $dir/.env ]] && return 0
+        [[ -n $dir ]] || break
+        dir=${dir%/*}
+      done
+      trap -- '' SIGINT
+      eval "$(builtin cd -q / && __peninsula_direnv_export)"
+      trap - SIGINT
+      return 1
+    }
+    __peninsula_leave() {
+      local FUNCNEST=1000
+      __peninsula_keep
+      __peninsula_direnv_leave
+      __peninsula_guard
+      : >| /dev/null/.peninsula-prompt  # the ping
     }
     # -- sudo and friends by full path (see the bash hook) ----------------
     __peninsula_full_paths() {
@@ -130,7 +166,7 @@ if [[ -o interactive ]]; then
     }
     __peninsula_full_paths
     __peninsula_wrap_direnv
-    precmd_functions=(__peninsula_wrap_direnv $precmd_functions)
+    precmd_functions=(__peninsula_wrap_direnv __peninsula_leave $precmd_functions)
   else
     print -u2 "peninsula: this shell runs inside session $PENINSULA_SESSION already (started by pid ${PENINSULA_SHELL_PID-?}); it is judged by that session"
   fi
