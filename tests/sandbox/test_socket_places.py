@@ -27,19 +27,17 @@ from .helpers import PY
 
 @pytest.fixture
 def places(who):
-    """(runtime dir, [(staging dir, target)], cleanup): the targets in the
-    user's own tmux, gpg-agent and screen directories, made as the tools
-    make them if missing."""
+    """(runtime dir, [(staging dir, target)]): the targets in the user's own
+    tmux, gpg-agent and screen directories, made as the tools make them if
+    missing (and left: a server of that user may have come to use them)."""
     tag = uuid.uuid4().hex[:8]
     runtime = who.mkdir(who.base / "rt")
     os.chmod(runtime, 0o700)
-    made = []
 
     def own_dir(path: Path, mode: int) -> Path:
         if not path.exists():
             who.mkdir(path)
             os.chmod(path, mode)
-            made.append(path)
         return path
 
     tmux = own_dir(Path(f"/tmp/tmux-{who.uid}"), 0o700)
@@ -50,7 +48,7 @@ def places(who):
     targets = [(staging_tmp, tmux / f"pt-{tag}"), (runtime, gnupg / "S.gpg-agent"),
                (staging_run, screen / f"pt-{tag}")]
     yield runtime, targets
-    for path in (staging_tmp, staging_run, *reversed(made)):
+    for path in (staging_tmp, staging_run):
         shutil.rmtree(path, ignore_errors=True)
 
 

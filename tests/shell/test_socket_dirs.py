@@ -70,16 +70,13 @@ def test_confined_processes_cannot_plant_the_users_or_another_projects_sockets(t
     os.chmod(runtime, 0o700)
     gnupg = user.mkdir(runtime / "gnupg")
     os.chmod(gnupg, 0o700)
-    tmux = Path(f"/tmp/tmux-{user.uid}")
-    made_tmux = not tmux.exists()
-    if made_tmux:
-        user.mkdir(tmux)
-        os.chmod(tmux, 0o700)
-    screen = Path(f"/run/screen/S-{user.name}")
-    made_screen = not screen.exists()
-    if made_screen:
-        user.mkdir(screen)
-        os.chmod(screen, 0o700)
+    # The user's own tmux and screen directories, made as the tools make
+    # them if missing (and left: a server of the user may have come to use them).
+    tmux, screen = Path(f"/tmp/tmux-{user.uid}"), Path(f"/run/screen/S-{user.name}")
+    for path in (tmux, screen):
+        if not path.exists():
+            user.mkdir(path)
+            os.chmod(path, 0o700)
     other = user.mkdir(home / "other")
     user.write(other / ".envrc", "export OTHER=1\n")
     assert user.run(["direnv", "allow", str(other)], cwd=other, env={"HOME": str(home)}).returncode == 0
@@ -111,6 +108,3 @@ def test_confined_processes_cannot_plant_the_users_or_another_projects_sockets(t
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(f"/run/screen/pt-stage-{tag}", ignore_errors=True)
-        for path, made in ((tmux, made_tmux), (screen, made_screen)):
-            if made:
-                shutil.rmtree(path, ignore_errors=True)
