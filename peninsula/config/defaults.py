@@ -287,9 +287,9 @@ _own_installation: tuple[str, ...] | None = None
 
 
 def protected_in_runtime() -> tuple[str, ...]:
-    """PROTECTED_IN_RUNTIME, for the shell session's policies. (Not in
-    `peninsula run`'s yet: a protection inside a writable root would make
-    --fast fall back to the supervisor for every name.)"""
+    """PROTECTED_IN_RUNTIME, for the shell session's and `peninsula run`'s
+    policies (run's matter only with --write $XDG_RUNTIME_DIR: it does not
+    make the runtime dir writable by itself)."""
     runtime = runtime_dir()
     return tuple(os.path.join(runtime, rel) for rel in PROTECTED_IN_RUNTIME) if runtime else ()
 

@@ -202,7 +202,7 @@ class Sandbox:
         # The shell sessions' root too: a run must not re-point a session's
         # files or plant a session (sessiondir.py).
         protected = tuple(canonical(p) for p in (
-            *defaults.protected_paths(), session_root(), *defaults.protected_sockets(),
+            *defaults.protected_paths(), session_root(), *defaults.protected_in_runtime(), *defaults.protected_sockets(),
             *socketdirs.socket_protections(canonical(self.project) if own else None), *opts.protect))
         return policy.Policy(writable=writable, protected=protected, hardlinked_writes=opts.hardlinked_writes)
 
