@@ -57,7 +57,9 @@ def test_the_project_gets_its_own_and_leaving_gives_the_users_back(term_factory,
     try:
         term.run(f"tmux -L pt-out-{tag} -f /dev/null new-session -d 'sleep 30'")
         assert stat.S_ISSOCK(os.lstat(f"/tmp/tmux-{user.uid}/pt-out-{tag}").st_mode)
-        text = term.run(f"screen -dmS pt{tag} sleep 30; screen -ls pt{tag}")
+        # `screen -dm` returns at its fork, before its server listens: wait for it.
+        text = term.run(f"sh -c 'screen -dmS pt{tag} sleep 30; for i in $(seq 50); do screen -ls pt{tag}"
+                        f" | grep -q Detached && break; sleep 0.1; done; screen -ls pt{tag}'")
         assert f"/run/screen/S-{user.name}" in text, text
         assert "denied" not in term.screen(), term.screen()
     finally:

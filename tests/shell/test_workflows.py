@@ -241,7 +241,11 @@ WORKFLOWS = [
              " select x from t;'", check=_log_has("42")),
     Workflow("tmux-inside", "tmux -L wf-inner -f /dev/null new-session -d 'sleep 30' && tmux -L wf-inner ls"
              " && tmux -L wf-inner kill-server", check=_log_has("1 windows")),
-    Workflow("screen-inside", "screen -dmS wfscreen sleep 30 && screen -ls wfscreen; screen -S wfscreen -X quit",
+    # `screen -dm` returns at its fork, before the server listens (a race
+    # screen wins unconfined by microseconds, and loses to a mediated bind):
+    # wait for the session as a script would.
+    Workflow("screen-inside", "sh -c 'screen -dmS wfscreen sleep 30 && for i in $(seq 50); do screen -ls wfscreen"
+             " | grep -q Detached && break; sleep 0.1; done; screen -ls wfscreen; screen -S wfscreen -X quit'",
              check=_log_has("wfscreen")),
     Workflow("ssh-keygen", "ssh-keygen -q -t ed25519 -N '' -C wf -f ./wf_key && ssh-keygen -l -f wf_key.pub",
              check=_log_has("wf (ED25519)")),
