@@ -224,10 +224,9 @@ PROTECTED_IN_RUNTIME = ("systemd", "bus", "dbus-1", "keyring", "at-spi", "pulse"
 # (place, why). UID, USER and RUNTIME are filled in by protected_sockets();
 # a RUNTIME entry is dropped without a runtime dir. Inside a project, tmux
 # and screen get a directory of the project's own (config/socketdirs.py).
-SCREEN_DIR = "/run/screen"
 PROTECTED_SOCKETS = (
     ("/tmp/tmux-{UID}", "tmux's servers: a fake `default` would be the server the next `tmux` attaches to, and a tmux server can make its client run commands"),
-    (SCREEN_DIR + "/S-{USER}", "screen's sessions: `screen -r` attaches to whatever listens there"),
+    ("/run/screen/S-{USER}", "screen's sessions: `screen -r` attaches to whatever listens there"),
     ("{RUNTIME}/gnupg", "gpg-agent's and dirmngr's sockets (S.gpg-agent, .ssh, .extra, .browser, S.dirmngr, S.keyboxd): a fake agent is handed passphrases and signs what it likes"),
     ("/tmp/.X11-unix", "the X displays: an X client sends its keystrokes and windows to whatever listens at X<n>"),
     ("/tmp/.ICE-unix", "the X session manager: its clients take commands from it"),
@@ -239,7 +238,8 @@ PROTECTED_SOCKETS = (
 
 
 def protected_sockets() -> tuple[str, ...]:
-    """PROTECTED_SOCKETS for this user: in `run` and the shell session alike."""
+    """PROTECTED_SOCKETS for this user: in `run`, and in the shell session's
+    project policies (not its strict one: config/project.py)."""
     import pwd
 
     try:

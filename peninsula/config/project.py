@@ -238,8 +238,12 @@ def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> po
     """Only the temp dirs: for processes whose line cannot be traced."""
     from peninsula.config.options import canonical
 
+    # Not defaults.protected_sockets(): the servers that daemonize (tmux,
+    # screen, gpg-agent, emacs --daemon) are strict, reparented before their
+    # first trapped call, those started outside projects too; they bind
+    # there. (README's limits: a confined process that daemonizes does too.)
     protected = [*defaults.protected_paths(), *defaults.state_exceptions(), *defaults.protected_in_runtime(),
-                 *defaults.protected_sockets(), *socketdirs.socket_protections(None), *conf.protect, *extra_protected]
+                 *socketdirs.socket_protections(None), *conf.protect, *extra_protected]
     return policy.Policy(
         writable=tuple(canonical(p) for p in defaults.temp_roots()),
         protected=tuple(canonical(p) for p in protected),

@@ -40,10 +40,6 @@ def baseline_roots(conf: UserConfig) -> tuple[str, ...]:
     from peninsula.policy.engine import DEVICE_WRITES
 
     roots = [defaults.home(), *defaults.temp_roots(), *conf.baseline, *conf.write, *DEVICE_WRITES]
-    # screen's socket dir, for screen outside projects (it makes S-USER
-    # there); no project's policy has it writable, and S-USER is protected.
-    if os.path.isdir(defaults.SCREEN_DIR):
-        roots.append(defaults.SCREEN_DIR)
     return tuple(dict.fromkeys(os.path.realpath(r) for r in roots if not glob.has_magic(r)))
 
 

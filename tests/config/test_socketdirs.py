@@ -1,7 +1,7 @@
 """Per-project tmux and screen directories (config/socketdirs.py): named to
 a tool only when they are the user's own real 0700 directories; each
 project's policy may write its own and no other; the user's own servers'
-places are protected in both the session's and run's policies."""
+places are protected in run's and the session's project policies."""
 
 from __future__ import annotations
 
@@ -66,7 +66,11 @@ def test_each_project_writes_its_own_directory_only(runtime, tmp_path):
     assert not _writable(pol_a, own_b + "/tmux-1000/default")
     assert not _writable(pol_a, os.path.dirname(own_a) + "/planted")
     assert _writable(pol_a, str(runtime / "other-file"))  # the rest of the runtime dir as before
-    assert not _writable(strict_policy(UserConfig()), own_a + "/x")
+    # A session's strict processes (daemonized servers among them) may use
+    # any project's directory, never make or replace the base's entries' parent.
+    strict = strict_policy(UserConfig())
+    assert _writable(strict, own_a + "/tmux-1000/default")
+    assert not _writable(strict, os.path.dirname(own_a))
     run_a = Sandbox(project=str(a)).policy()
     assert _writable(run_a, own_a + "/x") and not _writable(run_a, own_b + "/x")
 
@@ -79,7 +83,7 @@ def test_the_users_server_places_are_protected_in_run_and_session(runtime, tmp_p
               f"{runtime}/emacs/server", f"{runtime}/nvim.123.0", f"/tmp/nvim.{user}/x/nvim.1.0"]
     session, _ = project_policy(Project(str(tmp_path / "a"), ""), UserConfig())
     run = Sandbox(project=str(tmp_path / "a"), write=[str(runtime), "/run/screen"]).policy()
-    for pol in (session, run, strict_policy(UserConfig())):
+    for pol in (session, run):
         for place in places:
             assert not _writable(pol, place), (place, pol)
     assert len(defaults.protected_sockets()) == len(defaults.PROTECTED_SOCKETS)

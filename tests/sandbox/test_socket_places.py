@@ -93,7 +93,7 @@ def test_tmux_and_screen_get_the_projects_own_directory(who, places):
     assert len(str(own / f"tmux-{who.uid}" / "default")) < 108
     # `screen -dm` returns at its fork, before its server listens: wait for it.
     work = ("tmux -f /dev/null new-session -d 'sleep 30' && tmux ls && tmux kill-server"
-            " && screen -dmS ptscreen sleep 30 && for i in $(seq 50); do screen -ls ptscreen | grep -q Detached && break;"
+            " && screen -dmS ptscreen sleep 5 && for i in $(seq 50); do screen -ls ptscreen | grep -q Detached && break;"
             " sleep 0.1; done; screen -ls ptscreen; screen -S ptscreen -X quit")
     proc = who.peninsula("run", "--", "sh", "-c", work, cwd=a, timeout=60)
     out = proc.stdout.decode()
