@@ -243,7 +243,7 @@ def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> po
     # first trapped call, those started outside projects too; they bind
     # there. (README's limits: a confined process that daemonizes does too.)
     protected = [*defaults.protected_paths(), *defaults.state_exceptions(), *defaults.protected_in_runtime(),
-                 *socketdirs.socket_protections(None), *conf.protect, *extra_protected]
+                 *socketdirs.strict_socket_protections(), *conf.protect, *extra_protected]
     return policy.Policy(
         writable=tuple(canonical(p) for p in defaults.temp_roots()),
         protected=tuple(canonical(p) for p in protected),

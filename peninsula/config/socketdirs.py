@@ -18,7 +18,7 @@ unconfined processes can, as everywhere. The base is protected for every
 confined process, and each project's policy re-allows its own directory
 alone: a confined process of project B, or a `peninsula run` of another
 project, cannot create, replace or rename anything in project A's. The
-exception is a shell session's strict processes (socket_protections).
+exception is a shell session's strict processes (strict_socket_protections).
 """
 
 from __future__ import annotations
@@ -83,11 +83,17 @@ def socket_env(root: str) -> tuple[tuple[str, str], ...]:
 
 def socket_protections(root: str | None) -> tuple[str, ...]:
     """Protected patterns for a policy confined to the project at root: the
-    base, and the project's own directory re-allowed. None: the shell
-    session's strict policy, for processes whose line cannot be traced: a
-    server that daemonizes (tmux's, screen's) is one, reparented before its
-    first trapped call, and it binds in the directory of the project it was
-    started in, which cannot be told. So every project's directory, though
-    never the base itself, is re-allowed to it (see README's limits)."""
+    base, and the project's own directory re-allowed (None: no project's)."""
     base = sockets_base()
-    return (base, "!" + os.path.join(base, "*")) if root is None else (base, "!" + project_sockets(root))
+    return (base,) if root is None else (base, "!" + project_sockets(root))
+
+
+def strict_socket_protections() -> tuple[str, ...]:
+    """For the shell session's strict policy, for processes whose line
+    cannot be traced: a server that daemonizes (tmux's, screen's) is one,
+    reparented before its first trapped call, and it binds in the directory
+    of the project it was started in, which cannot be told. So every
+    project's directory, though never the base itself, is re-allowed to it
+    (README's limits)."""
+    base = sockets_base()
+    return (base, "!" + os.path.join(base, "*"))
