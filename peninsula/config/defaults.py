@@ -217,6 +217,42 @@ def gnupg_dir() -> str:
 PROTECTED_IN_RUNTIME = ("systemd", "bus", "dbus-1", "keyring", "at-spi", "pulse", "pipewire-0", "wayland-*")
 
 
+# Where the user's own servers listen, and the clients the user runs later,
+# unconfined, connect without asking who listens: a confined process that
+# put a socket (or a symlink to one) there first, or in place of the real
+# one, would be the server those clients obey or hand their secrets to.
+# (place, why). UID, USER and RUNTIME are filled in by protected_sockets();
+# a RUNTIME entry is dropped without a runtime dir. Inside a project, tmux
+# and screen get a directory of the project's own (config/socketdirs.py).
+PROTECTED_SOCKETS = (
+    ("/tmp/tmux-{UID}", "tmux's servers: a fake `default` would be the server the next `tmux` attaches to, and a tmux server can make its client run commands"),
+    ("/run/screen/S-{USER}", "screen's sessions: `screen -r` attaches to whatever listens there"),
+    ("{RUNTIME}/gnupg", "gpg-agent's and dirmngr's sockets (S.gpg-agent, .ssh, .extra, .browser, S.dirmngr, S.keyboxd): a fake agent is handed passphrases and signs what it likes"),
+    ("/tmp/.X11-unix", "the X displays: an X client sends its keystrokes and windows to whatever listens at X<n>"),
+    ("/tmp/.ICE-unix", "the X session manager: its clients take commands from it"),
+    ("/tmp/emacs{UID}", "the emacs server's socket without a runtime dir: emacsclient sends it files and code to evaluate"),
+    ("{RUNTIME}/emacs", "the emacs server's socket"),
+    ("/tmp/nvim.{USER}", "nvim's server sockets without a runtime dir: `nvim --server` sends them keys and commands"),
+    ("{RUNTIME}/nvim.*", "nvim's server sockets (nvim.PID.N)"),
+)
+
+
+def protected_sockets() -> tuple[str, ...]:
+    """PROTECTED_SOCKETS for this user: in `run`, and in the shell session's
+    project policies (not its strict one: config/project.py)."""
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
+    runtime = runtime_dir()
+    return tuple(
+        place.format(UID=os.getuid(), USER=user, RUNTIME=runtime)
+        for place, _why in PROTECTED_SOCKETS if runtime or "{RUNTIME}" not in place
+    )
+
+
 def protected_paths() -> tuple[str, ...]:
     base = home()
     return tuple(os.path.join(base, rel) for rel in PROTECTED_IN_HOME) + own_installation()
@@ -251,9 +287,9 @@ _own_installation: tuple[str, ...] | None = None
 
 
 def protected_in_runtime() -> tuple[str, ...]:
-    """PROTECTED_IN_RUNTIME, for the shell session's policies. (Not in
-    `peninsula run`'s yet: a protection inside a writable root would make
-    --fast fall back to the supervisor for every name.)"""
+    """PROTECTED_IN_RUNTIME, for the shell session's and `peninsula run`'s
+    policies (run's matter only with --write $XDG_RUNTIME_DIR: it does not
+    make the runtime dir writable by itself)."""
     runtime = runtime_dir()
     return tuple(os.path.join(runtime, rel) for rel in PROTECTED_IN_RUNTIME) if runtime else ()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from peninsula.config import defaults
+from peninsula.config import defaults, socketdirs
 from peninsula.policy import engine as policy
 from peninsula.config.options import ConfigError, Options, parse_options
 from peninsula.config.user import UserConfig
@@ -196,11 +196,15 @@ def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[st
     protections apply, its allowances wait for `peninsula trust`.
     """
     root = project.root
-    writable = [root, defaults.project_cache(root, create=True), *conf.write, *defaults.temp_roots()]
+    sockets = socketdirs.make_project_sockets(root)
+    writable = [root, defaults.project_cache(root, create=True), *([sockets] if sockets else []), *conf.write,
+                *defaults.temp_roots()]
     protected = [
         *defaults.protected_paths(),
         *defaults.state_exceptions(),
         *defaults.protected_in_runtime(),
+        *defaults.protected_sockets(),
+        *socketdirs.socket_protections(root),  # every project's socket dir but its own
         *conf.protect,
         os.path.join(root, ".git", "hooks", "*"),  # hooks run later, outside
         "!" + os.path.join(root, ".git", "hooks", "*.sample"),
@@ -234,8 +238,12 @@ def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> po
     """Only the temp dirs: for processes whose line cannot be traced."""
     from peninsula.config.options import canonical
 
-    protected = [*defaults.protected_paths(), *defaults.state_exceptions(), *defaults.protected_in_runtime(), *conf.protect,
-                 *extra_protected]
+    # Not defaults.protected_sockets(): the servers that daemonize (tmux,
+    # screen, gpg-agent, emacs --daemon) are strict, reparented before their
+    # first trapped call, those started outside projects too; they bind
+    # there. (README's limits: a confined process that daemonizes does too.)
+    protected = [*defaults.protected_paths(), *defaults.state_exceptions(), *defaults.protected_in_runtime(),
+                 *socketdirs.strict_socket_protections(), *conf.protect, *extra_protected]
     return policy.Policy(
         writable=tuple(canonical(p) for p in defaults.temp_roots()),
         protected=tuple(canonical(p) for p in protected),

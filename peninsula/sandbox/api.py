@@ -45,7 +45,7 @@ import sys
 import time
 
 from peninsula.kernel import landlock as baseline
-from peninsula.config import defaults
+from peninsula.config import defaults, socketdirs
 from peninsula.kernel import libc
 from peninsula.policy import engine as policy
 from peninsula.config.options import ConfigError, Options, check_env_pattern, check_hostname, parse_env_assignment, parse_port, parse_seconds, parse_size, parse_count
@@ -184,8 +184,11 @@ class Sandbox:
         opts = self.options
         # The project and its own tool caches (defaults.CACHE_ENV).
         roots = [] if opts.read_only else [self.project]
-        if self.own_caches and not opts.read_only:
+        own = self.own_caches and not opts.read_only
+        if own:
             roots.append(defaults.project_cache(canonical(self.project), create=True))
+            # and its own tmux and screen sockets (config/socketdirs.py)
+            roots += [d for d in (socketdirs.make_project_sockets(canonical(self.project)),) if d]
         # Not $XDG_RUNTIME_DIR: the user's services (D-Bus, gpg-agent,
         # Wayland, pulse) listen there, and a command that may replace their
         # sockets can answer unconfined programs in their place.
@@ -198,7 +201,9 @@ class Sandbox:
 
         # The shell sessions' root too: a run must not re-point a session's
         # files or plant a session (sessiondir.py).
-        protected = tuple(canonical(p) for p in (*defaults.protected_paths(), session_root(), *opts.protect))
+        protected = tuple(canonical(p) for p in (
+            *defaults.protected_paths(), session_root(), *defaults.protected_in_runtime(), *defaults.protected_sockets(),
+            *socketdirs.socket_protections(canonical(self.project) if own else None), *opts.protect))
         return policy.Policy(writable=writable, protected=protected, hardlinked_writes=opts.hardlinked_writes)
 
     def baseline_roots(self, pol: policy.Policy) -> tuple[str, ...]:
@@ -244,6 +249,7 @@ class Sandbox:
             env = {k: v for k, v in env.items() if any(fnmatch.fnmatchcase(k, p) for p in opts.keep_env)}
         elif not opts.read_only and self.own_caches:
             env.update(defaults.cache_env(canonical(self.project)))  # the project's own tool caches
+            env.update(socketdirs.socket_env(canonical(self.project)))  # and tmux's and screen's sockets
         env.update(dict(opts.setenv))
         env["PENINSULA_SANDBOX"] = "run"
         return env

@@ -12,7 +12,7 @@ import errno
 import os
 import threading
 
-from peninsula.config import defaults
+from peninsula.config import defaults, socketdirs
 from peninsula.supervisor.handlers import request
 from peninsula.supervisor import fastpath, table
 from peninsula.supervisor.handlers import lineage
@@ -414,7 +414,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             with contextlib.suppress(OSError):
                 # The project's tool caches, for the hook to export (NAME=VALUE
                 # lines); written before the state that makes the hook read it.
-                caches = defaults.cache_env(state.project) if state.project and not state.strict else ()
+                caches = (defaults.cache_env(state.project) + socketdirs.socket_env(state.project)
+                          if state.project and not state.strict else ())
                 write_file(self.session_fd, "caches", "".join(f"{name}={value}\n" for name, value in caches))
                 write_file(self.session_fd, "state", text)
 

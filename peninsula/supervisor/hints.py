@@ -44,7 +44,7 @@ def run_hint(path: str, reason: str) -> str:
         return ""
     from peninsula.config.defaults import session_root
 
-    if protection_of(path, (session_root(),)):
+    if protection_of(path, (session_root(), *defaults.protected_sockets())):
         return PROTECTED
     return f"; allow with --write {shlex.quote(path)}"
 
@@ -55,7 +55,7 @@ def shell_hint(path: str, reason: str, project: str | None, protect: tuple[str, 
         return ""
     from peninsula.config.defaults import session_root
 
-    if protection_of(path, (*protect, *defaults.protected_in_runtime(), session_root())):
+    if protection_of(path, (*protect, *defaults.protected_in_runtime(), *defaults.protected_sockets(), session_root())):
         return PROTECTED
     profile = profile_for(path)
     if profile is not None:

@@ -1,5 +1,11 @@
 """--fast: Landlock alone judges exclusive creates and name changes."""
 
+import pytest
+
+NOT_APPLIED = ("--fast cannot apply in `peninsula run` any more: /tmp/tmux-UID and the X11/ICE socket directories are "
+               "protected inside /tmp, a writable root, which Landlock cannot carry "
+               "(defaults.PROTECTED_SOCKETS); the run says so and the supervisor judges names")
+
 SCRIPT = r'''
 import os, sys
 out = sys.argv[1]
@@ -37,6 +43,7 @@ def _run(who, *flags):
     return proc, results, project, outside
 
 
+@pytest.mark.xfail(strict=True, reason=NOT_APPLIED)
 def test_fast_keeps_confinement(who):
     proc, results, project, outside = _run(who, "--fast")
     assert proc.returncode == 0, proc.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from cbuild import compile_c
 from reliability.test_nesting import OTHER_SANDBOX_C
 
@@ -208,6 +209,8 @@ def test_foreign_notify_sandbox_inside_a_run_gets_ebusy(who):
     assert ok.returncode == 0 and marker.exists(), ok.stderr
 
 
+@pytest.mark.xfail(strict=True, reason=("--fast cannot apply in `peninsula run` any more (tests/sandbox/test_fast.py): "
+                                        "the outer run is not fast, so the nested run nests"))
 def test_no_nesting_under_an_outer_fast_run(who):
     """--fast lets Landlock alone judge the outer run's creates and renames,
     by the outer roots: a nested policy could not bear on them."""

@@ -393,8 +393,11 @@ def test_runtime_dir_is_not_writable_by_default(who, places):
     assert control.returncode == 0 and (runtime / "control").exists()
     refused = who.peninsula("run", "--", "sh", "-c", f"touch {runtime}/bus", env=env, cwd=proj)
     assert refused.returncode != 0 and not (runtime / "bus").exists(), refused
-    allowed = who.peninsula("run", "--write", runtime, "--", "sh", "-c", f"touch {runtime}/bus", env=env, cwd=proj)
-    assert allowed.returncode == 0 and (runtime / "bus").exists(), allowed
+    allowed = who.peninsula("run", "--write", runtime, "--", "sh", "-c", f"touch {runtime}/other", env=env, cwd=proj)
+    assert allowed.returncode == 0 and (runtime / "other").exists(), allowed
+    # the session bus's name stays protected even then (defaults.PROTECTED_IN_RUNTIME)
+    refused = who.peninsula("run", "--write", runtime, "--", "sh", "-c", f"touch {runtime}/bus", env=env, cwd=proj)
+    assert refused.returncode != 0 and not (runtime / "bus").exists(), refused
 
 
 def test_screen_session_outside(who, places):
@@ -411,8 +414,9 @@ def test_screen_session_outside(who, places):
             time.sleep(0.05)
         control = who.run(["screen", "-S", "pt", "-X", "stuff", f"touch {out}/control\n"], env=env)
         assert control.returncode == 0 and _wait_for(out / "control"), control
-        confined = who.peninsula("run", "--write", proj, "--", "screen", "-S", "pt", "-X", "stuff",
-                                 f"touch {out}/escaped\n", env=env)
+        # (a run points SCREENDIR at its project's own directory: the attacker names the user's)
+        confined = who.peninsula("run", "--write", proj, "--", "env", f"SCREENDIR={screendir}", "screen", "-S", "pt",
+                                 "-X", "stuff", f"touch {out}/escaped\n", env=env)
         assert confined.returncode != 0 and "denied connect of" in confined.stderr.decode(), confined
         time.sleep(0.5)
         assert not (out / "escaped").exists()

@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 
 from peninsula.config.defaults import CACHE_ENV
+from peninsula.config.socketdirs import SOCKET_ENV
 
 from .conftest import PENINSULA, RC, supervised
 
-NAMES = [name for name, _ in CACHE_ENV]
+# TMUX_TMPDIR and SCREENDIR too: pointed into the project after leaving,
+# the user's next tmux would talk to a server a confined process started there.
+NAMES = [name for name, _ in CACHE_ENV + SOCKET_ENV]
 # Half of them set before the project (to these), half unset.
 BEFORE = {name: f"/opt/user-{name}" for name in NAMES[::2]}
 SET_BEFORE = {"bash": "export {n}={v}", "zsh": "export {n}={v}", "fish": "set -gx {n} {v}"}

@@ -1,12 +1,13 @@
 """The hooks keep (before a project) every variable the supervisor points
-at a project's cache: the names they are given are defaults.CACHE_ENV's."""
+at a project's cache or socket directory: the names they are given are
+defaults.CACHE_ENV's and socketdirs.SOCKET_ENV's."""
 
 from peninsula.shell import shells as cmd_shell
-from peninsula.config import defaults
+from peninsula.config import defaults, socketdirs
 
 
 def test_hook_cache_names_are_the_cache_env_names():
-    assert cmd_shell.CACHE_NAMES.split() == [name for name, _ in defaults.CACHE_ENV]
+    assert cmd_shell.CACHE_NAMES.split() == [name for name, _ in defaults.CACHE_ENV + socketdirs.SOCKET_ENV]
 
 
 def test_each_hook_gets_the_names():

@@ -16,10 +16,10 @@ import sys
 
 # Every shell with a hook, in the order `peninsula hook --help` names them.
 NAMES = ("bash", "zsh", "fish", "direnv")
-# The names in defaults.CACHE_ENV, for the hooks to keep before a project
+# The names in defaults.CACHE_ENV and socketdirs.SOCKET_ENV, for the hooks to keep before a project
 # (a unit test holds them equal): importing defaults here would cost every
 # shell start ~45 ms.
-CACHE_NAMES = "npm_config_cache PIP_CACHE_DIR UV_CACHE_DIR GOCACHE GOMODCACHE CARGO_HOME YARN_CACHE_FOLDER GRADLE_USER_HOME"
+CACHE_NAMES = "npm_config_cache PIP_CACHE_DIR UV_CACHE_DIR GOCACHE GOMODCACHE CARGO_HOME YARN_CACHE_FOLDER GRADLE_USER_HOME TMUX_TMPDIR SCREENDIR"
 
 
 class Shell:
