@@ -104,3 +104,30 @@ def test_kernel_answers_come_first(box):
     assert logged == want, logged
     stderr = conf["_proc"].stderr.decode()
     assert "fifo" in stderr and "suid" not in stderr, stderr
+
+
+PROTECTED = r'''
+P, O, W = sys.argv[1], sys.argv[2], sys.argv[3]
+attempt("from_protected", sc, "link", W + "/secret", P + "/s")
+attempt("from_outside", sc, "link", O + "/obj", P + "/o")
+done()
+'''
+
+
+def test_a_protected_source_is_noticed(box):
+    """A source a protection refuses (a ~/.bashrc, not a repository a tool
+    clones) gets the same EXDEV, but noticed: no tool links those, so the
+    attempt is shown. A source merely outside the roots stays quiet."""
+    writable = box.dir(box.base / "writable")
+    box.file(writable / "secret", "keep\n")
+    box.file(box.outside / "obj", "data\n")
+    control = box.probe(PROTECTED, box.project, box.outside, writable, confined=False)
+    assert control["from_protected"] == "OK" and control["from_outside"] == "OK", control
+    for name in ("s", "o"):
+        os.unlink(box.project / name)
+    conf = box.probe(PROTECTED, box.project, box.outside, writable,
+                     options=("--write", writable, "--protect", writable / "secret"))
+    assert conf["from_protected"] == "EXDEV" and conf["from_outside"] == "EXDEV", conf
+    stderr = conf["_proc"].stderr.decode()
+    assert f"denied link of {writable / 'secret'}" in stderr and "obj" not in stderr, stderr
+    assert os.stat(writable / "secret").st_nlink == 1 and not os.path.lexists(box.project / "s")

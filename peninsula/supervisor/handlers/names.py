@@ -190,8 +190,10 @@ LINK_SOURCE = ("a hard link of a file this process may not change: its new name 
 
 # A hard link of a regular file from a place the process may not change
 # into one it may: answered EXDEV, as between two file systems (what a
-# bind mount of the project, bubblewrap's, answers too); logged, not
-# noticed, since the tools that do this copy on EXDEV by design. A second name inside would be a way to change the
+# bind mount of the project, bubblewrap's, answers too); logged, and
+# noticed only for a protected source (~/.bashrc, ~/.ssh/...: no tool
+# clones those), since the tools that do this copy on EXDEV by design.
+# A second name inside would be a way to change the
 # file: not only through the confined process (whose writes, chmod, chown,
 # times and xattrs of a file with several names are refused) but through
 # any unconfined program that later writes that name in place (`cat >
@@ -234,7 +236,9 @@ def _check_new_name(req, refused: Denied | None, where: str, kernel) -> None:
             raise
         raise refused from None
     if refused is not None:
-        raise Denied(CROSS_BOUNDARY, refused.path, CROSS_BOUNDARY_REASON, "link", noticed=False)
+        outside = refused.reason == LINK_SOURCE  # else a protection refused it
+        raise Denied(CROSS_BOUNDARY, refused.path, CROSS_BOUNDARY_REASON if outside else refused.reason, "link",
+                     noticed=not outside)
 
 
 def _link(req, olddir, oldpath, newdir, newpath, flags):
