@@ -112,7 +112,11 @@ def project_cache(root: str, *, create: bool = False) -> str:
     $XDG_CACHE_HOME/peninsula-projects/<name>-<hash of the root's path>."""
     digest = _sha256_hex(root.encode("utf-8", "surrogateescape"))[:16]
     base = os.path.join(cache_home(), "peninsula-projects")
-    path = os.path.join(base, f"{os.path.basename(root) or 'root'}-{digest}")
+    # The name only helps a human find it; kept to safe characters, since the
+    # hooks read these paths from a NAME=VALUE file (a newline in a
+    # project's name would otherwise be a line of its own: a variable).
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in os.path.basename(root))
+    path = os.path.join(base, f"{name or 'root'}-{digest}")
     if create:
         try:
             os.makedirs(base, mode=0o700, exist_ok=True)
@@ -247,10 +251,41 @@ def protected_sockets() -> tuple[str, ...]:
     except KeyError:
         user = str(os.getuid())
     runtime = runtime_dir()
-    return tuple(
+    shipped = tuple(
         place.format(UID=os.getuid(), USER=user, RUNTIME=runtime)
         for place, _why in PROTECTED_SOCKETS if runtime or "{RUNTIME}" not in place
     )
+    return shipped + tuple(dict.fromkeys(_sockets_named_by_env(os.environ, runtime)))
+
+
+def _sockets_named_by_env(env, runtime: str | None) -> list[str]:
+    """The places the user's own clients find their servers by, as the
+    session or run was started with them: the ssh agent's socket and its
+    directory (ssh-agent's /tmp/ssh-XXXX: `ssh-add` hands a fake agent the
+    private key), tmux's ($TMUX_TMPDIR, the server named by $TMUX: its
+    client sends its whole environment), screen's ($SCREENDIR) and gpg's
+    ($GNUPGHOME). A directory is protected only when it is the server's
+    own, never a shared one (/tmp, the runtime dir, the home)."""
+    shared = {"/", "/tmp", "/var/tmp", "/dev/shm", home(), runtime or "/tmp"}
+    places = []
+
+    def socket_and_its_dir(path: str) -> None:
+        if not path.startswith("/"):
+            return
+        places.append(path)
+        parent = os.path.dirname(path)
+        if parent not in shared and os.path.dirname(parent) in shared:
+            places.append(parent)
+
+    socket_and_its_dir(env.get("SSH_AUTH_SOCK", ""))
+    socket_and_its_dir(env.get("TMUX", "").split(",", 1)[0])
+    for name, sub in (("TMUX_TMPDIR", f"tmux-{os.getuid()}"), ("SCREENDIR", ""), ("GNUPGHOME", "")):
+        value = env.get(name, "")
+        if value.startswith("/"):
+            path = os.path.join(value, sub) if sub else value
+            if path.rstrip("/") not in shared:
+                places.append(path.rstrip("/"))
+    return places
 
 
 def protected_paths() -> tuple[str, ...]:
