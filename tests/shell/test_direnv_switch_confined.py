@@ -150,10 +150,9 @@ __attribute__((constructor)) static void run(void) {""").replace("fclose(f); }\n
 }""")
 
 
-@pytest.mark.xfail(strict=True, reason="direnv run with the project's LD_PRELOAD is the project's code, and the "
-                                       "shell evaluates its output: it can keep its environment past the unload")
-def test_a_preloaded_direnv_that_rewrites_its_output(user, layout):
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_preloaded_direnv_that_rewrites_its_output(user, layout, shell):
     home = layout
     user.write(home / "stage" / "lib.so", compile_c(SPEAKING_C, "switch_speaking.so", ("-shared", "-fPIC")).read_bytes())
-    screen = _attack_then_switch(user, home, "bash", "~/p2", home / "p2")
+    screen = _attack_then_switch(user, home, shell, "~/p2", home / "p2")
     assert _markers(home / "p2") == [], screen
