@@ -150,8 +150,20 @@ __attribute__((constructor)) static void run(void) {""").replace("fclose(f); }\n
 }""")
 
 
+def test_control_without_peninsula_the_rewritten_output_keeps_the_library(user, layout):
+    # direnv's unload printed the library's lines instead of the revert:
+    # p1's library is still preloaded into the commands typed in p2.
+    home = layout
+    user.write(home / "stage" / "lib.so", compile_c(SPEAKING_C, "switch_speaking.so", ("-shared", "-fPIC")).read_bytes())
+    screen = _attack_then_switch(user, home, "bash", "~/p2", home / "p2", env={"PENINSULA_DISABLE": "1"})
+    assert "not supervising this shell" in screen, screen
+    assert any(name.startswith("ran-true-") for name in _markers(home / "p2")), (_markers(home / "p2"), screen)
+
+
 @pytest.mark.parametrize("shell", SHELLS)
 def test_a_preloaded_direnv_that_rewrites_its_output(user, layout, shell):
+    # With peninsula, direnv runs without p1's LD_PRELOAD (and the leave
+    # puts back the value the shell had before p1): nothing of p1 runs in p2.
     home = layout
     user.write(home / "stage" / "lib.so", compile_c(SPEAKING_C, "switch_speaking.so", ("-shared", "-fPIC")).read_bytes())
     screen = _attack_then_switch(user, home, shell, "~/p2", home / "p2")
