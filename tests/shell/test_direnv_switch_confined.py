@@ -77,7 +77,7 @@ def _markers(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("ran-"))
 
 
-def _attack_then_switch(user, home, shell, destination: str, out, env=None) -> str:
+def _attack_then_switch(user, home, shell, destination: str, out, env=None, then: tuple[str, ...] = ()) -> str:
     term = Term(user, home, shell, env).start()
     try:
         if env is None:
@@ -90,6 +90,9 @@ def _attack_then_switch(user, home, shell, destination: str, out, env=None) -> s
         term.prompt()
         loaded = term.run('echo "out=$ATTACK_OUT"')
         assert f"out={out}" in loaded, loaded  # the attack's environment is in the shell
+        for line in then:  # typed in p1 (confined), each with its next prompt
+            term.run(line)
+            term.prompt()
         for name in _markers(out):  # left by p1's own commands when nothing confines them (the control)
             (out / name).unlink()
         term.run(f"cd {destination}")
@@ -168,3 +171,25 @@ def test_a_preloaded_direnv_that_rewrites_its_output(user, layout, shell):
     user.write(home / "stage" / "lib.so", compile_c(SPEAKING_C, "switch_speaking.so", ("-shared", "-fPIC")).read_bytes())
     screen = _attack_then_switch(user, home, shell, "~/p2", home / "p2")
     assert _markers(home / "p2") == [], screen
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_an_envrc_direnv_cannot_read_leaves_nothing_of_p1_outside(user, layout, shell):
+    # A confined process makes p1's .envrc unreadable: direnv (which loads
+    # only a regular file it can open) unloads p1's environment at the next
+    # prompt, inside p1, while the hooks still see the .envrc there. direnv
+    # never saw p1's LD_PRELOAD, so it cannot revert it, and DIRENV_DIFF is
+    # gone: nothing is left to unload when the shell leaves. The library
+    # stays in the shell (checked: the route's precondition), and leaving
+    # p1 must still take it away.
+    # direnv's unload takes ATTACK_OUT away: this library has the place
+    # for its markers built in.
+    home = layout
+    source = PRELOAD_C.replace('getenv("ATTACK_OUT")', "OUT_DIR")
+    lib = compile_c(source, "switch_preload_out.so", ("-shared", "-fPIC", f'-DOUT_DIR="{home}/out"'))
+    user.write(home / "stage" / "lib.so", lib.read_bytes())
+    check = 'echo "ld=$LD_PRELOAD out=$ATTACK_OUT dd=$DIRENV_DIFF."'
+    screen = _attack_then_switch(user, home, shell, "~/out", home / "out", then=("chmod 0 .envrc", check))
+    assert f"ld={home}/p1/lib.so out= dd=." in screen, screen
+    assert _markers(home / "out") == [], screen
+    assert _hook_errors(screen) == [], screen

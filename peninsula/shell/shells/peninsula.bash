@@ -64,6 +64,7 @@ if [[ $- == *i* ]]; then
       __peninsula_direnv_leave
       __peninsula_guard
       : >| /dev/null/.peninsula-prompt  # the ping: direnv's hook, next, loads under the new state
+      __peninsula_loader_left
       return $status
     }
     # -- leaving a direnv environment -------------------------------------
@@ -202,6 +203,20 @@ if [[ $- == *i* ]]; then
     } 2>/dev/null
     __peninsula_cache_snapshot  # the shell may start in a project
     __peninsula_loader_snapshot
+    # Right after the ping, before anything else runs under the new state:
+    # when the shell has left the project it was in (for another, or none),
+    # the loader variables are put back even if direnv had no environment
+    # left to unload (`direnv deny` in the project unloads it, and cannot
+    # revert what it never saw). Entering a project changes nothing.
+    __peninsula_loader_seen() { [[ -z $1 ]]; }
+    __peninsula_loader_left() {
+      local line= q
+      IFS= read -r line < "$__peninsula_dir/state"
+      __peninsula_loader_seen "$line" && return
+      __peninsula_loader_seen '' || __peninsula_loader_restore
+      printf -v q '%q' "$line"
+      eval "__peninsula_loader_seen() { [[ \$1 == $q ]]; }"
+    } 2>/dev/null
     __peninsula_cache_seen() { [[ -z $1 ]]; }
     __peninsula_caches() {
       local status=$? line= assignment q FUNCNEST=  # one set by the project must not stop this

@@ -71,6 +71,7 @@ if status is-interactive
             __peninsula_take_direnv_hook
             __peninsula_direnv_leave
             true >/dev/null/.peninsula-prompt
+            __peninsula_loader_left
             not __peninsula_strict; and functions -q __peninsula_uses_direnv; and __peninsula_direnv_hook
             set -l line ''
             if test -r $PENINSULA_SESSION_DIR/state
@@ -184,6 +185,17 @@ if status is-interactive
         end
         __peninsula_cache_snapshot # the shell may start in a project
         __peninsula_loader_snapshot
+        # Right after the ping: leaving a project puts them back (see the bash hook).
+        function __peninsula_loader_seen
+            test -z "$argv[1]"
+        end
+        function __peninsula_loader_left
+            set -l line ''
+            read -l got <(__peninsula_dir)/state 2>/dev/null; and set line $got
+            __peninsula_loader_seen "$line"; and return
+            __peninsula_loader_seen ''; or __peninsula_loader_restore
+            eval "function __peninsula_loader_seen; test \"\$argv[1]\" = "(string escape -- $line)"; end"
+        end
         # -- sudo and friends by full path (see the bash hook) --------------
         # fish has no function names with "/": a typed full path of the
         # program a name finds is expanded to a call of the shim for that

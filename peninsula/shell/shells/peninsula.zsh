@@ -101,6 +101,15 @@ if [[ -o interactive ]]; then
     } 2>/dev/null
     __peninsula_cache_snapshot  # the shell may start in a project
     __peninsula_loader_snapshot
+    # Right after the ping: leaving a project puts them back (see the bash hook).
+    __peninsula_loader_seen() { [[ -z $1 ]] }
+    __peninsula_loader_left() {
+      local line=
+      IFS= read -r line < $__peninsula_dir/state
+      __peninsula_loader_seen "$line" && return
+      __peninsula_loader_seen '' || __peninsula_loader_restore
+      functions[__peninsula_loader_seen]="[[ \$1 == ${(q)line} ]]"
+    } 2>/dev/null
     __peninsula_cache_seen() { [[ -z $1 ]] }
     __peninsula_caches() {
       local line= assignment FUNCNEST=1000  # one set by the project must not stop this
@@ -166,6 +175,7 @@ if [[ -o interactive ]]; then
       __peninsula_direnv_leave
       __peninsula_guard
       : >| /dev/null/.peninsula-prompt  # the ping
+      __peninsula_loader_left
     }
     # -- sudo and friends by full path (see the bash hook) ----------------
     __peninsula_full_paths() {
