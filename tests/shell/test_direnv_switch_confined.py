@@ -193,3 +193,18 @@ def test_an_envrc_direnv_cannot_read_leaves_nothing_of_p1_outside(user, layout, 
     assert f"ld={home}/p1/lib.so out= dd=." in screen, screen
     assert _markers(home / "out") == [], screen
     assert _hook_errors(screen) == [], screen
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_with_direnvs_hook_set_up_after_peninsulas_the_same(user, layout, shell):
+    # The rc file sets up peninsula's hook first, then direnv's: the
+    # hooks take direnv's call over at the prompt all the same.
+    home = layout
+    rel, text = RC[shell]
+    first, second, rest = text.format(p=PENINSULA).split("\n", 2)
+    user.write(home / rel, f"{second}\n{first}\n{rest}")
+    user.write(home / "stage" / "lib.so", compile_c(SPEAKING_C, "switch_speaking.so", ("-shared", "-fPIC")).read_bytes())
+    screen = _attack_then_switch(user, home, shell, "~/p2", home / "p2")
+    assert "direnv hook" in first and "hook" in second and "direnv" not in second, (first, second)
+    assert _markers(home / "p2") == [], screen
+    assert (home / "p2" / ".direnv" / "mark").exists(), screen
