@@ -86,8 +86,8 @@ if [[ $- == *i* ]]; then
     # values the shell had outside every project instead (read with the
     # cache values, below), in the subshell of $(...) only; direnv, which
     # then cannot revert the project's values, unloads everything else,
-    # and those values are put back right after its unload. Only ever
-    # called inside $(...).
+    # and those values are put back right after its unload (and after the
+    # ping that leaves the project, below). Only ever called inside $(...).
     hash direnv 2>/dev/null && printf -v __peninsula_q '%q' "${BASH_CMDS[direnv]}"
     eval "__peninsula_direnv_export() { __peninsula_loader_restore && ${__peninsula_q:-false} export bash; }"
     unset -v __peninsula_q
@@ -206,8 +206,9 @@ if [[ $- == *i* ]]; then
     # Right after the ping, before anything else runs under the new state:
     # when the shell has left the project it was in (for another, or none),
     # the loader variables are put back even if direnv had no environment
-    # left to unload (`direnv deny` in the project unloads it, and cannot
-    # revert what it never saw). Entering a project changes nothing.
+    # left to unload: direnv unloads by itself, inside the project, an
+    # .envrc it cannot open (which the walk above still sees), and cannot
+    # revert what it never saw. Entering a project changes nothing.
     __peninsula_loader_seen() { [[ -z $1 ]]; }
     __peninsula_loader_left() {
       local line= q
