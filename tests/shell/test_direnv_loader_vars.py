@@ -66,3 +66,36 @@ def test_the_envrc_library_path_reaches_the_project_and_leaves_with_it(term_fact
     screen = term.run(f"~/proj/bin/uses-lib; echo uses-lib-rc={status}")
     assert "libpenllp.so: cannot open shared object file" in screen, screen
     assert "uses-lib-rc=127" in screen, screen
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_an_envrc_that_is_no_project_keeps_direnvs_own_revert(user, term_factory, home, project, shell):
+    # With `direnv = false`, ~/work's allowed .envrc is no project: the
+    # shell stays unconfined there and direnv sees and reverts its loader
+    # variables as it would without peninsula, also when the shell goes
+    # from there straight into a project (a root) and out again.
+    user.write(home / ".config" / "peninsula" / "config.toml",
+               f'baseline = ["{home}"]\n[projects]\ndirenv = false\nroots = ["{project}"]\n')
+    work = user.mkdir(home / "work")
+    user.write(work / ".envrc", 'export LD_LIBRARY_PATH="/work-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"\n')
+    os.lchown(work / ".envrc", user.uid, user.gid)
+    assert user.run(["direnv", "allow", str(work)], cwd=work, env={"HOME": str(home)}).returncode == 0
+    users_own = "/opt/users-own-libs"
+    term = term_factory(shell)
+    supervised(term)
+    term.run(f"set -gx LD_LIBRARY_PATH {users_own}" if shell == "fish" else f"export LD_LIBRARY_PATH={users_own}")
+    term.run("cd ~/work")
+    term.prompt()
+    assert _llp(term) == f"/work-libs:{users_own}", term.screen()
+    term.run("cd ~")
+    term.prompt()
+    assert _llp(term) == users_own, term.screen()
+    term.run("cd ~/work")
+    term.prompt()
+    term.run("cd ~/proj")
+    term.prompt()
+    assert "[peninsula: proj]" in term.run("true"), term.screen()
+    assert _llp(term) == f"{project}/lib:{users_own}", term.screen()
+    term.run("cd ~")
+    term.prompt()
+    assert _llp(term) == users_own, term.screen()

@@ -82,14 +82,17 @@ if [[ $- == *i* ]]; then
     # direnv itself runs without the loader variables a project set
     # (LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH): with them, direnv would be
     # the project's code, and what it prints this shell evaluates (it could
-    # export anything, or redefine these functions). It runs with the
-    # values the shell had outside every project instead (read with the
-    # cache values, below), in the subshell of $(...) only; direnv, which
-    # then cannot revert the project's values, unloads everything else,
-    # and those values are put back right after its unload (and after the
-    # ping that leaves the project, below). Only ever called inside $(...).
+    # export anything, or redefine these functions). While the shell is
+    # confined, it runs with the values the shell had outside every project
+    # instead (read with the cache values, below, when no direnv
+    # environment was loaded either), in the subshell of $(...) only;
+    # direnv, which then cannot revert the project's values, unloads
+    # everything else, and those values are put back right after its
+    # unload (and after the ping that leaves the project, below). Outside
+    # every project, the values are the user's: direnv sees and reverts
+    # them itself. Only ever called inside $(...).
     hash direnv 2>/dev/null && printf -v __peninsula_q '%q' "${BASH_CMDS[direnv]}"
-    eval "__peninsula_direnv_export() { __peninsula_loader_restore && ${__peninsula_q:-false} export bash; }"
+    eval "__peninsula_direnv_export() { { ! __peninsula_confined || __peninsula_loader_restore; } && ${__peninsula_q:-false} export bash; }"
     unset -v __peninsula_q
     # direnv's own hook (the same lines as `direnv hook bash` prints) calls
     # it that way too: defined again at each prompt, first, in case
@@ -115,7 +118,7 @@ if [[ $- == *i* ]]; then
       done
       trap -- '' SIGINT
       eval "$(builtin cd / && __peninsula_direnv_export)"
-      __peninsula_loader_restore
+      ! __peninsula_confined || __peninsula_loader_restore
       trap - SIGINT
     }
     __peninsula_check() {  # NAME KEPT-ATTRIBUTES KEPT-VALUE
@@ -199,7 +202,7 @@ if [[ $- == *i* ]]; then
     __peninsula_cache_keep() {
       local line=
       IFS= read -r line < "$__peninsula_dir/state"
-      [[ -n $line ]] || { __peninsula_cache_snapshot; __peninsula_loader_snapshot; }
+      [[ -n $line ]] || { __peninsula_cache_snapshot; [[ -n ${DIRENV_DIFF-} ]] || __peninsula_loader_snapshot; }
     } 2>/dev/null
     __peninsula_cache_snapshot  # the shell may start in a project
     __peninsula_loader_snapshot

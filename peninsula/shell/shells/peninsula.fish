@@ -39,8 +39,8 @@ if status is-interactive
         # shell's own; they are put back after direnv's unload.
         set -l __peninsula_env (command -s env); or set __peninsula_env false
         set -l __peninsula_direnv (command -s direnv); or set __peninsula_direnv false
-        eval "function __peninsula_direnv_unload; eval (__peninsula_loader_locals); "(string escape -- $__peninsula_env)" -C / "(string escape -- $__peninsula_direnv)" export fish | source; __peninsula_loader_restore; end"
-        eval "function __peninsula_direnv_hook; eval (__peninsula_loader_locals); "(string escape -- $__peninsula_direnv)" export fish | source; end"
+        eval "function __peninsula_direnv_unload; __peninsula_confined; and eval (__peninsula_loader_locals); "(string escape -- $__peninsula_env)" -C / "(string escape -- $__peninsula_direnv)" export fish | source; __peninsula_confined; and __peninsula_loader_restore; end"
+        eval "function __peninsula_direnv_hook; __peninsula_confined; and eval (__peninsula_loader_locals); "(string escape -- $__peninsula_direnv)" export fish | source; end"
         eval "function __peninsula_strict; test -r "(string escape -- $PENINSULA_SESSION_DIR/state)"; and read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)"; and test \"\$line\" = strict; end"
         function __peninsula_direnv_leave
             test -n "$DIRENV_DIFF"; or return 0
@@ -181,7 +181,7 @@ if status is-interactive
         end
         function __peninsula_cache_keep --on-event fish_postexec
             read -l line <(__peninsula_dir)/state 2>/dev/null
-            test -n "$line"; or begin; __peninsula_cache_snapshot; __peninsula_loader_snapshot; end
+            test -n "$line"; or begin; __peninsula_cache_snapshot; test -n "$DIRENV_DIFF"; or __peninsula_loader_snapshot; end
         end
         __peninsula_cache_snapshot # the shell may start in a project
         __peninsula_loader_snapshot

@@ -97,7 +97,7 @@ if [[ -o interactive ]]; then
     __peninsula_cache_keep() {
       local line=
       IFS= read -r line < $__peninsula_dir/state
-      [[ -n $line ]] || { __peninsula_cache_snapshot; __peninsula_loader_snapshot }
+      [[ -n $line ]] || { __peninsula_cache_snapshot; [[ -n ${DIRENV_DIFF-} ]] || __peninsula_loader_snapshot }
     } 2>/dev/null
     __peninsula_cache_snapshot  # the shell may start in a project
     __peninsula_loader_snapshot
@@ -152,7 +152,7 @@ if [[ -o interactive ]]; then
     # unloaded under the state the shell is still in, then the ping; direnv's
     # hook (a precmd function after this one) loads the new .envrc under the
     # new state. Returns 1 when it unloaded. cd -q: no chpwd hooks.
-    functions[__peninsula_direnv_export]="__peninsula_loader_restore && ${(q)${commands[direnv]:-false}} export zsh"
+    functions[__peninsula_direnv_export]="{ ! __peninsula_confined || __peninsula_loader_restore } && ${(q)${commands[direnv]:-false}} export zsh"
     functions[__peninsula_strict]="local line=; { IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state } 2>/dev/null; [[ \$line == strict ]]"
     __peninsula_direnv_leave() {
       [[ -n ${DIRENV_DIFF-} ]] || return 0
@@ -165,7 +165,7 @@ if [[ -o interactive ]]; then
       done
       trap -- '' SIGINT
       eval "$(builtin cd -q / && __peninsula_direnv_export)"
-      __peninsula_loader_restore
+      ! __peninsula_confined || __peninsula_loader_restore
       trap - SIGINT
       return 1
     }
