@@ -33,10 +33,11 @@ if status is-interactive
         # it runs after the ping and loads the new .envrc under the new
         # state; never while the shell is strict. The programs found now,
         # before any project: a project's PATH does not choose them.
-        # direnv (and env) run with the loader variables the shell had
-        # outside every project, never the project's (see the bash hook):
-        # set local to the function that runs them, which shadows the
-        # shell's own; they are put back after direnv's unload.
+        # While the shell is confined, direnv (and env) run with the loader
+        # variables the shell had outside every project, never the
+        # project's (see the bash hook): set local to the function that
+        # runs them (by path: a function called would not see them), which
+        # shadows the shell's own; they are put back after direnv's unload.
         set -l __peninsula_env (command -s env); or set __peninsula_env false
         set -l __peninsula_direnv (command -s direnv); or set __peninsula_direnv false
         eval "function __peninsula_direnv_unload; __peninsula_confined; and eval (__peninsula_loader_locals); "(string escape -- $__peninsula_env)" -C / "(string escape -- $__peninsula_direnv)" export fish | source; __peninsula_confined; and __peninsula_loader_restore; end"
