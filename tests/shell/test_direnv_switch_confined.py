@@ -77,7 +77,7 @@ def _markers(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("ran-"))
 
 
-def _attack_then_switch(user, home, shell, destination: str, out, env=None) -> str:
+def _attack_then_switch(user, home, shell, destination: str, out, env=None, then: tuple[str, ...] = ()) -> str:
     term = Term(user, home, shell, env).start()
     try:
         if env is None:
@@ -90,6 +90,9 @@ def _attack_then_switch(user, home, shell, destination: str, out, env=None) -> s
         term.prompt()
         loaded = term.run('echo "out=$ATTACK_OUT"')
         assert f"out={out}" in loaded, loaded  # the attack's environment is in the shell
+        for line in then:  # typed in p1 (confined), each with its next prompt
+            term.run(line)
+            term.prompt()
         for name in _markers(out):  # left by p1's own commands when nothing confines them (the control)
             (out / name).unlink()
         term.run(f"cd {destination}")
@@ -150,10 +153,58 @@ __attribute__((constructor)) static void run(void) {""").replace("fclose(f); }\n
 }""")
 
 
-@pytest.mark.xfail(strict=True, reason="direnv run with the project's LD_PRELOAD is the project's code, and the "
-                                       "shell evaluates its output: it can keep its environment past the unload")
-def test_a_preloaded_direnv_that_rewrites_its_output(user, layout):
+def test_control_without_peninsula_the_rewritten_output_keeps_the_library(user, layout):
+    # direnv's unload printed the library's lines instead of the revert:
+    # p1's library is still preloaded into the commands typed in p2.
     home = layout
     user.write(home / "stage" / "lib.so", compile_c(SPEAKING_C, "switch_speaking.so", ("-shared", "-fPIC")).read_bytes())
-    screen = _attack_then_switch(user, home, "bash", "~/p2", home / "p2")
+    screen = _attack_then_switch(user, home, "bash", "~/p2", home / "p2", env={"PENINSULA_DISABLE": "1"})
+    assert "not supervising this shell" in screen, screen
+    assert any(name.startswith("ran-true-") for name in _markers(home / "p2")), (_markers(home / "p2"), screen)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_preloaded_direnv_that_rewrites_its_output(user, layout, shell):
+    # With peninsula, direnv runs without p1's LD_PRELOAD (and the leave
+    # puts back the value the shell had before p1): nothing of p1 runs in p2.
+    home = layout
+    user.write(home / "stage" / "lib.so", compile_c(SPEAKING_C, "switch_speaking.so", ("-shared", "-fPIC")).read_bytes())
+    screen = _attack_then_switch(user, home, shell, "~/p2", home / "p2")
     assert _markers(home / "p2") == [], screen
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_an_envrc_direnv_cannot_read_leaves_nothing_of_p1_outside(user, layout, shell):
+    # A confined process makes p1's .envrc unreadable: direnv (which loads
+    # only a regular file it can open) unloads p1's environment at the next
+    # prompt, inside p1, while the hooks still see the .envrc there. direnv
+    # never saw p1's LD_PRELOAD, so it cannot revert it, and DIRENV_DIFF is
+    # gone: nothing is left to unload when the shell leaves. The library
+    # stays in the shell (checked: the route's precondition), and leaving
+    # p1 must still take it away.
+    # direnv's unload takes ATTACK_OUT away: this library has the place
+    # for its markers built in.
+    home = layout
+    source = PRELOAD_C.replace('getenv("ATTACK_OUT")', "OUT_DIR")
+    lib = compile_c(source, "switch_preload_out.so", ("-shared", "-fPIC", f'-DOUT_DIR="{home}/out"'))
+    user.write(home / "stage" / "lib.so", lib.read_bytes())
+    check = 'echo "ld=$LD_PRELOAD out=$ATTACK_OUT dd=$DIRENV_DIFF."'
+    screen = _attack_then_switch(user, home, shell, "~/out", home / "out", then=("chmod 0 .envrc", check))
+    assert f"ld={home}/p1/lib.so out= dd=." in screen, screen
+    assert _markers(home / "out") == [], screen
+    assert _hook_errors(screen) == [], screen
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_with_direnvs_hook_set_up_after_peninsulas_the_same(user, layout, shell):
+    # The rc file sets up peninsula's hook first, then direnv's: the
+    # hooks take direnv's call over at the prompt all the same.
+    home = layout
+    rel, text = RC[shell]
+    first, second, rest = text.format(p=PENINSULA).split("\n", 2)
+    user.write(home / rel, f"{second}\n{first}\n{rest}")
+    user.write(home / "stage" / "lib.so", compile_c(SPEAKING_C, "switch_speaking.so", ("-shared", "-fPIC")).read_bytes())
+    screen = _attack_then_switch(user, home, shell, "~/p2", home / "p2")
+    assert "direnv hook" in first and "hook" in second and "direnv" not in second, (first, second)
+    assert _markers(home / "p2") == [], screen
+    assert (home / "p2" / ".direnv" / "mark").exists(), screen

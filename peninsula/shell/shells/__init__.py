@@ -20,6 +20,11 @@ NAMES = ("bash", "zsh", "fish", "direnv")
 # (a unit test holds them equal): importing defaults here would cost every
 # shell start ~45 ms.
 CACHE_NAMES = "npm_config_cache PIP_CACHE_DIR UV_CACHE_DIR GOCACHE GOMODCACHE CARGO_HOME YARN_CACHE_FOLDER GRADLE_USER_HOME TMUX_TMPDIR SCREENDIR"
+# The dynamic loader's variables that make a program load a library: a
+# project may set them for its own commands, but direnv (whose output the
+# shell evaluates) never runs with the project's values, and leaving a
+# project puts back the values the shell had outside.
+LOADER_NAMES = "LD_PRELOAD LD_AUDIT LD_LIBRARY_PATH"
 
 
 class Shell:
@@ -36,7 +41,8 @@ class Shell:
         # A plain read beside this file (importlib.resources costs ~7 ms of imports).
         with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), self.hook_file), encoding="utf-8") as handle:
             text = handle.read()
-        return text.replace("@PENINSULA@", peninsula_command()).replace("@CACHE_NAMES@", CACHE_NAMES)
+        text = text.replace("@PENINSULA@", peninsula_command()).replace("@CACHE_NAMES@", CACHE_NAMES)
+        return text.replace("@LOADER_NAMES@", LOADER_NAMES)
 
 
 def shell(name: str) -> Shell:

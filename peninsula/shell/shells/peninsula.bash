@@ -50,6 +50,7 @@ if [[ $- == *i* ]]; then
     __peninsula_keep() {
       local status=$? name q body= i FUNCNEST=
       __peninsula_cache_keep
+      __peninsula_own_direnv_hook
       for name in PS0 PS1 PS2 PS3 PS4 BASH_ENV ENV BASH_LOADABLES_PATH BASH_XTRACEFD; do
         printf -v q '%q' "${!name-}"
         body+="__peninsula_check $name '${!name+set}:${!name@a}' $q;"
@@ -63,6 +64,7 @@ if [[ $- == *i* ]]; then
       __peninsula_direnv_leave
       __peninsula_guard
       : >| /dev/null/.peninsula-prompt  # the ping: direnv's hook, next, loads under the new state
+      __peninsula_loader_left
       return $status
     }
     # -- leaving a direnv environment -------------------------------------
@@ -76,9 +78,35 @@ if [[ $- == *i* ]]; then
     # and only at such a prompt. The ping follows; direnv's hook then loads
     # the new .envrc under the new state. The direnv found now, before any
     # project: a project's PATH does not choose it.
+    #
+    # direnv itself runs without the loader variables a project set
+    # (LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH): with them, direnv would be
+    # the project's code, and what it prints this shell evaluates (it could
+    # export anything, or redefine these functions). While the shell is
+    # confined, it runs with the values the shell had outside every project
+    # instead (read with the cache values, below, when no direnv
+    # environment was loaded either), in the subshell of $(...) only;
+    # direnv, which then cannot revert the project's values, unloads
+    # everything else, and those values are put back right after its
+    # unload (and after the ping that leaves the project, below). Outside
+    # every project, the values are the user's: direnv sees and reverts
+    # them itself. Only ever called inside $(...).
     hash direnv 2>/dev/null && printf -v __peninsula_q '%q' "${BASH_CMDS[direnv]}"
-    eval "__peninsula_direnv_export() { ${__peninsula_q:-false} export bash; }"
+    eval "__peninsula_direnv_export() { { ! __peninsula_confined || __peninsula_loader_restore; } && ${__peninsula_q:-false} export bash; }"
     unset -v __peninsula_q
+    # direnv's own hook (the same lines as `direnv hook bash` prints) calls
+    # it that way too: defined again at each prompt, first, in case
+    # direnv's hook was set up (again) after this one.
+    __peninsula_own_direnv_hook() {
+      declare -F _direnv_hook >/dev/null || return 0
+      _direnv_hook() {
+        local previous_exit_status=$? FUNCNEST=
+        trap -- '' SIGINT
+        eval "$(__peninsula_direnv_export)"
+        trap - SIGINT
+        return $previous_exit_status
+      }
+    }
     __peninsula_direnv_leave() {
       [[ -n ${DIRENV_DIFF-} ]] || return 0
       local dir=$PWD
@@ -90,6 +118,7 @@ if [[ $- == *i* ]]; then
       done
       trap -- '' SIGINT
       eval "$(builtin cd / && __peninsula_direnv_export)"
+      ! __peninsula_confined || __peninsula_loader_restore
       trap - SIGINT
     }
     __peninsula_check() {  # NAME KEPT-ATTRIBUTES KEPT-VALUE
@@ -157,6 +186,15 @@ if [[ $- == *i* ]]; then
       done
       eval "__peninsula_cache_restore() { $body; }"
     }
+    __peninsula_loader_snapshot() {  # chained with &&: a failed unset (readonly) runs no direnv
+      local name q body=:
+      for name in @LOADER_NAMES@; do
+        if [[ -z ${!name+set} ]]; then body+=" && unset -v $name"; continue; fi
+        printf -v q '%q' "${!name}"
+        if [[ ${!name@a} == *x* ]]; then body+=" && export $name=$q"; else body+=" && export -n $name && $name=$q"; fi
+      done
+      eval "__peninsula_loader_restore() { $body; }"
+    }
     # Called first at each prompt (by __peninsula_keep, before direnv's
     # hook): while the shell is outside every project (the supervisor marks
     # it in one at its chdir there, before this prompt), what is there now
@@ -164,9 +202,25 @@ if [[ $- == *i* ]]; then
     __peninsula_cache_keep() {
       local line=
       IFS= read -r line < "$__peninsula_dir/state"
-      [[ -n $line ]] || __peninsula_cache_snapshot
+      [[ -n $line ]] || { __peninsula_cache_snapshot; [[ -n ${DIRENV_DIFF-} ]] || __peninsula_loader_snapshot; }
     } 2>/dev/null
     __peninsula_cache_snapshot  # the shell may start in a project
+    __peninsula_loader_snapshot
+    # Right after the ping, before anything else runs under the new state:
+    # when the shell has left the project it was in (for another, or none),
+    # the loader variables are put back even if direnv had no environment
+    # left to unload: direnv unloads by itself, inside the project, an
+    # .envrc it cannot open (which the walk above still sees), and cannot
+    # revert what it never saw. Entering a project changes nothing.
+    __peninsula_loader_seen() { [[ -z $1 ]]; }
+    __peninsula_loader_left() {
+      local line= q
+      IFS= read -r line < "$__peninsula_dir/state"
+      __peninsula_loader_seen "$line" && return
+      __peninsula_loader_seen '' || __peninsula_loader_restore
+      printf -v q '%q' "$line"
+      eval "__peninsula_loader_seen() { [[ \$1 == $q ]]; }"
+    } 2>/dev/null
     __peninsula_cache_seen() { [[ -z $1 ]]; }
     __peninsula_caches() {
       local status=$? line= assignment q FUNCNEST=  # one set by the project must not stop this

@@ -33,9 +33,15 @@ if status is-interactive
         # it runs after the ping and loads the new .envrc under the new
         # state; never while the shell is strict. The programs found now,
         # before any project: a project's PATH does not choose them.
+        # While the shell is confined, direnv (and env) run with the loader
+        # variables the shell had outside every project, never the
+        # project's (see the bash hook): set local to the function that
+        # runs them (by path: a function called would not see them), which
+        # shadows the shell's own; they are put back after direnv's unload.
         set -l __peninsula_env (command -s env); or set __peninsula_env false
         set -l __peninsula_direnv (command -s direnv); or set __peninsula_direnv false
-        eval "function __peninsula_direnv_unload; "(string escape -- $__peninsula_env)" -C / "(string escape -- $__peninsula_direnv)" export fish | source; end"
+        eval "function __peninsula_direnv_unload; __peninsula_confined; and eval (__peninsula_loader_locals); "(string escape -- $__peninsula_env)" -C / "(string escape -- $__peninsula_direnv)" export fish | source; __peninsula_confined; and __peninsula_loader_restore; end"
+        eval "function __peninsula_direnv_hook; __peninsula_confined; and eval (__peninsula_loader_locals); "(string escape -- $__peninsula_direnv)" export fish | source; end"
         eval "function __peninsula_strict; test -r "(string escape -- $PENINSULA_SESSION_DIR/state)"; and read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)"; and test \"\$line\" = strict; end"
         function __peninsula_direnv_leave
             test -n "$DIRENV_DIFF"; or return 0
@@ -52,15 +58,22 @@ if status is-interactive
             __peninsula_direnv_unload
             return 1
         end
-        if functions -q __direnv_export_eval
-            functions -e __peninsula_direnv_export_eval
-            functions -c __direnv_export_eval __peninsula_direnv_export_eval
-            functions -e __direnv_export_eval
+        # direnv's own fish hook is replaced by __peninsula_direnv_hook (at
+        # the prompt only: its load at a cd made at the prompt, with
+        # direnv_fish_mode, waits for the next prompt), now and at a prompt
+        # if it was set up (again) after this one.
+        function __peninsula_take_direnv_hook
+            functions -q __direnv_export_eval; or return 0
+            functions -e __direnv_export_eval __direnv_export_eval_2 __direnv_cd_hook
+            function __peninsula_uses_direnv; end
         end
+        __peninsula_take_direnv_hook
         function __peninsula_prompt --on-event fish_prompt
+            __peninsula_take_direnv_hook
             __peninsula_direnv_leave
             true >/dev/null/.peninsula-prompt
-            not __peninsula_strict; and functions -q __peninsula_direnv_export_eval; and __peninsula_direnv_export_eval
+            __peninsula_loader_left
+            not __peninsula_strict; and functions -q __peninsula_uses_direnv; and __peninsula_direnv_hook
             set -l line ''
             if test -r $PENINSULA_SESSION_DIR/state
                 read -l got <$PENINSULA_SESSION_DIR/state; and set line $got
@@ -148,11 +161,42 @@ if status is-interactive
             end
             eval "function __peninsula_cache_restore; "(string join '; ' -- $restore)"; end"
         end
+        function __peninsula_loader_snapshot
+            set -l restore true
+            set -l locals true
+            for name in @LOADER_NAMES@
+                set -l value (string escape -- $$name)
+                if set -q -x $name
+                    set -a restore "set -gx $name $value"
+                    set -a locals "set -lx $name $value"
+                else if set -q $name
+                    set -a restore "set -gu $name $value"
+                    set -a locals "set -l $name $value"
+                else
+                    set -a restore "set -e -g $name"
+                    set -a locals "set -l $name"
+                end
+            end
+            eval "function __peninsula_loader_restore; "(string join '; ' -- $restore)"; end"
+            eval "function __peninsula_loader_locals; echo "(string escape -- (string join '; ' -- $locals))"; end"
+        end
         function __peninsula_cache_keep --on-event fish_postexec
             read -l line <(__peninsula_dir)/state 2>/dev/null
-            test -n "$line"; or __peninsula_cache_snapshot
+            test -n "$line"; or begin; __peninsula_cache_snapshot; test -n "$DIRENV_DIFF"; or __peninsula_loader_snapshot; end
         end
         __peninsula_cache_snapshot # the shell may start in a project
+        __peninsula_loader_snapshot
+        # Right after the ping: leaving a project puts them back (see the bash hook).
+        function __peninsula_loader_seen
+            test -z "$argv[1]"
+        end
+        function __peninsula_loader_left
+            set -l line ''
+            read -l got <(__peninsula_dir)/state 2>/dev/null; and set line $got
+            __peninsula_loader_seen "$line"; and return
+            __peninsula_loader_seen ''; or __peninsula_loader_restore
+            eval "function __peninsula_loader_seen; test \"\$argv[1]\" = "(string escape -- $line)"; end"
+        end
         # -- sudo and friends by full path (see the bash hook) --------------
         # fish has no function names with "/": a typed full path of the
         # program a name finds is expanded to a call of the shim for that

@@ -85,12 +85,31 @@ if [[ -o interactive ]]; then
       done
       functions[__peninsula_cache_restore]=$body
     }
+    __peninsula_loader_snapshot() {  # chained with &&: a failed unset (readonly) runs no direnv
+      local name body=:
+      for name in @LOADER_NAMES@; do
+        if (( ! ${+parameters[$name]} )); then body+=" && unset $name"
+        elif [[ ${parameters[$name]} == *export* ]]; then body+=" && export $name=${(q)${(P)name}}"
+        else body+=" && typeset -g +x $name=${(q)${(P)name}}"; fi
+      done
+      functions[__peninsula_loader_restore]=$body
+    }
     __peninsula_cache_keep() {
       local line=
       IFS= read -r line < $__peninsula_dir/state
-      [[ -n $line ]] || __peninsula_cache_snapshot
+      [[ -n $line ]] || { __peninsula_cache_snapshot; [[ -n ${DIRENV_DIFF-} ]] || __peninsula_loader_snapshot }
     } 2>/dev/null
     __peninsula_cache_snapshot  # the shell may start in a project
+    __peninsula_loader_snapshot
+    # Right after the ping: leaving a project puts them back (see the bash hook).
+    __peninsula_loader_seen() { [[ -z $1 ]] }
+    __peninsula_loader_left() {
+      local line=
+      IFS= read -r line < $__peninsula_dir/state
+      __peninsula_loader_seen "$line" && return
+      __peninsula_loader_seen '' || __peninsula_loader_restore
+      functions[__peninsula_loader_seen]="[[ \$1 == ${(q)line} ]]"
+    } 2>/dev/null
     __peninsula_cache_seen() { [[ -z $1 ]] }
     __peninsula_caches() {
       local line= assignment FUNCNEST=1000  # one set by the project must not stop this
@@ -108,7 +127,6 @@ if [[ -o interactive ]]; then
     __peninsula_wrap_direnv() {
       __peninsula_cache_keep
       if (( ${+functions[_direnv_hook]} )) && [[ $functions[_direnv_hook] != *__peninsula_direnv_hook* ]]; then
-        functions[__peninsula_direnv_hook]=$functions[_direnv_hook]
         # FUNCNEST is local here: one set by the project cannot stop the
         # guard, and stays inside this function.
         # It loads nothing while the shell is strict (a cd from one
@@ -122,12 +140,19 @@ if [[ -o interactive ]]; then
         }
       fi
     }
+    # direnv's own hook (the lines `direnv hook zsh` prints), calling
+    # direnv without the project's loader variables (see the bash hook).
+    __peninsula_direnv_hook() {
+      trap -- '' SIGINT
+      eval "$(__peninsula_direnv_export)"
+      trap - SIGINT
+    }
     # -- leaving a direnv environment (see the bash hook) -------------------
     # At the prompt, first: the environment direnv is about to leave is
     # unloaded under the state the shell is still in, then the ping; direnv's
     # hook (a precmd function after this one) loads the new .envrc under the
     # new state. Returns 1 when it unloaded. cd -q: no chpwd hooks.
-    functions[__peninsula_direnv_export]="${(q)${commands[direnv]:-false}} export zsh"
+    functions[__peninsula_direnv_export]="{ ! __peninsula_confined || __peninsula_loader_restore } && ${(q)${commands[direnv]:-false}} export zsh"
     functions[__peninsula_strict]="local line=; { IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state } 2>/dev/null; [[ \$line == strict ]]"
     __peninsula_direnv_leave() {
       [[ -n ${DIRENV_DIFF-} ]] || return 0
@@ -140,6 +165,7 @@ if [[ -o interactive ]]; then
       done
       trap -- '' SIGINT
       eval "$(builtin cd -q / && __peninsula_direnv_export)"
+      ! __peninsula_confined || __peninsula_loader_restore
       trap - SIGINT
       return 1
     }
@@ -149,6 +175,7 @@ if [[ -o interactive ]]; then
       __peninsula_direnv_leave
       __peninsula_guard
       : >| /dev/null/.peninsula-prompt  # the ping
+      __peninsula_loader_left
     }
     # -- sudo and friends by full path (see the bash hook) ----------------
     __peninsula_full_paths() {
