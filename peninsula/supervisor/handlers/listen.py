@@ -60,7 +60,7 @@ import stat
 import struct
 
 from peninsula.supervisor.handlers import loopback
-from peninsula.supervisor.handlers.listened import listened_inside, unix_lookup
+from peninsula.supervisor.handlers.listened import listened_inside, unix_lookup, unix_sockets
 from peninsula.supervisor.handlers.records import MAX_ENTRIES
 from peninsula.supervisor.handlers.request import CONTINUE, Denied, signed_int, their_file
 
@@ -173,6 +173,11 @@ def _live_cookies() -> set[int]:
             for entry in loopback.listeners(family)}
 
 
+def _unix_live():
+    live = unix_sockets()
+    return lambda _, entry: (entry[0], entry[1]) in live
+
+
 def _record_unix(sup, fd: int, sock: socket.socket, tgid: int) -> None:
     """Not recorded when sock_diag cannot say (the socket's clients are
     then refused): the listen itself is the kernel's."""
@@ -183,7 +188,6 @@ def _record_unix(sup, fd: int, sock: socket.socket, tgid: int) -> None:
         found = unix_lookup(ino, key)
         if found is None or found[1] is None:
             return  # unbound: the kernel refuses the listen (EINVAL)
-        sup.unix_listened.put(found[1], (ino, key, sup.confinement_of(tgid)),
-                              lambda: lambda _, entry: unix_lookup(entry[0], entry[1]) is not None)
+        sup.unix_listened.put(found[1], (ino, key, sup.confinement_of(tgid)), _unix_live)
     except OSError:
         return

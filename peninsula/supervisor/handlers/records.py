@@ -1,7 +1,7 @@
 """The supervisor's tables of sockets (listen.py's records and taints),
 bounded: a table is pruned of the entries of sockets gone only when it
 has doubled since it was last pruned, so it stays within twice what is
-live (or MAX_ENTRIES) and each insert pays the pruning's lookups once,
+live (or its floor, MAX_ENTRIES) and each insert pays the pruning's lookups once,
 amortized, however many sockets live."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ MAX_ENTRIES = 8192
 
 
 class Records(dict):
-    def __init__(self) -> None:
+    def __init__(self, floor: int = MAX_ENTRIES) -> None:
         super().__init__()
-        self.limit = MAX_ENTRIES
+        self.floor = self.limit = floor
 
     def put(self, key, value, still_live) -> None:
         """still_live() gives keep(key, value), asked only when pruning;
@@ -21,5 +21,5 @@ class Records(dict):
             keep = still_live()
             for stale in [k for k, v in self.items() if not keep(k, v)]:
                 del self[stale]
-            self.limit = max(MAX_ENTRIES, 2 * len(self))
+            self.limit = max(self.floor, 2 * len(self))
         self[key] = value
