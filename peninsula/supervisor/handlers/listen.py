@@ -121,6 +121,7 @@ def h_shutdown(req):
     if number < 0:
         raise OSError(errno.EBADF, "bad fd")
     fd = their_file(req, number)
+    # An O_PATH fd is no socket to shutdown() (EBADF, from the call below).
     if stat.S_ISSOCK(os.fstat(fd).st_mode) and not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_PATH:
         taint_listening(req, fd, "shutdown")
     if _libc.shutdown(fd, signed_int(req.args[1])) != 0:
