@@ -47,6 +47,10 @@ made here, after the taint) is tainted, and a tainted socket is never
 recorded. A taint is needed only while its socket is not listening (any
 way back to CLOSE taints it again), so a full table drops the taints of
 sockets listening; past MAX_TAINTED the call is refused (fail closed).
+Only sockets of the supervisor's network namespace are tainted: a
+confined process cannot make unrecorded listeners there (its own are
+recorded while they listen), so only outside listeners (and in a shell
+session another confinement's) fill the table.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ def h_listen(req):
             return CONTINUE
         listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
         if listening and sock.family in (socket.AF_INET, socket.AF_INET6):
-            _taint(req, cookie(sock), "listen")
+            _taint(req, fd, cookie(sock), "listen")
         ports = req.sup.tcp_bind_ports
         if ports is not None and 0 not in ports and not listening and _unbound_tcp(sock):
             raise Denied(errno.EACCES, "tcp port 0", "listen() on an unbound socket binds an ephemeral port; "
@@ -136,12 +140,14 @@ def taint_listening(req, fd: int, op: str) -> None:
     with socket.socket(fileno=os.dup(fd)) as sock:
         if (sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
                 and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
-            _taint(req, cookie(sock), op)
+            _taint(req, fd, cookie(sock), op)
 
 
-def _taint(req, key: int, op: str) -> None:
+def _taint(req, fd: int, key: int, op: str) -> None:
     sup = req.sup
-    if listened_inside(sup, req.tgid, key):
+    # A socket of another network namespace is never judged by its record
+    # (loopback.py finds listeners with sock_diag, which sees ours only).
+    if listened_inside(sup, req.tgid, key) or not loopback.same_netns(fd):
         return
     # A record of a confinement that does not cover the caller: the socket
     # is no longer that confinement's alone.

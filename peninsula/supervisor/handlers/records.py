@@ -1,8 +1,9 @@
 """The supervisor's tables of sockets (listen.py's records and taints),
-bounded: a table is pruned of the entries of sockets gone only when it
-has doubled since it was last pruned, so it stays within twice what is
-live (or its floor, MAX_ENTRIES) and each insert pays the pruning's lookups once,
-amortized, however many sockets live."""
+bounded: a table is pruned of the entries no longer needed (of sockets
+gone, or no longer listening) only when it has doubled since it was last
+pruned, so it stays within twice what is needed (or its floor,
+MAX_ENTRIES) and each insert pays the pruning's lookups once, amortized,
+however many sockets live."""
 
 from __future__ import annotations
 
