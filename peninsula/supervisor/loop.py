@@ -16,6 +16,7 @@ import time
 
 from peninsula.supervisor import table
 from peninsula.supervisor.handlers import request
+from peninsula.supervisor.handlers.records import Records
 from peninsula.supervisor import fastpath
 from peninsula.kernel import target
 from peninsula.supervisor.denial_log import Collapser
@@ -153,8 +154,9 @@ class Supervisor:
 
         self.loopback_ports = shipped_ports()  # this host's TCP/UDP ports anyone may reach (handlers/loopback.py)
         self.loopback_hint: str | None = None  # the option that allows one, for notices
-        self.listened: dict[int, object] = {}  # SO_COOKIE -> confinement_of the process that made it listen (listen.py)
-        self.unix_listened: dict[tuple, tuple] = {}  # where a unix socket is bound -> (inode, cookie, confinement) (listen.py)
+        self.listened = Records()  # SO_COOKIE -> confinement_of the process that made it listen (listen.py)
+        self.unix_listened = Records()  # where a unix socket is bound -> (inode, cookie, confinement) (listen.py)
+        self.listen_tainted = Records()  # SO_COOKIE of TCP sockets seen listening unrecorded -> None (listen.py)
 
     def socket_allowlist(self):
         return self.sockets

@@ -208,6 +208,9 @@ ROWS: tuple[Row, ...] = (
     Row("listen", ALWAYS, "listen", "records which confinement made a TCP socket listen (its SO_COOKIE) and makes the "
         "listen on the target's socket (no CONTINUE: the fd number could be swapped); --allow-bind judges the "
         "ephemeral port of an unbound socket; unix sockets CONTINUE (listen() names its caller as their peer)"),
+    Row("shutdown", ALWAYS, "listen", "SHUT_RD / SHUT_RDWR take a TCP listener back to CLOSE: one an outside "
+        "process made listen is tainted first (never recorded by a later listen); every shutdown is made on the "
+        "target's socket (no CONTINUE: the fd number could be swapped)", handler="h_shutdown"),
     Row("connect", ALWAYS, "connect", "whom a socket reaches: the address is in memory (a unix listener, this host's port, another host)"),
     Row("sendto", (Condition((Arg(3, "masked_eq", seccomp.MSG_FASTOPEN, seccomp.MSG_FASTOPEN),), errno.EOPNOTSUPP),
                    Condition((Arg(4, "ne", 0),))),

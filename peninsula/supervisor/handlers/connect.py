@@ -11,7 +11,7 @@ import errno
 import os
 import socket
 
-from peninsula.supervisor.handlers import loopback
+from peninsula.supervisor.handlers import listen, loopback
 from peninsula.supervisor.handlers.request import signed_int
 from peninsula.supervisor.handlers.sockets import AF_UNIX, DGRAM_MAX, MSG_FASTOPEN, SOCKADDR_UN, SUN_PATH_OFFSET, _Call, _Judge, _Target, _abstract_name, _call_as, _check_tcp_port, _finish, _needs_ids, _read, _refuse_abstract_dgram, _unix_path, _unix_target
 
@@ -36,6 +36,11 @@ def h_connect(req):
             judge = _Judge(req, _abstract_name(addr), errno.EPERM, "connect", signed_int(req.args[0]))
             judge.where = ("name", addr[SUN_PATH_OFFSET:])  # the name is all of sun_path the length covers
     elif sock.domain in (socket.AF_INET, socket.AF_INET6):
+        if sock.family == socket.AF_UNSPEC and sock.type == socket.SOCK_STREAM:
+            # A disconnect (a listener goes back to CLOSE): it never waits,
+            # so it is made now, after its taint (listen.py).
+            listen.taint_listening(req, sock.fd, "connect")
+            return _finish(req, _Call("connect", sock.fd, addr), False)
         _check_tcp_port(req, sock)
 
 

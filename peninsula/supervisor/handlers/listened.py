@@ -85,6 +85,31 @@ def unix_lookup(ino: int, key: int) -> tuple[int, tuple | None] | None:
     return state, vfs or name
 
 
+NLM_F_DUMP, NLMSG_DONE = 0x300, 3
+
+
+def unix_sockets() -> set[tuple[int, int]]:
+    """(inode, cookie) of every unix socket in the supervisor's network
+    namespace: one dump, where unix_lookup of each would walk them all."""
+    body = _UNIX_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, 0, 0, 0)
+    msg = struct.pack("=IHHII", 16 + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body
+    found = set()
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as nl:
+        nl.send(msg)
+        while True:
+            data = nl.recv(1 << 16)
+            at = 0
+            while at + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, at)
+                if kind == NLMSG_DONE:
+                    return found
+                if kind == NLMSG_ERROR:
+                    raise OSError(-struct.unpack_from("=i", data, at + 16)[0], "unix sock_diag dump")
+                ino, low, high = _UNIX_MSG.unpack_from(data, at + 16)[4:]
+                found.add((ino, low | high << 32))
+                at += (length + 3) & ~3
+
+
 _SB_DEVS: dict[int, int] = {}  # mount id -> its superblock's device, from mountinfo
 
 
