@@ -243,7 +243,8 @@ PROTECTED_SOCKETS = (
 
 def protected_sockets() -> tuple[str, ...]:
     """PROTECTED_SOCKETS for this user: in `run`, and in the shell session's
-    project policies (not its strict one: config/project.py)."""
+    project policies and its strict one between projects (not its
+    orphans': config/project.py)."""
     import pwd
 
     try:

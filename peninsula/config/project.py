@@ -234,16 +234,21 @@ def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[st
     return pol, notices
 
 
-def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> policy.Policy:
-    """Only the temp dirs: for processes whose line cannot be traced."""
+def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = (), *, orphan: bool = False) -> policy.Policy:
+    """Only the temp dirs: between projects (every protection a project
+    has), or for an orphan whose line was never seen (orphan)."""
     from peninsula.config.options import canonical
 
-    # Not defaults.protected_sockets(): the servers that daemonize (tmux,
-    # screen, gpg-agent, emacs --daemon) are strict, reparented before their
-    # first trapped call, those started outside projects too; they bind
-    # there. (README's limits: a confined process that daemonizes does too.)
+    # An orphan is spared defaults.protected_sockets() and the projects'
+    # socket dirs: the servers that daemonize (tmux, screen, gpg-agent,
+    # emacs --daemon) are reparented before their first trapped call, those
+    # started outside projects too; they bind there. (README's limits: a
+    # confined process that daemonizes does too.) A line typed between
+    # projects was seen: it is refused them as in a project.
+    sockets = (socketdirs.strict_socket_protections() if orphan
+               else defaults.protected_sockets() + socketdirs.socket_protections(None))
     protected = [*defaults.protected_paths(), *defaults.state_exceptions(), *defaults.protected_in_runtime(),
-                 *socketdirs.strict_socket_protections(), *conf.protect, *extra_protected]
+                 *sockets, *conf.protect, *extra_protected]
     return policy.Policy(
         writable=tuple(canonical(p) for p in defaults.temp_roots()),
         protected=tuple(canonical(p) for p in protected),

@@ -18,7 +18,7 @@ unconfined processes can, as everywhere. The base is protected for every
 confined process, and each project's policy re-allows its own directory
 alone: a confined process of project B, or a `peninsula run` of another
 project, cannot create, replace or rename anything in project A's. The
-exception is a shell session's strict processes (strict_socket_protections).
+exception is a shell session's orphans never seen (strict_socket_protections).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def socket_protections(root: str | None) -> tuple[str, ...]:
 
 
 def strict_socket_protections() -> tuple[str, ...]:
-    """For the shell session's strict policy, for processes whose line
+    """For the shell session's strict policy of orphans, whose line
     cannot be traced: a server that daemonizes (tmux's, screen's) is one,
     reparented before its first trapped call, and it binds in the directory
     of the project it was started in, which cannot be told. So every

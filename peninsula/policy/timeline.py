@@ -18,16 +18,22 @@ from dataclasses import dataclass
 class ShellState:
     """project: root of the project the shell is in (None: outside any).
     strict: the shell moved between projects and no prompt has confirmed
-    where it is yet: only the temp dirs are writable."""
+    where it is yet: only the temp dirs are writable.
+    orphan (with strict): a process reparented before it was ever seen, so
+    its line cannot be traced (a server that daemonizes): strict, but the
+    user's server socket places stay writable (README's limits)."""
 
     project: str | None = None
     strict: bool = False
+    orphan: bool = False
 
     @property
     def confined(self) -> bool:
         return self.strict or self.project is not None
 
     def describe(self) -> str:
+        if self.orphan:
+            return "strict (an orphan whose line was never seen)"
         if self.strict:
             return "strict (between projects until the next prompt)"
         return f"confined to {self.project}" if self.project else "not confined"
@@ -35,6 +41,7 @@ class ShellState:
 
 UNCONFINED = ShellState()
 STRICT = ShellState(strict=True)
+ORPHAN = ShellState(strict=True, orphan=True)
 
 
 def stricter(a: ShellState, b: ShellState) -> ShellState:

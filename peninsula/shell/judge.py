@@ -25,7 +25,7 @@ from peninsula.kernel.resolve import location
 from peninsula.kernel.target import last_pid, now_tick
 from peninsula.policy.engine import is_beneath
 from peninsula.shell.roots import HeldRoots
-from peninsula.policy.timeline import STRICT, UNCONFINED, ShellState, Timeline, stricter, tighten
+from peninsula.policy.timeline import ORPHAN, UNCONFINED, ShellState, Timeline, stricter, tighten
 from peninsula.config.user import UserConfig, load_user_config
 
 MAX_ANSWERS = 8192
@@ -118,12 +118,12 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 return self.timeline.current
             chain: list[tuple[int, int]] = []
             pid = tgid
-            state = STRICT
+            state = ORPHAN
             while True:
                 try:
                     key = (pid, target.start_time(pid))
                 except (OSError, ValueError, IndexError):
-                    break  # vanished mid-walk: strictest
+                    break  # vanished mid-walk: the line broke before it was seen, an orphan
                 if chain and key in self.nest_heads:
                     # A nested run's head forks only its command: any other child
                     # is an orphan of the command's tree (or made with CLONE_PARENT).
@@ -139,7 +139,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                     state = self.timeline.at(key[1], pid)
                     break
                 if parent <= 1:
-                    break  # reparented away from its line and never seen: strictest
+                    break  # reparented away from its line and never seen: an orphan (strict)
                 pid = parent
             for key in chain:
                 self.answers[key] = state
@@ -233,7 +233,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             pol = self.policies.get(state)
             if pol is None:
                 if state.strict:
-                    pol = strict_policy(self.conf, self.extra_protected)
+                    pol = strict_policy(self.conf, self.extra_protected, orphan=state.orphan)
                 else:
                     pol, notices = project_policy(Project(state.project, ""), self.conf, self.extra_protected)
                     # Said again after each change of the project's config files.
