@@ -35,6 +35,13 @@ SHOW = 'echo "dirs=[$TMUX_TMPDIR][$SCREENDIR]"'
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_the_project_gets_its_own_and_leaving_gives_the_users_back(term_factory, home, user, shell):
+    # The user's screen directory, as screen makes it at its first use
+    # outside a session (inside one it cannot: /run/screen is outside the
+    # baseline), so that `screen -ls` below names it on a fresh machine too.
+    screen_dir = Path(f"/run/screen/S-{user.name}")
+    if not screen_dir.exists():
+        user.mkdir(screen_dir)
+        os.chmod(screen_dir, 0o700)
     term = term_factory(shell, env={"TMUX_TMPDIR": "/tmp"})  # the user's own choice, kept
     supervised(term)
     assert _dirs(term.run(SHOW)) == ("/tmp", "")
