@@ -39,6 +39,32 @@ if len(sys.argv) > 1 and sys.argv[1] == "-exec":
     os.execv("/bin/bash", ["bash", "-i"])
 """
 REFUSAL = "peninsula: the shell exec'd a program while confined"
+# Started in p1 (confined): keeps the shell's memory alive across its exec by
+# reading it without pause (its open is read-only: the kernel lets the
+# user's process read its shell's memory), and says whether the old memory
+# still reads once the shell's pid runs another program.
+PINNER = """import os, sys, threading, time
+pid = int(sys.argv[1])
+spans = [[int(x, 16) for x in line.split()[0].split("-")] for line in open(f"/proc/{pid}/maps")]
+lo, hi = max(spans, key=lambda span: span[1] - span[0])
+fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+first = os.pread(fd, 8, lo)
+def reader():
+    buf = bytearray(hi - lo)  # no allocation between reads: they overlap without a gap
+    while True:
+        try:
+            os.preadv(fd, [buf], lo)
+        except OSError:
+            pass
+for _ in range(8):
+    threading.Thread(target=reader, daemon=True).start()
+print("PINNING", len(first), flush=True)
+exe = os.readlink(f"/proc/{pid}/exe")
+while os.readlink(f"/proc/{pid}/exe") == exe:
+    time.sleep(0.01)
+time.sleep(0.3)
+print("OLD MM", "ALIVE" if os.pread(fd, 8, lo) == first else "GONE", flush=True)
+"""
 
 
 @pytest.fixture
@@ -48,6 +74,7 @@ def layout(user):
     user.write(p1 / ".envrc", "PATH_add bin\n")
     user.mkdir(p1 / "bin")
     os.chmod(user.write(p1 / "bin" / "bash", FAKE_BASH), 0o755)
+    user.write(p1 / "pinner.py", PINNER)
     for rel, text in RC.values():
         user.mkdir((home / rel).parent)
         user.write(home / rel, text.format(p=PENINSULA))
@@ -108,6 +135,26 @@ def test_exec_of_p1s_bash_never_lifts(user, layout, shell):
         assert "peninsula: denied" in text, text
         assert _out(home) == [], text
         assert [e["pid"] for e in _lift_refusals(home)], "the refused lift is logged"
+    finally:
+        term.close()
+
+
+def test_exec_while_a_confined_process_pins_the_old_memory(user, layout):
+    """Reading through a held /proc/PID/mem alone would be fooled here."""
+    home = layout
+    term = Term(user, home, "bash").start()
+    try:
+        supervised(term)
+        term.run("cd ~/p1")
+        term.run("printf -v big '%*s' 50000000 ''")  # a heap worth reading for a while
+        term.run("python3 pinner.py $$ &")
+        term.wait_for(r"PINNING 8$")
+        _type(term, "exec bash -exec")
+        text = term.wait_for(r"OLD MM (ALIVE|GONE)", timeout=40)
+        assert "OLD MM ALIVE" in text, text  # control: the replaced memory still reads
+        text = term.wait_for(r"^(WROTE|REFUSED)")
+        assert "REFUSED" in text and REFUSAL in text, text
+        assert _out(home) == [], text
     finally:
         term.close()
 
