@@ -15,7 +15,7 @@ PROBE = r"""
 import os, sys, threading, time
 from peninsula.kernel.image import Image
 
-SIZE = 64 << 20
+SIZE = 16 << 20
 go_r, go_w = os.pipe()
 pid = os.fork()
 if pid == 0:
@@ -38,12 +38,16 @@ pin = sys.argv[1] == "pin"
 stop = []
 if pin:
     fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+    done = []
     def reader():
+        buf = bytearray(SIZE)  # no allocation between reads: they overlap without a gap
         while not stop:
-            os.pread(fd, SIZE, start)
-    for _ in range(6):
+            os.preadv(fd, [buf], start)
+            done.append(1)
+    for _ in range(4):
         threading.Thread(target=reader, daemon=True).start()
-    time.sleep(0.2)
+    while len(done) < 8:  # every reader under way before the exec
+        time.sleep(0.01)
 os.write(go_w, b"g")
 deadline = time.monotonic() + 20
 while not os.readlink(f"/proc/{pid}/exe").endswith("sleep") and time.monotonic() < deadline:

@@ -49,6 +49,7 @@ spans = [[int(x, 16) for x in line.split()[0].split("-")] for line in open(f"/pr
 lo, hi = max(spans, key=lambda span: span[1] - span[0])
 fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
 first = os.pread(fd, 8, lo)
+done = []
 def reader():
     buf = bytearray(hi - lo)  # no allocation between reads: they overlap without a gap
     while True:
@@ -56,8 +57,11 @@ def reader():
             os.preadv(fd, [buf], lo)
         except OSError:
             pass
-for _ in range(8):
+        done.append(1)
+for _ in range(4):
     threading.Thread(target=reader, daemon=True).start()
+while len(done) < 8:  # every reader under way
+    time.sleep(0.01)
 print("PINNING", len(first), flush=True)
 exe = os.readlink(f"/proc/{pid}/exe")
 while os.readlink(f"/proc/{pid}/exe") == exe:
@@ -146,7 +150,7 @@ def test_exec_while_a_confined_process_pins_the_old_memory(user, layout):
     try:
         supervised(term)
         term.run("cd ~/p1")
-        term.run("printf -v big '%*s' 50000000 ''")  # a heap worth reading for a while
+        term.run("printf -v big '%*s' 16000000 ''")  # a heap worth reading for a while
         term.run("python3 pinner.py $$ &")
         term.wait_for(r"PINNING 8$")
         _type(term, "exec bash -exec")
