@@ -125,3 +125,7 @@ class Timeline:
 
     def __len__(self) -> int:
         return len(self._ticks)
+
+    def confined_since(self, index: int) -> bool:
+        """Was any state in force from the index-th change on confined?"""
+        return any(state.confined for state in self._states[index:])

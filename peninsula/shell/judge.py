@@ -101,6 +101,10 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.fast_blocks = False
             self.fast_slots: dict[ShellState, int] = {}
             self.prompt_ping()
+            from peninsula.shell.exec_guard import ExecGuard
+
+            # After prompt_ping: the state it set is the first mark. The shell has exec'd (session.py waits).
+            self.exec_guard = ExecGuard(shell_pid, self.timeline, self.tell, notices)
 
         def on_event(self, fd: int, mask: int) -> None:
             if fd == self.wake_r:
@@ -247,7 +251,9 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             with self.lock:
                 if req.tgid == self.shell_pid and req.nr in self.open_numbers:
                     if self._is_ping(req):
-                        self.prompt_ping()
+                        if self.exec_guard.ping_may_lift(req.tid):  # still the shell's program (exec_guard.py)
+                            self.prompt_ping()
+                            self.exec_guard.lifted()
                         return request.Fd(os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC), True)
                 if handler in (self.h_chdir, self.h_fchdir) or req.nr == NR_SECCOMP:
                     # chdir: the shell's state; seccomp: a notice, for anyone

@@ -182,13 +182,18 @@ def supervisor_main(shell_argv, conf, session_dir, denial_log, result_w, verbose
         return setup_failed(f"cannot apply the Landlock baseline: {err}")
     # Start the shell first: everything else here is off its critical path.
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    # Closed by the shell's exec (or exit): the supervisor holds the shell's
+    # program image only once it is the shell's (exec_guard.py).
+    exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
     if child == 0:
+        os.close(exec_r)
         parent_sock.close()
         helper.close()
         _shell_main(shell_argv, roots, program, child_sock, session_dir, shims, argv0)
     started["shell"] = child
     child_sock.close()
+    os.close(exec_w)
     from peninsula.shell.join import Broker, zygote_main
 
     zygote_sock, our_zygote_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -246,6 +251,9 @@ def supervisor_main(shell_argv, conf, session_dir, denial_log, result_w, verbose
     broker = Broker(our_zygote_sock, wake_w)
     from peninsula.shell.judge import make_shell_supervisor
 
+    while _read(exec_r):
+        pass
+    os.close(exec_r)
     sup = make_shell_supervisor(fds[0], notices, conf, child, session_dir, verbose, broker, wake_r)
     sup.session_fd = session_fd  # its files are written through this fd, never the path (sessiondir.py)
     sup.own_pids.add(zygote)
