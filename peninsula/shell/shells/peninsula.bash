@@ -72,7 +72,8 @@ if [[ $- == *i* ]]; then
     # a confined process may have shaped (an .envrc exporting LD_PRELOAD,
     # BASH_ENV, PATH) must not reach anything run under the next state. So
     # when direnv is about to leave the loaded .envrc (the nearest one, as
-    # direnv finds it from $PWD, is another or none), it is unloaded first,
+    # direnv finds it from the physical directory, is another or none),
+    # it is unloaded first,
     # under the state the shell is still in: direnv's own unload, run from
     # / where no .envrc is found; the subshell of $(...) is the only fork,
     # and only at such a prompt. The ping follows; direnv's hook then loads
@@ -94,6 +95,13 @@ if [[ $- == *i* ]]; then
     hash direnv 2>/dev/null && printf -v __peninsula_q '%q' "${BASH_CMDS[direnv]}"
     eval "__peninsula_direnv_export() { { ! __peninsula_confined || __peninsula_loader_restore; } && ${__peninsula_q:-false} export bash; }"
     unset -v __peninsula_q
+    IFS=: read -r -a __peninsula_path <<< "$PATH"
+    for __peninsula_q in "${__peninsula_path[@]}"; do
+      [[ $__peninsula_q == /* && -f $__peninsula_q/pwd && -x $__peninsula_q/pwd ]] && { printf -v __peninsula_q '%q' "$__peninsula_q/pwd"; break; }
+      __peninsula_q=
+    done
+    eval "__peninsula_pwd_physical() { { ! __peninsula_confined || __peninsula_loader_restore; } && ${__peninsula_q:-false} -P; }"
+    unset -v __peninsula_q __peninsula_path
     # direnv's own hook (the same lines as `direnv hook bash` prints) calls
     # it that way too: defined again at each prompt, first, in case
     # direnv's hook was set up (again) after this one.
@@ -107,15 +115,39 @@ if [[ $- == *i* ]]; then
         return $previous_exit_status
       }
     }
+    # direnv finds the .envrc from the physical directory (it drops $PWD),
+    # the one the supervisor judges, not from $PWD: a symlink a confined
+    # process made in the project leads out of it while $PWD stays under
+    # its .envrc. $PWD is that directory when it names "." and no part of
+    # it is a symlink (builtins only: no fork); else pwd -P tells it, run
+    # as direnv is (below), in $(...) only. Empty when unknown: unloaded.
+    __peninsula_physical_dir() {  # sets the caller's dir
+      local rest=${PWD#/} prefix=
+      dir=
+      if [[ $PWD == /* && $PWD -ef . ]]; then
+        dir=$PWD
+        while [[ -n $rest ]]; do
+          prefix+=/${rest%%/*}
+          if [[ $rest == */* ]]; then rest=${rest#*/}; else rest=; fi
+          [[ -L $prefix ]] && { dir=; break; }
+        done
+      fi
+      [[ -n $dir ]] || dir=$(__peninsula_pwd_physical)
+      [[ $dir == /* ]] || dir=
+    }
     __peninsula_direnv_leave() {
       [[ -n ${DIRENV_DIFF-} ]] || return 0
-      local dir=$PWD
-      while :; do
-        if [[ -e $dir/.envrc ]]; then [[ $dir/.envrc == "${DIRENV_FILE-}" ]] && return 0; break; fi
-        [[ $dir/.env == "${DIRENV_FILE-}" && -e $dir/.env ]] && return 0
-        [[ -n $dir ]] || break
-        dir=${dir%/*}
-      done
+      local dir
+      __peninsula_physical_dir
+      if [[ -n $dir ]]; then
+        dir=${dir%/}  # / is the last step, ''
+        while :; do
+          if [[ -e $dir/.envrc ]]; then [[ $dir/.envrc == "${DIRENV_FILE-}" ]] && return 0; break; fi
+          [[ $dir/.env == "${DIRENV_FILE-}" && -e $dir/.env ]] && return 0
+          [[ -n $dir ]] || break
+          dir=${dir%/*}
+        done
+      fi
       trap -- '' SIGINT
       eval "$(builtin cd / && __peninsula_direnv_export)"
       ! __peninsula_confined || __peninsula_loader_restore

@@ -43,17 +43,24 @@ if status is-interactive
         eval "function __peninsula_direnv_unload; __peninsula_confined; and eval (__peninsula_loader_locals); "(string escape -- $__peninsula_env)" -C / "(string escape -- $__peninsula_direnv)" export fish | source; __peninsula_confined; and __peninsula_loader_restore; end"
         eval "function __peninsula_direnv_hook; __peninsula_confined; and eval (__peninsula_loader_locals); "(string escape -- $__peninsula_direnv)" export fish | source; end"
         eval "function __peninsula_strict; test -r "(string escape -- $PENINSULA_SESSION_DIR/state)"; and read -l line <"(string escape -- $PENINSULA_SESSION_DIR/state)"; and test \"\$line\" = strict; end"
+        # From the physical directory, as direnv finds the .envrc (it drops
+        # $PWD) and the supervisor judges it: `path resolve .` is
+        # realpath(".") (a builtin); unless it names ".", the environment
+        # is unloaded.
         function __peninsula_direnv_leave
             test -n "$DIRENV_DIFF"; or return 0
-            set -l dir $PWD
-            while true
-                if test -e $dir/.envrc
-                    test "$dir/.envrc" = "$DIRENV_FILE"; and return 0
-                    break
+            set -l dir (path resolve . 2>/dev/null)
+            if string match -q '/*' -- "$dir"; and test -n "$dir[1]" -a "$dir[1]" -ef .
+                set dir (string replace -r '/$' '' -- $dir[1]) # / is the last step, ''
+                while true
+                    if test -e $dir/.envrc
+                        test "$dir/.envrc" = "$DIRENV_FILE"; and return 0
+                        break
+                    end
+                    test "$dir/.env" = "$DIRENV_FILE" -a -e $dir/.env; and return 0
+                    test -n "$dir"; or break
+                    set dir (string replace -r '/[^/]*$' '' -- $dir)
                 end
-                test "$dir/.env" = "$DIRENV_FILE" -a -e $dir/.env; and return 0
-                test -n "$dir"; or break
-                set dir (string replace -r '/[^/]*$' '' -- $dir)
             end
             __peninsula_direnv_unload
             return 1

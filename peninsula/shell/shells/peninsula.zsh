@@ -154,15 +154,22 @@ if [[ -o interactive ]]; then
     # new state. Returns 1 when it unloaded. cd -q: no chpwd hooks.
     functions[__peninsula_direnv_export]="{ ! __peninsula_confined || __peninsula_loader_restore } && ${(q)${commands[direnv]:-false}} export zsh"
     functions[__peninsula_strict]="local line=; { IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state } 2>/dev/null; [[ \$line == strict ]]"
+    # From the physical directory, as direnv finds the .envrc (it drops
+    # $PWD) and the supervisor judges it: ${dot:A} is realpath(".") (no
+    # fork); unless it names ".", the environment is unloaded.
     __peninsula_direnv_leave() {
       [[ -n ${DIRENV_DIFF-} ]] || return 0
-      local dir=$PWD
-      while :; do
-        if [[ -e $dir/.envrc ]]; then [[ $dir/.envrc == "${DIRENV_FILE-}" ]] && return 0; break; fi
-        [[ $dir/.env == "${DIRENV_FILE-}" && -e $dir/.env ]] && return 0
-        [[ -n $dir ]] || break
-        dir=${dir%/*}
-      done
+      local dot=. dir
+      dir=${dot:A}
+      if [[ $dir == /* && $dir -ef . ]]; then
+        dir=${dir%/}  # / is the last step, ''
+        while :; do
+          if [[ -e $dir/.envrc ]]; then [[ $dir/.envrc == "${DIRENV_FILE-}" ]] && return 0; break; fi
+          [[ $dir/.env == "${DIRENV_FILE-}" && -e $dir/.env ]] && return 0
+          [[ -n $dir ]] || break
+          dir=${dir%/*}
+        done
+      fi
       trap -- '' SIGINT
       eval "$(builtin cd -q / && __peninsula_direnv_export)"
       ! __peninsula_confined || __peninsula_loader_restore
