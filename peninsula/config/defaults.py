@@ -5,6 +5,7 @@ Each protected entry is a way to run code later, outside the sandbox.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 
@@ -229,6 +230,7 @@ PROTECTED_IN_RUNTIME = ("systemd", "bus", "dbus-1", "keyring", "at-spi", "pulse"
 # a RUNTIME entry is dropped without a runtime dir. Inside a project, tmux
 # and screen get a directory of the project's own (config/socketdirs.py).
 PROTECTED_SOCKETS = (
+    ("/tmp/ssh-*", "ssh-agent's own directories (ssh-XXXXXXXXXX/agent.PID): `ssh-add` hands a fake agent the private key it loads, whether or not the session started with that agent"),
     ("/tmp/tmux-{UID}", "tmux's servers: a fake `default` would be the server the next `tmux` attaches to, and a tmux server can make its client run commands"),
     ("/run/screen/S-{USER}", "screen's sessions: `screen -r` attaches to whatever listens there"),
     ("{RUNTIME}/gnupg", "gpg-agent's and dirmngr's sockets (S.gpg-agent, .ssh, .extra, .browser, S.dirmngr, S.keyboxd): a fake agent is handed passphrases and signs what it likes"),
@@ -259,6 +261,22 @@ def protected_sockets() -> tuple[str, ...]:
     return shipped + tuple(dict.fromkeys(_sockets_named_by_env(os.environ, runtime)))
 
 
+def _symlinks_on_the_way(path: str) -> list[str]:
+    """The symlinks that lead to path, each as a pattern that matches its
+    own name only (protections are resolved, so the plain name would mean
+    its target): replacing one would send the clients that follow it
+    elsewhere. A name with no letter or digit to bracket is left out."""
+    found, walked = [], "/"
+    for part in [p for p in path.split("/") if p]:
+        walked = os.path.join(walked, part)
+        if os.path.islink(walked):
+            index = next((i for i, c in enumerate(part) if c.isalnum()), None)
+            if index is not None:
+                exact = glob.escape(part[:index]) + f"[{part[index]}]" + glob.escape(part[index + 1:])
+                found.append(os.path.join(os.path.realpath(os.path.dirname(walked)), exact))
+    return found
+
+
 def _sockets_named_by_env(env, runtime: str | None) -> list[str]:
     """The places the user's own clients find their servers by, as the
     session or run was started with them: the ssh agent's socket and its
@@ -273,6 +291,7 @@ def _sockets_named_by_env(env, runtime: str | None) -> list[str]:
     def socket_and_its_dir(path: str) -> None:
         if not path.startswith("/"):
             return
+        places.extend(_symlinks_on_the_way(path))  # `ln -s` of the agent's socket, screen's and tmux's recipe
         places.append(path)
         parent = os.path.dirname(path)
         if parent not in shared and os.path.dirname(parent) in shared:

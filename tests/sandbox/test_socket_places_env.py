@@ -61,3 +61,30 @@ def test_a_tmux_dir_named_by_tmux_tmpdir_is_protected(who):
     confined = who.peninsula("run", "--write", base, "--", PY, "-c", PLANT, str(base), target, env=env, cwd=who.base)
     assert _results(confined) == {(r, target): "EACCES" for r in ROUTES}, confined
     assert not os.path.lexists(target)
+
+
+def test_a_symlink_to_the_agent_and_an_agent_not_named_are_protected(who):
+    """The screen/tmux recipe `ln -sf $SSH_AUTH_SOCK /tmp/agent-link`: the
+    link's own name is protected (protections are resolved, so the plain
+    name would mean the agent's socket). And an agent the run was not told
+    about (started in another terminal) lives in ssh-agent's own /tmp/ssh-*
+    directory, protected as such."""
+    sock, pid = _agent(who)
+    link = f"/tmp/pt-agent-link-{os.getpid()}"
+    try:
+        os.symlink(sock, link)
+        os.lchown(link, who.uid, who.gid)
+        # Positive control: unconfined, the link can be replaced.
+        assert who.run([PY, "-c", UNLINK, link]).stdout.split() == [b"ok"]
+        os.symlink(sock, link)
+        os.lchown(link, who.uid, who.gid)
+        confined = who.peninsula("run", "--", PY, "-c", UNLINK, link, env={"SSH_AUTH_SOCK": link}, cwd=who.base)
+        assert confined.stdout.split() == [b"EACCES"], confined
+        assert os.path.islink(link)
+        # An agent not named by SSH_AUTH_SOCK: its socket cannot be removed.
+        unnamed = who.peninsula("run", "--", PY, "-c", UNLINK, sock, env={"SSH_AUTH_SOCK": ""}, cwd=who.base)
+        assert unnamed.stdout.split() == [b"EACCES"] and os.path.exists(sock), unnamed
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        if os.path.lexists(link):
+            os.unlink(link)
