@@ -53,6 +53,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.conf_mtime = _mtime(conf.source)
             self.shell_pid = shell_pid
             self.session_top = os.getppid()  # `peninsula shell`, the subreaper of the session's orphans
+            self.me = os.getpid()  # its child too, and no orphan: its other children (the shell's clone(CLONE_PARENT)) are not the session's line
             self.session_dir = session_dir
             # The whole session root: a confined process that renamed or
             # replaced it (or any session in it) would aim the supervisors'
@@ -143,7 +144,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 if parent == self.shell_pid:
                     state = self.timeline.at(key[1], pid)
                     break
-                if parent == self.session_top:
+                if parent == self.session_top and pid != self.me:
                     # Reparented to the session's subreaper before it was
                     # ever seen: judged by its own start (policy/orphans.py).
                     state = orphan_state(key[1], (self.timeline.first_confined(), self.answers.earliest,

@@ -153,3 +153,56 @@ def test_panes_of_a_tmux_started_after_the_shell_was_in_a_project_are_strict(ter
         term.run(f"tmux -L {server} kill-server")
         for path in (ran, Path(f"{ran}.err")):
             path.unlink(missing_ok=True)
+
+
+def test_an_orphan_of_a_nested_run_whose_head_died_stays_strict(term_factory, home, daemon):
+    term = term_factory("bash")
+    supervised(term)
+    out = home / "out"
+    command, report = daemon(out / "fresh", "fresh")
+    term.run(command)
+    assert _wait(report) == "wrote", term.screen()  # control: nothing confined yet
+    # A nested run at ~ (the shell stays outside): its daemon outlives the
+    # run's head and is reparented to the session's subreaper.
+    command, report = daemon(out / "nested", "nested", delay=3.0)
+    term.run(f"python3 -m peninsula run --project {home}/proj -- {command} & sleep 1; kill -9 $! 2>/dev/null; wait")
+    assert _wait(report) == "refused 13" and not (out / "nested").exists(), term.screen()
+
+
+# The shell's pid, running a program it exec'd in the project, makes a
+# sibling of the shell (a child of the supervisor, itself a child of the
+# session's subreaper): not an orphan to judge by its own start.
+CLONE_PARENT = """import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+pid = libc.syscall(56, 0x8000 | 17, 0, 0, 0, 0)  # clone(CLONE_PARENT | SIGCHLD), no new stack: as fork
+if pid == 0:
+    ppid = os.getppid()
+    try:
+        with open(sys.argv[1], "w") as handle:
+            handle.write("x")
+        result = "wrote"
+    except OSError as err:
+        result = f"refused {err.errno}"
+    with open(sys.argv[2], "w") as handle:
+        handle.write(f"{result} {ppid}\\n")
+    os._exit(0)
+time.sleep(5)
+"""
+
+
+def test_a_sibling_the_shell_makes_in_a_project_is_not_judged_as_an_early_orphan(term_factory, home, user):
+    script = user.write(home / "clone_parent.py", CLONE_PARENT)
+    report = Path(f"/tmp/pt-orphans-{uuid.uuid4().hex[:8]}-sibling")
+    term = term_factory("bash")
+    supervised(term)
+    shell_pid = int(term.run("echo pid=$$").rsplit("pid=", 1)[1].split()[0])
+    supervisor = int(Path(f"/proc/{shell_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    term.run("cd proj")
+    term.prompt()
+    try:
+        term.keys(f"exec python3 {script} {home}/out/sibling {report}", "Enter")
+        result = _wait(report)
+        assert result == f"refused 13 {supervisor}", result  # it is the shell's sibling, and strict
+        assert not (home / "out" / "sibling").exists()
+    finally:
+        report.unlink(missing_ok=True)
