@@ -4,7 +4,10 @@ a prompt outside projects in a fresh terminal has normal panes (issue 13).
 Once anything in the session was confined (the shell in a project, a
 process that walked into one), a later orphan is strict as before: it may
 come from a confined line. Each refusal has its control: the same daemon
-writes the same file when nothing was confined yet."""
+writes the same file when nothing was confined yet. The tmux server that is
+not confined is outside a confined client's reach (its listener is judged
+outside); a sibling the shell's pid makes (clone(CLONE_PARENT)) is no orphan
+of the session and stays strict."""
 
 from __future__ import annotations
 
@@ -206,3 +209,29 @@ def test_a_sibling_the_shell_makes_in_a_project_is_not_judged_as_an_early_orphan
         assert not (home / "out" / "sibling").exists()
     finally:
         report.unlink(missing_ok=True)
+
+
+def test_a_confined_client_cannot_drive_a_tmux_server_started_outside(term_factory, home, user):
+    term = term_factory("bash")
+    supervised(term)
+    out = home / "out"
+    server = f"pt-orph-{uuid.uuid4().hex[:8]}"
+    sock = f"/tmp/tmux-{user.uid}/{server}"
+    try:
+        _tmux(term, server, "sleep 60")
+        # Control: an unconfined client makes the (unconfined) server start a window.
+        term.run(f"tmux -S {sock} new-window 'touch ~/out/by-window; sleep 30'")
+        deadline = time.monotonic() + 15
+        while not (out / "by-window").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (out / "by-window").exists(), term.screen()
+        term.run("cd proj")
+        term.prompt()
+        text = term.run(f"tmux -S {sock} new-window 'touch ~/out/escaped; sleep 30'; echo st=$?")
+        assert "st=0" not in text, text
+        time.sleep(1)
+        assert not (out / "escaped").exists(), text
+    finally:
+        term.run("cd ~")
+        term.prompt()
+        term.run(f"tmux -S {sock} kill-server")
