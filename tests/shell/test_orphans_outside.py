@@ -235,3 +235,27 @@ def test_a_confined_client_cannot_drive_a_tmux_server_started_outside(term_facto
         term.run("cd ~")
         term.prompt()
         term.run(f"tmux -S {sock} kill-server")
+
+
+def test_an_interactive_pane_shell_types_as_a_normal_shell(term_factory, home):
+    term = term_factory("bash")
+    supervised(term)
+    out, proj = home / "out", home / "proj"
+    server = f"pt-orph-{uuid.uuid4().hex[:8]}"
+
+    def typed(line: str, done: Path) -> None:
+        term.run(f"tmux -L {server} send-keys '{line}' Enter")
+        deadline = time.monotonic() + 15
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert done.exists(), term.run(f"tmux -L {server} capture-pane -p")
+
+    try:
+        _tmux(term, server, "bash -i")  # the user's bash, with its rc (the hooks)
+        typed("echo typed > ~/out/typed", out / "typed")
+        typed(f"cd {proj}; echo in > in-pane; {{ echo out > ~/out/after-cd; }} 2>after-cd.err; touch done", proj / "done")
+        assert (proj / "in-pane").exists()
+        assert not (out / "after-cd").exists()
+        assert "Permission denied" in (proj / "after-cd.err").read_text()
+    finally:
+        term.run(f"tmux -L {server} kill-server")
