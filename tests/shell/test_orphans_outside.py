@@ -259,3 +259,17 @@ def test_an_interactive_pane_shell_types_as_a_normal_shell(term_factory, home):
         assert "Permission denied" in (proj / "after-cd.err").read_text()
     finally:
         term.run(f"tmux -L {server} kill-server")
+
+
+def test_a_daemon_started_on_the_line_that_enters_a_project_is_strict(term_factory, home, daemon):
+    term = term_factory("bash")
+    supervised(term)
+    out = home / "out"
+    command, report = daemon(out / "fresh", "fresh")
+    term.run(command)
+    assert _wait(report) == "wrote", term.screen()  # control: nothing confined yet
+    # The shell's cd confines at once (its chdir is trapped), before any
+    # prompt or other process in the project is judged.
+    command, report = daemon(out / "entering", "entering")
+    term.run(f"cd proj && {command}")
+    assert _wait(report) == "refused 13" and not (out / "entering").exists(), term.screen()
