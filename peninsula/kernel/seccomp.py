@@ -70,7 +70,7 @@ OPEN_TREE_CLONE = 1
 # cost each supervisor several milliseconds at start. libseccomp 2.5.4
 # knows none of the four newest.
 X86_64_SYSCALLS = {
-    "acct": 163, "bpf": 321, "chdir": 80, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227, "bind": 49, "prlimit64": 302, "connect": 42, "sendto": 44, "sendmsg": 46, "sendmmsg": 307,
+    "acct": 163, "bpf": 321, "chdir": 80, "chmod": 90, "chown": 92, "chroot": 161, "clock_settime": 227, "bind": 49, "prlimit64": 302, "connect": 42, "sendto": 44, "sendmsg": 46, "sendmmsg": 307, "shutdown": 48, "listen": 50,
     "creat": 85, "delete_module": 176, "fchdir": 81, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452,
     "fchown": 93, "fchownat": 260, "file_setattr": 469, "finit_module": 313, "fremovexattr": 199,
     "fsetxattr": 190, "futimesat": 261, "init_module": 175, "io_uring_enter": 426, "io_uring_register": 427,
