@@ -119,7 +119,14 @@ class Context:
             number = _STD[magic.group("std")]
         else:
             number = int(magic.group("fd") or magic.group("devfd"))
-        return self.fd_object(number)
+        try:
+            return self.fd_object(number)
+        except OSError as err:
+            # EBADF is a dirfd argument's answer; a path naming an fd that
+            # is not open finds no such entry in /proc/PID/fd.
+            if err.errno == errno.EBADF:
+                raise OSError(errno.ENOENT, "no such fd") from None
+            raise
 
     # -- resolution -----------------------------------------------------------
 
