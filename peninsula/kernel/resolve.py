@@ -15,7 +15,7 @@ import posixpath
 import re
 import stat
 
-from peninsula.kernel import libc
+from peninsula.kernel import libc, procgate, target
 
 O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 MAX_SYMLINKS = 40
@@ -52,6 +52,23 @@ class Context:
             except OSError:
                 pass
         self._fds.clear()
+
+    @property
+    def status(self) -> target.Status:
+        """The target's credentials (a subclass may keep them)."""
+        return target.Status(self.tid)
+
+    def _creds(self) -> target.Status:
+        return self.status
+
+    def _gate(self, base: int, path: bytes, resolve: int, err: OSError, *, into_last: bool) -> OSError:
+        """err, or EACCES where the target's own walk is refused on the way
+        in one of our ptrace-gated /proc directories (procgate)."""
+        if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return err
+        if procgate.refused_on_the_way(base, path, resolve, _proc_dev(), self._creds, location, into_last=into_last):
+            return OSError(errno.EACCES, "the target cannot search the supervisor's /proc entries")
+        return err
 
     # -- the target's anchors -------------------------------------------------
 
@@ -160,8 +177,15 @@ class Context:
                 or resolve & (libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_NO_MAGICLINKS)
                 or not (err.errno == errno.ELOOP or (err.errno == errno.ENOENT and not creating))
             ):
-                raise
-            return self._pin_slow(base, rest, resolve, err, _depth)
+                if _depth:
+                    raise
+                raise self._gate(base, rest, resolve, err, into_last=follow) from None
+            try:
+                return self._pin_slow(base, rest, resolve, err, _depth)
+            except OSError as slow:
+                if _depth:
+                    raise
+                raise self._gate(base, rest, resolve, slow, into_last=follow) from None
         return self.retarget(fd, flags, resolve)
 
     def _pin_slow(self, base: int, rest: bytes, resolve: int, err: OSError, depth: int) -> int:
@@ -266,7 +290,13 @@ class Context:
         if stripped.startswith(b"/") and head == b"":
             head = b"/"
         # (a directory may be reached through a symlink to /proc/self/cwd or /dev/fd/N)
-        parent, _ = self._directory(base, head or b".", resolve)
+        try:
+            parent, _ = self._directory(base, head or b".", resolve)
+        except OSError as err:
+            raise self._gate(base, head or b".", resolve, err, into_last=True) from None
+        if os.fstat(parent).st_dev == _proc_dev() and procgate.refused_on_the_way(
+                base, stripped, resolve, _proc_dev(), self._creds, location, into_last=False):
+            raise OSError(errno.EACCES, "the target cannot search the supervisor's /proc entries")
         if rest.endswith(b"/"):
             name += b"/"
         return parent, name, join(location(parent), name)
