@@ -106,3 +106,31 @@ def refused_on_the_way(base: int, path: bytes, resolve: int, proc_dev: int, cred
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def errno_in_their_tree(tid: int, path: bytes, flags: int) -> int | None:
+    """The errno of the target's walk of the absolute path in its own
+    mount namespace, when that is not ours and the walk fails there
+    otherwise than ours did; else None. run --unshare-pid mounts the
+    command's own /proc: "//proc/N/..." is its process N, not ours. Only
+    for an answer that is an errno: nothing found there is used. A walk
+    through /proc/self is left out: in their /proc it would name nothing
+    of ours, and base() maps /proc/self itself."""
+    if b"self" in path.split(b"/") or b"thread-self" in path.split(b"/"):
+        return None
+    try:
+        if os.stat(f"/proc/{tid}/ns/mnt").st_ino == os.stat("/proc/self/ns/mnt").st_ino:
+            return None
+        root = os.open(f"/proc/{tid}/root", _O_PATH_DIR)
+    except OSError:
+        return None
+    try:
+        fd = libc.openat2(root, path.lstrip(b"/") or b".", flags | os.O_CLOEXEC, 0,
+                          libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS)
+    except OSError as err:
+        return err.errno
+    else:
+        os.close(fd)
+        return None
+    finally:
+        os.close(root)

@@ -61,13 +61,21 @@ class Context:
     def _creds(self) -> target.Status:
         return self.status
 
-    def _gate(self, base: int, path: bytes, resolve: int, err: OSError, *, into_last: bool) -> OSError:
+    def _gate(self, base: int, path: bytes, resolve: int, err: OSError, *, into_last: bool,
+              directory: bool = False) -> OSError:
         """err, or EACCES where the target's own walk is refused on the way
-        in one of our ptrace-gated /proc directories (procgate)."""
+        in one of our ptrace-gated /proc directories, or the errno of its
+        walk in its own mount namespace (procgate). into_last: the last
+        name is followed; directory: path names a directory to walk on."""
         if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
             return err
         if procgate.refused_on_the_way(base, path, resolve, _proc_dev(), self._creds, location, into_last=into_last):
             return OSError(errno.EACCES, "the target cannot search the supervisor's /proc entries")
+        if base == libc.AT_FDCWD and path.startswith(b"/"):
+            flags = O_PATH_DIR if directory else os.O_PATH | (0 if into_last else os.O_NOFOLLOW)
+            theirs = procgate.errno_in_their_tree(self.tid, path, flags)
+            if theirs is not None and theirs != err.errno:
+                return OSError(theirs, "the target's own mount namespace answers otherwise")
         return err
 
     # -- the target's anchors -------------------------------------------------
@@ -293,7 +301,7 @@ class Context:
         try:
             parent, _ = self._directory(base, head or b".", resolve)
         except OSError as err:
-            raise self._gate(base, head or b".", resolve, err, into_last=True) from None
+            raise self._gate(base, head or b".", resolve, err, into_last=True, directory=True) from None
         if os.fstat(parent).st_dev == _proc_dev() and procgate.refused_on_the_way(
                 base, stripped, resolve, _proc_dev(), self._creds, location, into_last=False):
             raise OSError(errno.EACCES, "the target cannot search the supervisor's /proc entries")

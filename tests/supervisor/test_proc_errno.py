@@ -116,3 +116,45 @@ def test_a_command_dropped_to_nobody_gets_the_kernels_errno(root_box):
     nobody, yet its own /proc entries (owned by root, mode 0500) let it in."""
     pairs = _assert_kernels(root_box, prefix=SETPRIV)
     assert pairs["mkdir fd 999999"] == pairs["mkdir map_files name"] == ["EACCES", "EACCES"]
+
+
+# run --unshare-pid: the command has a /proc of its own. "//proc/N/..." (not
+# the "/proc/" spelling) names its process N, walked in its mount namespace;
+# the twin is the untrapped lstat of the same path inside.
+UNSHARED_PROC = r'''
+import errno as E, time
+kids = []
+for i in range(12):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30); os._exit(0)
+    kids.append(pid)
+mine = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+host_missing = [int(n) for n in sys.argv[1].split(",") if n]
+target = next((n for n in host_missing if n in mine), 0)
+RESULTS["target"] = target
+for name, path in (("mkdir", f"//proc/{target}/fdinfo/0/x"), ("create", f"//proc/{target}/fdinfo/0/x"),
+                   ("missing", f"//proc/{target}/nothing/x")):
+    try:
+        os.lstat(path); want = "OK"
+    except OSError as e:
+        want = E.errorcode[e.errno]
+    if name == "create":
+        got = attempt(name, sc, "open", path, os.O_WRONLY | os.O_CREAT, 0o644)
+    else:
+        got = attempt(name, sc, "mkdir", path, 0o755)
+    RESULTS[name] = [got, want]
+for k in kids:
+    os.kill(k, 9); os.waitpid(k, 0)
+done()
+'''
+
+
+def test_unshare_pid_walks_the_commands_own_proc(box, hot_path):
+    host = {int(p) for p in os.listdir("/proc") if p.isdigit()}
+    missing = [n for n in range(2, 14) if n not in host]
+    res = box.probe(UNSHARED_PROC, ",".join(map(str, missing)), options=("--unshare-pid",))
+    assert res["target"], res  # a pid the command has and the host has not
+    assert res["mkdir"] == ["ENOTDIR", "ENOTDIR"], res  # the command's own view (fdinfo/0 is a file)
+    bad = {k: v for k, v in res.items() if isinstance(v, list) and v[0] != v[1]}
+    assert not bad, bad
