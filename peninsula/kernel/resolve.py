@@ -15,7 +15,7 @@ import posixpath
 import re
 import stat
 
-from peninsula.kernel import libc
+from peninsula.kernel import libc, procgate, target
 
 O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 MAX_SYMLINKS = 40
@@ -52,6 +52,31 @@ class Context:
             except OSError:
                 pass
         self._fds.clear()
+
+    @property
+    def status(self) -> target.Status:
+        """The target's credentials (a subclass may keep them)."""
+        return target.Status(self.tid)
+
+    def _creds(self) -> target.Status:
+        return self.status
+
+    def _gate(self, base: int, path: bytes, resolve: int, err: OSError, *, into_last: bool,
+              directory: bool = False) -> OSError:
+        """err, or EACCES where the target's own walk is refused on the way
+        in one of our ptrace-gated /proc directories, or the errno of its
+        walk in its own mount namespace (procgate). into_last: the last
+        name is followed; directory: path names a directory to walk on."""
+        if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return err
+        if procgate.refused_on_the_way(base, path, resolve, _proc_dev(), self._creds, location, into_last=into_last):
+            return OSError(errno.EACCES, "the target cannot search the supervisor's /proc entries")
+        if base == libc.AT_FDCWD and path.startswith(b"/"):
+            flags = O_PATH_DIR if directory else os.O_PATH | (0 if into_last else os.O_NOFOLLOW)
+            theirs = procgate.errno_in_their_tree(self.tid, path, flags)
+            if theirs is not None and theirs != err.errno:
+                return OSError(theirs, "the target's own mount namespace answers otherwise")
+        return err
 
     # -- the target's anchors -------------------------------------------------
 
@@ -119,7 +144,14 @@ class Context:
             number = _STD[magic.group("std")]
         else:
             number = int(magic.group("fd") or magic.group("devfd"))
-        return self.fd_object(number)
+        try:
+            return self.fd_object(number)
+        except OSError as err:
+            # EBADF is a dirfd argument's answer; a path naming an fd that
+            # is not open finds no such entry in /proc/PID/fd.
+            if err.errno == errno.EBADF:
+                raise OSError(errno.ENOENT, "no such fd") from None
+            raise
 
     # -- resolution -----------------------------------------------------------
 
@@ -153,8 +185,15 @@ class Context:
                 or resolve & (libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_NO_MAGICLINKS)
                 or not (err.errno == errno.ELOOP or (err.errno == errno.ENOENT and not creating))
             ):
-                raise
-            return self._pin_slow(base, rest, resolve, err, _depth)
+                if _depth:
+                    raise
+                raise self._gate(base, rest, resolve, err, into_last=follow) from None
+            try:
+                return self._pin_slow(base, rest, resolve, err, _depth)
+            except OSError as slow:
+                if _depth:
+                    raise
+                raise self._gate(base, rest, resolve, slow, into_last=follow) from None
         return self.retarget(fd, flags, resolve)
 
     def _pin_slow(self, base: int, rest: bytes, resolve: int, err: OSError, depth: int) -> int:
@@ -259,7 +298,13 @@ class Context:
         if stripped.startswith(b"/") and head == b"":
             head = b"/"
         # (a directory may be reached through a symlink to /proc/self/cwd or /dev/fd/N)
-        parent, _ = self._directory(base, head or b".", resolve)
+        try:
+            parent, _ = self._directory(base, head or b".", resolve)
+        except OSError as err:
+            raise self._gate(base, head or b".", resolve, err, into_last=True, directory=True) from None
+        if os.fstat(parent).st_dev == _proc_dev() and procgate.refused_on_the_way(
+                base, stripped, resolve, _proc_dev(), self._creds, location, into_last=False):
+            raise OSError(errno.EACCES, "the target cannot search the supervisor's /proc entries")
         if rest.endswith(b"/"):
             name += b"/"
         return parent, name, join(location(parent), name)

@@ -449,6 +449,38 @@ static int no_such_directory(int base, const char *head) {
     return errno == ENOENT;
 }
 
+/* 1 unless the directory where that walk stopped (the deepest existing
+ * prefix of head, found without symlinks as no_such_directory walked) is
+ * known to lie outside procfs: there the kernel's checks (ptrace access
+ * to the process, our own /proc/PID) are not the target's, and Python
+ * answers (resolve.Context._gate), wherever the path's text said it goes. */
+static int stops_on_proc(Req *r, int base, const char *head) {
+    char prefix[PATH_MAX];
+    size_t n = strlen(head);
+    if (n >= sizeof prefix)
+        return 1;
+    memcpy(prefix, head, n + 1);
+    for (;;) {
+        char *slash = strrchr(prefix, '/');
+        if (slash == NULL)
+            strcpy(prefix, ".");
+        else if (slash == prefix)
+            prefix[1] = 0;
+        else
+            *slash = 0;
+        struct how how = {O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS};
+        int fd = (int)syscall(NR_OPENAT2, base, prefix, &how, sizeof how);
+        if (fd >= 0) {
+            struct stat st;
+            int proc = fstat(fd, &st) != 0 || st.st_dev == r->engine->proc_dev;
+            close(fd);
+            return proc;
+        }
+        if (errno != ENOENT || strcmp(prefix, ".") == 0 || strcmp(prefix, "/") == 0)
+            return 1;
+    }
+}
+
 /* The pinned parent of path's last component, the name, and the entry's
  * location (resolve.entry); PIN_MISSING when that parent does not exist
  * (the kernel's ENOENT), -1 when Python must resolve it. */
@@ -471,7 +503,7 @@ int entry(Req *r, int dirfd, char *path, size_t len, Entry *out) {
     if (cut)
         *slash = 0;
     int parent = openat2_(base, head, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    int missing = parent < 0 && errno == ENOENT && no_such_directory(base, head);
+    int missing = parent < 0 && errno == ENOENT && no_such_directory(base, head) && !stops_on_proc(r, base, head);
     if (cut)
         *slash = '/';
     if (missing)
