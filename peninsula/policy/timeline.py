@@ -126,10 +126,6 @@ class Timeline:
     def __len__(self) -> int:
         return len(self._ticks)
 
-    def first_confined(self) -> int | None:
-        """The tick of the first confined state (None: never confined)."""
-        return next((tick for tick, state in zip(self._ticks, self._states) if state.confined), None)
-
     def confined_since(self, index: int) -> bool:
         """Was any state in force from the index-th change on confined?"""
         return any(state.confined for state in self._states[index:])

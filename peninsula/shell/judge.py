@@ -25,7 +25,6 @@ from peninsula.kernel.resolve import location
 from peninsula.kernel.target import last_pid, now_tick
 from peninsula.policy.engine import is_beneath
 from peninsula.shell.roots import HeldRoots
-from peninsula.policy.orphans import ConfinedAnswers, orphan_state
 from peninsula.policy.timeline import ORPHAN, UNCONFINED, ShellState, Timeline, stricter, tighten
 from peninsula.config.user import UserConfig, load_user_config
 
@@ -53,7 +52,6 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.conf_mtime = _mtime(conf.source)
             self.shell_pid = shell_pid
             self.session_top = os.getppid()  # `peninsula shell`, the subreaper of the session's orphans
-            self.me = os.getpid()  # its child too, and no orphan: its other children (the shell's clone(CLONE_PARENT)) are not the session's line
             self.session_dir = session_dir
             # The whole session root: a confined process that renamed or
             # replaced it (or any session in it) would aim the supervisors'
@@ -61,7 +59,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.extra_protected = (os.path.dirname(session_dir),)
             self.session_fd: int | None = None
             self.timeline = Timeline(UNCONFINED, now_tick())
-            self.answers: dict[tuple[int, int], ShellState] = ConfinedAnswers()
+            self.answers: dict[tuple[int, int], ShellState] = {}
             self.policies: dict[ShellState, object] = {}
             self.told: set[str] = set()
             self.known_projects: set[str] = set()  # once a project, always, this session
@@ -88,7 +86,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             self.tagged_lock = threading.Lock()
             # The head of each nested run (nested.py) -> its command's state;
             # each nested command -> its tally.
-            self.nest_heads: dict[tuple[int, int], NestedState] = ConfinedAnswers()
+            self.nest_heads: dict[tuple[int, int], NestedState] = {}
             self.nests: dict = {}
             self.lock = threading.Lock()
             # Making and signalling processes: judged by lineage.py, never
@@ -144,14 +142,8 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 if parent == self.shell_pid:
                     state = self.timeline.at(key[1], pid)
                     break
-                if parent == self.session_top and pid != self.me:
-                    # Reparented to the session's subreaper before it was
-                    # ever seen: judged by its own start (policy/orphans.py).
-                    state = orphan_state(key[1], (self.timeline.first_confined(), self.answers.earliest,
-                                                  self.nest_heads.earliest))
-                    break
                 if parent <= 1:
-                    break  # reparented away from the session and never seen: an orphan (strict)
+                    break  # reparented away from its line and never seen: an orphan (strict)
                 pid = parent
             for key in chain:
                 self.answers[key] = state
