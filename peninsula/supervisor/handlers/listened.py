@@ -88,12 +88,12 @@ def unix_lookup(ino: int, key: int) -> tuple[int, tuple | None] | None:
 NLM_F_DUMP, NLMSG_DONE = 0x300, 3
 
 
-def unix_sockets() -> set[tuple[int, int]]:
-    """(inode, cookie) of every unix socket in the supervisor's network
-    namespace: one dump, where unix_lookup of each would walk them all."""
-    body = _UNIX_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, 0, 0, 0)
-    msg = struct.pack("=IHHII", 16 + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body
-    found = set()
+def diag_messages(body: bytes, flags: int):
+    """(buffer, offset of the payload) of each message sock_diag answers the
+    request body with (flags: NLM_F_REQUEST, | NLM_F_DUMP): a dump until its
+    end, an exact lookup in its one read; its error answer raises OSError
+    with the kernel's code (0: an ack)."""
+    msg = struct.pack("=IHHII", 16 + len(body), SOCK_DIAG_BY_FAMILY, flags, 1, 0) + body
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as nl:
         nl.send(msg)
         while True:
@@ -102,12 +102,24 @@ def unix_sockets() -> set[tuple[int, int]]:
             while at + 16 <= len(data):
                 length, kind = struct.unpack_from("=IH", data, at)
                 if kind == NLMSG_DONE:
-                    return found
+                    return
                 if kind == NLMSG_ERROR:
-                    raise OSError(-struct.unpack_from("=i", data, at + 16)[0], "unix sock_diag dump")
-                ino, low, high = _UNIX_MSG.unpack_from(data, at + 16)[4:]
-                found.add((ino, low | high << 32))
+                    raise OSError(-struct.unpack_from("=i", data, at + 16)[0], "sock_diag")
+                yield data, at + 16
                 at += (length + 3) & ~3
+            if not flags & NLM_F_DUMP:
+                return  # an exact lookup is answered in one read
+
+
+def unix_sockets() -> set[tuple[int, int]]:
+    """(inode, cookie) of every unix socket in the supervisor's network
+    namespace: one dump, where unix_lookup of each would walk them all."""
+    body = _UNIX_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, 0, 0, 0)
+    found = set()
+    for data, at in diag_messages(body, NLM_F_REQUEST | NLM_F_DUMP):
+        ino, low, high = _UNIX_MSG.unpack_from(data, at)[4:]
+        found.add((ino, low | high << 32))
+    return found
 
 
 _SB_DEVS: dict[int, int] = {}  # mount id -> its superblock's device, from mountinfo

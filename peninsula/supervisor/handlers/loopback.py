@@ -60,10 +60,6 @@ from peninsula.kernel import target
 from peninsula.supervisor.handlers import listened, sockets
 from peninsula.supervisor.handlers.request import Denied
 
-NETLINK_SOCK_DIAG = 4
-SOCK_DIAG_BY_FAMILY = 20
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 TCP_LISTEN, TCP_NEW_SYN_RECV = 10, 12
 # The states of a connection's end that no process has accepted yet
 # (ESTABLISHED, SYN_RECV, CLOSE_WAIT, NEW_SYN_RECV); one that is closed by
@@ -164,32 +160,19 @@ def _query(family: int, proto: int, states: int, sockid: bytes, dump: bool) -> l
     """(state, local ip, local port, uid, inode, cookie) of the sockets the
     kernel reports (addresses of AF_INET ones as 4 bytes, v4-mapped ones too)."""
     body = _REQ.pack(family, proto, 0, 0, states) + sockid
-    flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
-    msg = struct.pack("=IHHII", 16 + len(body), SOCK_DIAG_BY_FAMILY, flags, 1, 0) + body
     out = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as nl:
-        nl.send(msg)
-        while True:
-            data = nl.recv(1 << 16)
-            at = 0
-            while at + 16 <= len(data):
-                length, kind = struct.unpack_from("=IH", data, at)
-                if kind == NLMSG_DONE:
-                    return out
-                if kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", data, at + 16)[0]
-                    if code in (0, errno.ENOENT):
-                        return out
-                    raise OSError(code, "sock_diag")
-                fam, state, _, _ = _MSG.unpack_from(data, at + 16)
-                port, _, src, _ = _SOCKID.unpack_from(data, at + 20)
-                uid, inode = _TAIL.unpack_from(data, at + 16 + 4 + 48)[3:]
-                low, high = struct.unpack_from("=II", data, at + 16 + 4 + 40)
-                ip = src[:4] if fam == socket.AF_INET else (src[12:] if src.startswith(V4_MAPPED) else src)
-                out.append((state, ip, port, uid, inode, low | high << 32))
-                at += (length + 3) & ~3
-            if not dump:
-                return out
+    try:
+        for data, at in listened.diag_messages(body, listened.NLM_F_REQUEST | (listened.NLM_F_DUMP if dump else 0)):
+            fam, state, _, _ = _MSG.unpack_from(data, at)
+            port, _, src, _ = _SOCKID.unpack_from(data, at + 4)
+            uid, inode = _TAIL.unpack_from(data, at + 4 + 48)[3:]
+            low, high = struct.unpack_from("=II", data, at + 4 + 40)
+            ip = src[:4] if fam == socket.AF_INET else (src[12:] if src.startswith(V4_MAPPED) else src)
+            out.append((state, ip, port, uid, inode, low | high << 32))
+    except OSError as err:
+        if err.errno not in (0, errno.ENOENT):
+            raise
+    return out
 
 
 _ANY_SOCKID = _SOCKID.pack(0, 0, b"", b"") + struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
