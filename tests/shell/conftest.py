@@ -105,25 +105,31 @@ class Term:
         self.tmux("kill-server", check=False)
 
 
+def furnish(user, home: Path, allowed=()) -> Path:
+    """Make home the test user's: the hook in each shell's rc file, home
+    listed as the session's baseline root (the session's Landlock baseline
+    is home + temp dirs, and this fake home is not the user's real one),
+    everything in it the user's, and the direnv projects in allowed allowed."""
+    for rel, text in RC.values():
+        user.mkdir((home / rel).parent)
+        user.write(home / rel, text.format(p=PENINSULA))
+    user.mkdir(home / ".config" / "peninsula")
+    user.write(home / ".config" / "peninsula" / "config.toml", f'baseline = ["{home}"]\n')
+    for path in [home, *home.rglob("*")]:
+        os.lchown(path, user.uid, user.gid)
+    for project in allowed:
+        result = user.run(["direnv", "allow", str(project)], cwd=project, env={"HOME": str(home)})
+        assert result.returncode == 0, result.stderr
+    return home
+
+
 @pytest.fixture
 def home(user) -> Path:
     home = user.mkdir(user.base / "home")
     project = user.mkdir(home / "proj")
     user.mkdir(home / "out")
     user.write(project / ".envrc", "export PROJ_LOADED=1\n")
-    for shell, (rel, text) in RC.items():
-        path = home / rel
-        user.mkdir(path.parent)
-        user.write(path, text.format(p=PENINSULA))
-    # The session's Landlock baseline is home + temp dirs: our fake home
-    # is not the user's real home, so list it.
-    user.mkdir(home / ".config" / "peninsula")
-    user.write(home / ".config" / "peninsula" / "config.toml", f'baseline = ["{home}"]\n')
-    result = user.run(["direnv", "allow", str(project)], cwd=project, env={"HOME": str(home)})
-    assert result.returncode == 0, result.stderr
-    for path in [home, *home.rglob("*")]:
-        os.lchown(path, user.uid, user.gid)
-    return home
+    return furnish(user, home, [project])
 
 
 @pytest.fixture

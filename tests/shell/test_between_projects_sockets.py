@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PENINSULA, RC, Term, supervised
+from .conftest import furnish, Term, supervised
 
 TOOL = "#!/usr/bin/python3\nimport socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\nprint('planted', sys.argv[1])\n"
 
@@ -30,14 +30,7 @@ def layout(user):
     user.write(p2 / ".peninsula.toml", "")
     user.mkdir(p1 / "bin")
     os.chmod(user.write(p1 / "bin" / "tool", TOOL), 0o755)
-    for rel, text in RC.values():
-        user.mkdir((home / rel).parent)
-        user.write(home / rel, text.format(p=PENINSULA))
-    user.mkdir(home / ".config" / "peninsula")
-    user.write(home / ".config" / "peninsula" / "config.toml", f'baseline = ["{home}"]\n')
-    for path in [home, *home.rglob("*")]:
-        os.lchown(path, user.uid, user.gid)
-    assert user.run(["direnv", "allow", str(p1)], cwd=p1, env={"HOME": str(home)}).returncode == 0
+    furnish(user, home, [p1])
     tmux = Path(f"/tmp/tmux-{user.uid}")
     if not tmux.exists():
         user.mkdir(tmux)

@@ -8,11 +8,10 @@ direnv loads the new project's .envrc under it.
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
-from .conftest import PENINSULA, RC, SHELLS, Term, supervised
+from .conftest import furnish, SHELLS, Term, supervised
 
 DENIED = "peninsula: denied"
 # What `layout python` does in small: write beneath the project's .direnv.
@@ -25,16 +24,7 @@ def two_projects(who):
     for name in ("p1", "p2"):
         who.mkdir(home / name)
         who.write(home / name / ".envrc", ENVRC.format(name=name))
-    for rel, text in RC.values():
-        who.mkdir((home / rel).parent)
-        who.write(home / rel, text.format(p=PENINSULA))
-    who.mkdir(home / ".config" / "peninsula")
-    who.write(home / ".config" / "peninsula" / "config.toml", f'baseline = ["{home}"]\n')
-    for path in [home, *home.rglob("*")]:
-        os.lchown(path, who.uid, who.gid)
-    for name in ("p1", "p2"):
-        assert who.run(["direnv", "allow", str(home / name)], cwd=home, env={"HOME": str(home)}).returncode == 0
-    return home
+    return furnish(who, home, [home / "p1", home / "p2"])
 
 
 def _denials(home) -> list[str]:

@@ -20,7 +20,7 @@ import pytest
 
 from cbuild import compile_c
 
-from .conftest import PENINSULA, RC, SHELLS, Term, supervised
+from .conftest import PENINSULA, RC, furnish, SHELLS, Term, supervised
 
 # Any program it is preloaded into leaves ran-COMM-PID in $ATTACK_OUT.
 PRELOAD_C = r"""
@@ -55,16 +55,7 @@ def layout(user):
     user.mkdir(stage / "bin")
     user.write(stage / "lib.so", compile_c(PRELOAD_C, "switch_preload.so", ("-shared", "-fPIC")).read_bytes())
     os.chmod(user.write(stage / "bin" / "mkdir", FAKE_MKDIR), 0o755)
-    for rel, text in RC.values():
-        user.mkdir((home / rel).parent)
-        user.write(home / rel, text.format(p=PENINSULA))
-    user.mkdir(home / ".config" / "peninsula")
-    user.write(home / ".config" / "peninsula" / "config.toml", f'baseline = ["{home}"]\n')
-    for path in [home, *home.rglob("*")]:
-        os.lchown(path, user.uid, user.gid)
-    for project in (p1, p2):
-        assert user.run(["direnv", "allow", str(project)], cwd=project, env={"HOME": str(home)}).returncode == 0
-    return home
+    return furnish(user, home, [p1, p2])
 
 
 def _hook_errors(screen: str) -> list[str]:

@@ -19,7 +19,7 @@ import os
 
 import pytest
 
-from .conftest import PENINSULA, RC, SHELLS, Term, supervised
+from .conftest import furnish, SHELLS, Term, supervised
 
 # direnv runs it as bash to evaluate the destination's .envrc, in its directory.
 P1_BASH = '#!/bin/sh\necho "p1\'s program ran here" > "ran-bash-$$"\nexec /bin/bash "$@"\n'
@@ -38,16 +38,7 @@ def layout(user):
     os.chmod(user.write(p1 / "bash", P1_BASH), 0o755)
     user.write(p2 / ".envrc", "export IN_P2=1\n")
     user.write(out / ".envrc", "export IN_OUT=1\n")
-    for rel, text in RC.values():
-        user.mkdir((home / rel).parent)
-        user.write(home / rel, text.format(p=PENINSULA))
-    user.mkdir(home / ".config" / "peninsula")
-    user.write(home / ".config" / "peninsula" / "config.toml", f'baseline = ["{home}"]\n')
-    for path in [home, *home.rglob("*")]:
-        os.lchown(path, user.uid, user.gid)
-    for project in (p1, p2, out):
-        assert user.run(["direnv", "allow", str(project)], cwd=project, env={"HOME": str(home)}).returncode == 0
-    return home
+    return furnish(user, home, [p1, p2, out])
 
 
 def _markers(directory) -> list[str]:

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from .conftest import PENINSULA, RC, SHELLS, Term, supervised
+from .conftest import furnish, SHELLS, Term, supervised
 
 
 @pytest.fixture
@@ -22,15 +22,8 @@ def layout(user):
     user.write(p1 / ".envrc", "echo ran >> .runs\nexport IN_P1=1\n")
     os.symlink(p1, home / "w")
     os.symlink(home, user.base / "home-link")
-    for rel, text in RC.values():
-        user.mkdir((home / rel).parent)
-        user.write(home / rel, text.format(p=PENINSULA))
-    user.mkdir(home / ".config" / "peninsula")
-    user.write(home / ".config" / "peninsula" / "config.toml", f'baseline = ["{home}"]\n')
-    for path in [home, user.base / "home-link", *home.rglob("*")]:
-        os.lchown(path, user.uid, user.gid)
-    assert user.run(["direnv", "allow", str(p1)], cwd=p1, env={"HOME": str(home)}).returncode == 0
-    return home
+    os.lchown(user.base / "home-link", user.uid, user.gid)
+    return furnish(user, home, [p1])
 
 
 def _runs(home) -> int:

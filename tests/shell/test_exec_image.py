@@ -20,7 +20,7 @@ import os
 
 import pytest
 
-from .conftest import PENINSULA, RC, SHELLS, Term, supervised
+from .conftest import furnish, SHELLS, Term, supervised
 
 FAKE_BASH = """#!/usr/bin/python3
 import os, sys
@@ -79,15 +79,7 @@ def layout(user):
     user.mkdir(p1 / "bin")
     os.chmod(user.write(p1 / "bin" / "bash", FAKE_BASH), 0o755)
     user.write(p1 / "pinner.py", PINNER)
-    for rel, text in RC.values():
-        user.mkdir((home / rel).parent)
-        user.write(home / rel, text.format(p=PENINSULA))
-    user.mkdir(home / ".config" / "peninsula")
-    user.write(home / ".config" / "peninsula" / "config.toml", f'baseline = ["{home}"]\n')
-    for path in [home, *home.rglob("*")]:
-        os.lchown(path, user.uid, user.gid)
-    assert user.run(["direnv", "allow", str(p1)], cwd=p1, env={"HOME": str(home)}).returncode == 0
-    return home
+    return furnish(user, home, [p1])
 
 
 def _out(home):
