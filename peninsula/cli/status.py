@@ -138,17 +138,12 @@ def offline_connect(where: str) -> dict:
     """A run's answer to a connect to the unix socket at where: the shipped
     allow-list (found now, as a run finds it at its start), else refused,
     since no listener running now is inside a run not yet started."""
-    import errno
-    import stat
-
     from peninsula.supervisor.handlers.allowlist import AllowList, shipped_allowlist
+    from peninsula.supervisor.handlers.sockets import socket_at
 
-    try:
-        info = os.stat(where)
-    except OSError as err:
-        return {"allow": False, "reason": f"{err.strerror} (the connect would fail with {errno.errorcode.get(err.errno)})"}
-    if not stat.S_ISSOCK(info.st_mode):
-        return {"allow": False, "reason": "not a socket (the connect would fail with ECONNREFUSED)"}
+    info, failed = socket_at(where)
+    if failed is not None:
+        return failed
     entry = AllowList(shipped_allowlist()).inodes.get((info.st_dev, info.st_ino))
     if entry is not None:
         return {"allow": True, "reason": f"on the shipped allow-list: {entry[0]}: {entry[2]}"}

@@ -554,15 +554,24 @@ def _check_tcp_port(req, sock) -> None:
         raise Denied(errno.EACCES, f"tcp port {port}", "not in --allow-connect", "connect")
 
 
-def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
-    """For `peninsula check --connect`: the answer a confined connect from
-    caller_tgid to path would get. The path is the caller's absolute one."""
+def socket_at(path: str) -> tuple[os.stat_result | None, dict | None]:
+    """(the socket file at path, None), or (None, the answer `peninsula check
+    --connect` gives when there is none: how the connect would fail)."""
     try:
         info = os.stat(path)
     except OSError as err:
-        return {"allow": False, "reason": f"{err.strerror} (the connect would fail with {errno.errorcode.get(err.errno)})"}
+        return None, {"allow": False, "reason": f"{err.strerror} (the connect would fail with {errno.errorcode.get(err.errno)})"}
     if not stat.S_ISSOCK(info.st_mode):
-        return {"allow": False, "reason": "not a socket (the connect would fail with ECONNREFUSED)"}
+        return None, {"allow": False, "reason": "not a socket (the connect would fail with ECONNREFUSED)"}
+    return info, None
+
+
+def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
+    """For `peninsula check --connect`: the answer a confined connect from
+    caller_tgid to path would get. The path is the caller's absolute one."""
+    info, failed = socket_at(path)
+    if failed is not None:
+        return failed
     allowed = sup.socket_allowlist().inodes.get((info.st_dev, info.st_ino))
     if allowed is not None:
         decision = policy.decide_connect(allowed=f"{allowed[0]} ({allowed[2]})", datagram=False, listener=None, inside=False)
