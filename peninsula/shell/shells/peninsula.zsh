@@ -155,13 +155,16 @@ if [[ -o interactive ]]; then
     functions[__peninsula_direnv_export]="{ ! __peninsula_confined || __peninsula_loader_restore } && ${(q)${commands[direnv]:-false}} export zsh"
     functions[__peninsula_strict]="local line=; { IFS= read -r line < ${(q)PENINSULA_SESSION_DIR}/state } 2>/dev/null; [[ \$line == strict ]]"
     # From the physical directory, as direnv finds the .envrc (it drops
-    # $PWD) and the supervisor judges it: ${dot:A} is realpath(".") (no
-    # fork); unless it names ".", the environment is unloaded.
+    # $PWD) and the supervisor judges it: the kernel's name for it, read
+    # through /proc/self/cwd (no fork). Not ${dot:A}: zsh finds "." by
+    # chdir("..") up to / and back, and a directory moved meanwhile leaves
+    # the shell in /. Unless it names "." (a deleted one stays
+    # /proc/PID/cwd), the environment is unloaded.
     __peninsula_direnv_leave() {
       [[ -n ${DIRENV_DIFF-} ]] || return 0
-      local dot=. dir
-      dir=${dot:A}
-      if [[ $dir == /* && $dir -ef . ]]; then
+      local cwd=/proc/self/cwd dir
+      dir=${cwd:A}
+      if [[ $dir == /* && $dir != /proc/* && $dir -ef . ]]; then
         dir=${dir%/}  # / is the last step, ''
         while :; do
           if [[ -e $dir/.envrc ]]; then [[ $dir/.envrc == "${DIRENV_FILE-}" ]] && return 0; break; fi
