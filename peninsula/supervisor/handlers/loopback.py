@@ -521,6 +521,7 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
             break
         time.sleep(0.0002)
     judged = None  # the listeners it could have reached, once judged
+    near = None  # where an accepted end is looked for first: those listeners' holders
     scanned = False  # the accepted end looked for in every fd table, once
     settled = None  # when to stop waiting for an accepted end's holder to appear or let go
     for _ in range(40):
@@ -550,9 +551,15 @@ def connection_verdict(sup, tgid: int, conn: socket.socket, lock) -> str | None:
                 judged = {}
         else:
             # Accepted (perhaps by a one-shot listener that closed since):
-            # judged by who holds it, looked for first where the listeners are.
+            # judged by who holds it, looked for first where the listeners
+            # are (their holders are kept between connects: listener_holders),
+            # so a quiet machine, where the end is accepted before the first
+            # look, does not scan every fd table each time.
+            if near is None:
+                near = judged if judged is not None else listener_holders(
+                    {e[4] for e in bound(socket.IPPROTO_TCP, 1 << TCP_LISTEN, peer[0], peer[1])})
             held: dict[int, set[int]] = {inode: set()}
-            _scan({pid for pids in (judged or {}).values() for pid in pids}, {f"socket:[{inode}]": inode}, held)
+            _scan({pid for pids in near.values() for pid in pids}, {f"socket:[{inode}]": inode}, held)
             if not held[inode] and not scanned:
                 scanned = True
                 held = holders({inode})
