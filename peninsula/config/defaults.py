@@ -244,9 +244,8 @@ PROTECTED_SOCKETS = (
 
 
 def protected_sockets() -> tuple[str, ...]:
-    """PROTECTED_SOCKETS for this user: in `run`, and in the shell session's
-    project policies and its strict one between projects (not its
-    orphans': config/project.py)."""
+    """PROTECTED_SOCKETS for this user: in `run`, and in every confined
+    policy of the shell session (a project's, strict)."""
     import pwd
 
     try:

@@ -234,19 +234,14 @@ def project_policy(project: Project, conf: UserConfig, extra_protected: tuple[st
     return pol, notices
 
 
-def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = (), *, orphan: bool = False) -> policy.Policy:
-    """Only the temp dirs: between projects (every protection a project
-    has), or for an orphan whose line was never seen (orphan)."""
+def strict_policy(conf: UserConfig, extra_protected: tuple[str, ...] = ()) -> policy.Policy:
+    """Only the temp dirs, with every protection a project has: between
+    projects, and for an orphan whose line was never seen (a daemon's is
+    judged at its parent's exit, so one is an orphan only when its parent
+    died by a signal)."""
     from peninsula.config.options import canonical
 
-    # An orphan is spared defaults.protected_sockets() and the projects'
-    # socket dirs: the servers that daemonize (tmux, screen, gpg-agent,
-    # emacs --daemon) are reparented before their first trapped call, those
-    # started outside projects too; they bind there. (README's limits: a
-    # confined process that daemonizes does too.) A line typed between
-    # projects was seen: it is refused them as in a project.
-    sockets = (socketdirs.strict_socket_protections() if orphan
-               else defaults.protected_sockets() + socketdirs.socket_protections(None))
+    sockets = defaults.protected_sockets() + socketdirs.socket_protections(None)
     protected = [*defaults.protected_paths(), *defaults.state_exceptions(), *defaults.protected_in_runtime(),
                  *sockets, *conf.protect, *extra_protected]
     return policy.Policy(

@@ -17,8 +17,7 @@ named to a tool; one someone else made first is never used). The user's
 unconfined processes can, as everywhere. The base is protected for every
 confined process, and each project's policy re-allows its own directory
 alone: a confined process of project B, or a `peninsula run` of another
-project, cannot create, replace or rename anything in project A's. The
-exception is a shell session's orphans never seen (strict_socket_protections).
+project, cannot create, replace or rename anything in project A's.
 """
 
 from __future__ import annotations
@@ -87,13 +86,3 @@ def socket_protections(root: str | None) -> tuple[str, ...]:
     base = sockets_base()
     return (base,) if root is None else (base, "!" + project_sockets(root))
 
-
-def strict_socket_protections() -> tuple[str, ...]:
-    """For the shell session's strict policy of orphans, whose line
-    cannot be traced: a server that daemonizes (tmux's, screen's) is one,
-    reparented before its first trapped call, and it binds in the directory
-    of the project it was started in, which cannot be told. So every
-    project's directory, though never the base itself, is re-allowed to it
-    (README's limits)."""
-    base = sockets_base()
-    return (base, "!" + os.path.join(base, "*"))

@@ -109,6 +109,22 @@ def parent_of(pid: int) -> int:
     return int(stat[stat.rindex(b")") + 2 :].split()[1])
 
 
+def children(tgid: int) -> list[int]:
+    """The children of every thread of process tgid (each thread's
+    /proc/TGID/task/TID/children), [] when it is gone."""
+    found: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{tgid}/task")
+    except OSError:
+        return found
+    for tid in threads:
+        try:
+            found += [int(pid) for pid in _read_proc(f"/proc/{tgid}/task/{tid}/children").split()]
+        except OSError:
+            continue
+    return found
+
+
 def ancestry(pid: int, limit: int = 4096) -> list[int]:
     """Parent chain of pid, nearest first, ending at 1 or 0."""
     chain = []

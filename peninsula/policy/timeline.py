@@ -20,8 +20,8 @@ class ShellState:
     strict: the shell moved between projects and no prompt has confirmed
     where it is yet: only the temp dirs are writable.
     orphan (with strict): a process reparented before it was ever seen, so
-    its line cannot be traced (a server that daemonizes): strict, but the
-    user's server socket places stay writable (README's limits)."""
+    its line cannot be traced (its parent died by a signal: one that exits
+    has its children judged first): strict, named apart in describe()."""
 
     project: str | None = None
     strict: bool = False

@@ -151,6 +151,13 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
                 self._prune()
             return state
 
+        def judge_children(self, tgid: int) -> None:
+            """tgid is exiting: judge its children now (state_of keeps the
+            answers), while their line still leads through it. Called
+            from dispatch, under the lock."""
+            for child in target.children(tgid):
+                self.state_of(child)
+
         def judge(self, tid: int) -> tuple[int, int]:
             """For the compiled hot path: (policy slot, tgid) of a thread's
             process, -1 when it is not confined, -2 for Python to handle
@@ -237,7 +244,7 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             pol = self.policies.get(state)
             if pol is None:
                 if state.strict:
-                    pol = strict_policy(self.conf, self.extra_protected, orphan=state.orphan)
+                    pol = strict_policy(self.conf, self.extra_protected)
                 else:
                     pol, notices = project_policy(Project(state.project, ""), self.conf, self.extra_protected)
                     # Said again after each change of the project's config files.

@@ -66,13 +66,11 @@ def test_each_project_writes_its_own_directory_only(runtime, tmp_path):
     assert not _writable(pol_a, own_b + "/tmux-1000/default")
     assert not _writable(pol_a, os.path.dirname(own_a) + "/planted")
     assert _writable(pol_a, str(runtime / "other-file"))  # the rest of the runtime dir as before
-    # A session's orphans never seen (daemonized servers among them) may use
-    # any project's directory, never make or replace the base's entries' parent.
-    strict = strict_policy(UserConfig(), orphan=True)
-    assert _writable(strict, own_a + "/tmux-1000/default")
-    assert not _writable(strict, os.path.dirname(own_a))
-    # A line typed between projects may use none.
-    assert not _writable(strict_policy(UserConfig()), own_a + "/tmux-1000/default")
+    # Strict (a line typed between projects, an orphan never seen) may use none.
+    strict = strict_policy(UserConfig())
+    assert not _writable(strict, own_a + "/tmux-1000/default")
+    assert not _writable(strict, os.path.dirname(own_a) + "/planted")
+    assert _writable(strict, "/tmp/pt-strict-control")  # the control: the temp dirs are its roots
     run_a = Sandbox(project=str(a)).policy()
     assert _writable(run_a, own_a + "/x") and not _writable(run_a, own_b + "/x")
 

@@ -1,9 +1,9 @@
-"""The shell session's two strict policies (config/project.py strict_policy):
-a line typed between projects (`cd ~/p2; tool` in p1, before the next
-prompt) is refused every socket place a project is refused; only an orphan
-whose line was never seen (a server that daemonizes) keeps the user's
-server places and every project's socket dir writable (README's limits).
-Both write the temp dirs and the runtime dir alone."""
+"""The shell session's strict policy (config/project.py strict_policy), for a
+line typed between projects (`cd ~/p2; tool` in p1, before the next prompt)
+and an orphan whose line was never seen (its parent died by a signal: a
+daemon whose parent exits is judged by its line, shell/judge.py): refused
+every socket place a project is refused, it writes the temp dirs and the
+runtime dir alone."""
 
 from __future__ import annotations
 
@@ -40,31 +40,29 @@ def _server_places(runtime, project_root):
             socketdirs.make_project_sockets(project_root) + f"/tmux-{uid}/default"]
 
 
-def test_between_projects_is_refused_every_socket_place_a_project_is(runtime, tmp_path):
+def test_strict_is_refused_every_socket_place_a_project_is(runtime, tmp_path):
+    """Strict (between projects, and an orphan never seen: its parent died
+    by a signal) is refused every place a project is. The control: each
+    place is writable to a policy of the same roots without protections."""
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
     in_b, _ = project_policy(Project(str(b), ""), UserConfig())
-    between, orphan = strict_policy(UserConfig()), strict_policy(UserConfig(), orphan=True)
+    strict = strict_policy(UserConfig())
+    bare = policy.Policy(writable=strict.writable + in_b.writable, protected=())
     for place in _server_places(runtime, str(a)):
         assert not _writable(in_b, place), place
-        assert not _writable(between, place), place
-        # The remaining gap (a daemon's line is unknown), and the control:
-        # the same place is writable to a policy that does not protect it.
-        assert _writable(orphan, place), place
+        assert not _writable(strict, place), place
+        assert _writable(bare, place), place
 
 
-def test_both_write_the_temp_dirs_and_between_projects_allows_no_more(runtime, tmp_path):
+def test_strict_writes_the_temp_dirs_and_no_more(runtime, tmp_path):
     home = tmp_path / "home"
     (home / ".gnupg").mkdir(parents=True)
-    between, orphan = strict_policy(UserConfig()), strict_policy(UserConfig(), orphan=True)
-    assert between.writable == orphan.writable == tuple(os.path.realpath(p) for p in defaults.temp_roots())
-    refusals = {p for p in orphan.protected if not p.startswith("!")}
-    assert refusals <= set(between.protected)
-    assert {p for p in between.protected if p.startswith("!")} <= {p for p in orphan.protected if p.startswith("!")}
+    strict = strict_policy(UserConfig())
+    assert strict.writable == tuple(os.path.realpath(p) for p in defaults.temp_roots())
     for path, allow in [("/tmp/build-1/main.o", True), ("/var/tmp/x", True), (f"{runtime}/some-app.sock", True),
                         (f"{runtime}/systemd/user/evil.service", False), (f"{runtime}/bus", False),
                         (f"{home}/.bashrc", False), ("/etc/peninsula-pt", False), ("/usr/local/bin/make", False),
                         (f"{home}/.gnupg/gpg.conf", False), (f"{home}/.gnupg/random_seed", True)]:
-        assert _writable(between, path) is allow, path
-        assert _writable(orphan, path) is allow, path
+        assert _writable(strict, path) is allow, path

@@ -147,6 +147,7 @@ typedef struct {
     uint64_t caps[3]; /* our effective, permitted and inheritable sets */
     unsigned long long handled, deferred;
     handler_fn by_nr[MAX_NR]; /* what it may answer, as the syscall table says (supervisor/table.py) */
+    unsigned char before_judging[MAX_NR]; /* by_nr[nr] answers any caller (module.c's table) */
 } Engine;
 
 typedef struct Req {
@@ -239,7 +240,8 @@ int h_chown(Req *r);
 int h_lchown(Req *r);
 int h_fchownat(Req *r);
 int h_utimensat(Req *r);
-int h_kill(Req *r);       /* lineage.c */
+int h_kill(Req *r);
+int h_exit_group(Req *r);       /* lineage.c */
 int h_tgkill(Req *r);
 int h_rt_tgsigqueueinfo(Req *r);
 

@@ -36,6 +36,7 @@
 static const struct {
     const char *name;
     handler_fn fn;
+    int before_judging; /* answers whoever calls: the caller is not judged first */
 } handlers[] = {
     {"open", h_open},
     {"openat", h_openat},
@@ -62,6 +63,8 @@ static const struct {
     {"kill", h_kill},
     {"tgkill", h_tgkill},
     {"rt_tgsigqueueinfo", h_rt_tgsigqueueinfo},
+    {"exit_group", h_exit_group, 1},
+    {"exit", h_exit_group, 1},
 };
 #define NHANDLERS (sizeof handlers / sizeof handlers[0])
 
@@ -70,6 +73,8 @@ static int dispatch(Req *r) {
     handler_fn handler = nr < MAX_NR ? r->engine->by_nr[nr] : NULL;
     if (handler == NULL)
         return DEFER;
+    if (r->engine->before_judging[nr])
+        return handler(r);
     int chosen = choose_policy(r);
     if (chosen == UNCONFINED)
         return continue_(r); /* no restriction bears on an unconfined process */
@@ -227,6 +232,7 @@ static int set_handlers(Engine *self, PyObject *given) {
             return -1;
         }
         self->by_nr[nr] = handlers[k].fn;
+        self->before_judging[nr] = (unsigned char)handlers[k].before_judging;
     }
     Py_DECREF(fast);
     return 0;

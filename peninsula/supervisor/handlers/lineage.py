@@ -60,6 +60,20 @@ def h_clone(sup, req):
                          "start a new line under its parent", "clone")
 
 
+def h_exit_group(sup, req):
+    """exit_group, or a thread's exit: the children the process leaves are
+    reparented off their line when it is gone, so each is judged now, while
+    its line still leads to the shell, and the answer kept (a daemon
+    started at a prompt outside projects stays unconfined; one started in
+    a project stays confined to it). A process killed by a signal makes no
+    call: its children are judged as orphans are (strict)."""
+    sup.judge_children(req.tgid)
+    return request.CONTINUE
+
+
+h_exit = h_exit_group  # a thread's exit: the last one's ends the process
+
+
 def _process_group(pgrp: int) -> list[int]:
     """Every process whose process group is pgrp (/proc, field 5)."""
     return [pid for pid, fields in target.proc_stats() if int(fields[2]) == pgrp]
