@@ -180,9 +180,18 @@ static int run_case(char *line) {
     for (int i = 2; i < n && i < 8; i++)
         a[i - 2] = arg(fields[i], to_free, &n_free);
     long nr = strtol(fields[1], NULL, 10);
-    errno = 0;
-    long rc = syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-    int err = rc < 0 ? errno : 0;
+    long rc;
+    int err;
+    /* openat2 with RESOLVE_BENEATH or RESOLVE_IN_ROOT answers EAGAIN when a
+     * rename or mount anywhere on the system raced its ".." (the kernel
+     * asks the caller to retry): on a busy machine, either tree. */
+    for (int tries = 0;; tries++) {
+        errno = 0;
+        rc = syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        err = rc < 0 ? errno : 0;
+        if (!(nr == SYS_openat2 && err == EAGAIN && tries < 1000))
+            break;
+    }
     if (rc >= 0 && is_open(nr))
         close((int)rc);
     printf("%s %d\n", fields[0], err);
