@@ -90,7 +90,11 @@ STATE_IN_HOME = (
 # another's builds. (variable the tool reads, subdirectory). CARGO_HOME and
 # GRADLE_USER_HOME also hold config: cargo still finds ~/.cargo/config.toml
 # from a project beneath the home (it walks up from the cwd). Sharing the
-# user's own caches is a profile (peninsula/profiles: npm, pip, go, cargo).
+# user's own caches is a profile (peninsula/profiles: npm, pip, go, cargo,
+# pnpm). pnpm 11 and later read pnpm_config_*; pnpm 10 finds its store
+# under PNPM_HOME (also its global bin dir, refused inside a project
+# anyway), and reads its metadata cache's place only from npm_config_cache_dir,
+# which npm itself warns about on every run: so pnpm 10 is refused ~/.cache/pnpm.
 CACHE_ENV = (
     ("npm_config_cache", "npm"),
     ("PIP_CACHE_DIR", "pip"),
@@ -100,6 +104,10 @@ CACHE_ENV = (
     ("CARGO_HOME", "cargo"),
     ("YARN_CACHE_FOLDER", "yarn"),
     ("GRADLE_USER_HOME", "gradle"),
+    ("PNPM_HOME", "pnpm"),
+    ("pnpm_config_store_dir", "pnpm/store"),
+    ("pnpm_config_cache_dir", "pnpm/cache"),
+    ("pnpm_config_state_dir", "pnpm/state"),
 )
 
 

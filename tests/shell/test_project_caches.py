@@ -88,3 +88,46 @@ def test_pip_install_uses_the_project_cache(term_factory, home, user):
     assert list((cache / "pip").rglob("*.whl")), "pip cached the built wheel in the project's cache"
     assert not (home / ".cache" / "pip").exists()
     assert DENIED not in term.screen()
+
+
+@pytest.fixture(scope="module")
+def pnpm():
+    """pnpm 10 (the last release that runs on Debian's Node 20), from the
+    npm registry into a directory every user can read."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    prefix = Path("/var/lib/peninsula-tests/pnpm-10")
+    binary = prefix / "node_modules" / ".bin" / "pnpm"
+    if not binary.exists():
+        shutil.rmtree(prefix, ignore_errors=True)
+        prefix.mkdir(parents=True)
+        done = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix), "pnpm@10"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, "npm could not fetch pnpm@10 from the registry: " + done.stderr[-2000:]
+        for path in [prefix, *prefix.rglob("*")]:
+            os.chmod(path, os.stat(path).st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+    return binary
+
+
+def test_pnpm_uses_the_project_cache(term_factory, home, user, pnpm):
+    proj = home / "proj"
+    pkg = user.mkdir(proj / "localpkg")
+    user.write(pkg / "package.json", '{"name": "localpkg", "version": "1.0.0"}\n')
+    user.write(pkg / "index.js", "module.exports = 42;\n")
+    user.write(proj / "package.json", '{"name": "app", "version": "1.0.0"}\n')
+    term = term_factory("bash")
+    supervised(term)
+    term.run("cd proj")
+    term.run(f"(cd localpkg && npm pack --silent) && {pnpm} add --offline ./localpkg/localpkg-1.0.0.tgz", timeout=180)
+    text = term.run("node -e 'console.log(\"answer=\" + require(\"localpkg\"))'")
+    assert "answer=42" in text
+    cache = _cache_of(home, "proj")
+    assert (cache / "pnpm" / "store").is_dir(), "pnpm's store is the project's own"
+    assert not (home / ".local" / "share" / "pnpm").exists() and not (home / ".cache" / "pnpm").exists()
+    assert DENIED not in term.screen()
+    # The shared cache is refused, and the notice names the profile.
+    term.run("mkdir ~/.cache/pnpm")
+    assert re.search(r"denied mkdir of \S+/\.cache/pnpm .*profile pnpm allows it", term.screen())

@@ -19,7 +19,8 @@ NAMES = ("bash", "zsh", "fish", "direnv")
 # The names in defaults.CACHE_ENV and socketdirs.SOCKET_ENV, for the hooks to keep before a project
 # (a unit test holds them equal): importing defaults here would cost every
 # shell start ~45 ms.
-CACHE_NAMES = "npm_config_cache PIP_CACHE_DIR UV_CACHE_DIR GOCACHE GOMODCACHE CARGO_HOME YARN_CACHE_FOLDER GRADLE_USER_HOME TMUX_TMPDIR SCREENDIR"
+CACHE_NAMES = ("npm_config_cache PIP_CACHE_DIR UV_CACHE_DIR GOCACHE GOMODCACHE CARGO_HOME YARN_CACHE_FOLDER GRADLE_USER_HOME "
+               "PNPM_HOME pnpm_config_store_dir pnpm_config_cache_dir pnpm_config_state_dir TMUX_TMPDIR SCREENDIR")
 # The dynamic loader's variables that make a program load a library: a
 # project may set them for its own commands, but direnv (whose output the
 # shell evaluates) never runs with the project's values, and leaving a
