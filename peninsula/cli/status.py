@@ -60,6 +60,9 @@ def cmd_status(args) -> int:
     if reply.get("sockets") is not None:
         print("unix sockets a confined command may reach although their listener is outside (by inode, as found at start):")
         for entry in reply["sockets"]:
+            if entry.get("place"):
+                print(f"  {entry['path']}: {entry['service']}: {entry['reason']} (any socket there, in a private directory of yours)")
+                continue
             state = "" if entry["present"] else " (not there at start: not allowed)"
             print(f"  {entry['path']}: {entry['service']}: {entry['reason']}{state}")
         print("  and any socket whose listener is in the same confinement")
@@ -138,13 +141,13 @@ def offline_connect(where: str) -> dict:
     """A run's answer to a connect to the unix socket at where: the shipped
     allow-list (found now, as a run finds it at its start), else refused,
     since no listener running now is inside a run not yet started."""
-    from peninsula.supervisor.handlers.allowlist import AllowList, shipped_allowlist
+    from peninsula.supervisor.handlers.allowlist import AllowList, shipped_allowlist, shipped_places
     from peninsula.supervisor.handlers.sockets import socket_at
 
     info, failed = socket_at(where)
     if failed is not None:
         return failed
-    entry = AllowList(shipped_allowlist()).inodes.get((info.st_dev, info.st_ino))
+    entry = AllowList(shipped_allowlist(), shipped_places()).lookup(info, os.path.realpath(where))
     if entry is not None:
         return {"allow": True, "reason": f"on the shipped allow-list: {entry[0]}: {entry[2]}"}
     return {"allow": False, "reason": "its listener is outside the run: refused (EACCES) unless the run's command "

@@ -111,17 +111,19 @@ def parent_of(pid: int) -> int:
 
 def children(tgid: int) -> list[int]:
     """The children of every thread of process tgid (each thread's
-    /proc/TGID/task/TID/children), [] when it is gone."""
+    /proc/TGID/task/TID/children), [] when it is gone. A process that made
+    itself non-dumpable (ssh-agent, gpg-agent) keeps those lists from
+    another user's and from a plain user's reader: then every process's
+    stat (readable to all) is read for its parent instead."""
     found: list[int] = []
     try:
         threads = os.listdir(f"/proc/{tgid}/task")
+        for tid in threads:
+            found += [int(pid) for pid in _read_all(f"/proc/{tgid}/task/{tid}/children").split()]
+    except FileNotFoundError:
+        pass  # gone, or one thread gone: what was read stands
     except OSError:
-        return found
-    for tid in threads:
-        try:
-            found += [int(pid) for pid in _read_proc(f"/proc/{tgid}/task/{tid}/children").split()]
-        except OSError:
-            continue
+        return [pid for pid, fields in proc_stats() if int(fields[1]) == tgid]
     return found
 
 
@@ -166,6 +168,18 @@ def pidfd_target(tid: int, pidfd: int) -> int:
     except OSError:
         pass
     raise OSError(errno.EBADF, "not a pidfd")
+
+
+def _read_all(path: str) -> bytes:
+    """A /proc file to its end (a seq_file gives a page per read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _read_proc(path: str) -> bytes:

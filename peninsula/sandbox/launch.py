@@ -383,9 +383,9 @@ def supervisor_main(plan: Plan, denial_log, result_w, info_w, stderr_fd) -> int:
     except Exception as err:
         say_pid(0)
         return setup_failed(f"peninsula: cannot apply the Landlock baseline: {err}")
-    from peninsula.supervisor.handlers.allowlist import AllowList, shipped_allowlist, user_allowlist
+    from peninsula.supervisor.handlers.allowlist import AllowList, shipped_allowlist, shipped_places, user_allowlist
 
-    sockets_allowed = AllowList(shipped_allowlist() + user_allowlist(box.options.allow_socket, "--allow-socket"))
+    sockets_allowed = AllowList(shipped_allowlist() + user_allowlist(box.options.allow_socket, "--allow-socket"), shipped_places())
     # (found before the command can rename anything)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     from peninsula.supervisor.run_nesting import ENV_NEST_FD, NestingRunSupervisor, channel_pair

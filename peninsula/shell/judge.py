@@ -307,16 +307,29 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
         def h_chdir(self, req):
             if req.tgid != self.shell_pid and self.state_of(req.tgid).confined:
                 return request.CONTINUE
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError), self._unreadable_goes_on(req):
                 self._enter(req, req.pin(-100, req.path(0), follow=True))
             return request.CONTINUE  # changing directory writes nothing
 
         def h_fchdir(self, req):
             if req.tgid != self.shell_pid and self.state_of(req.tgid).confined:
                 return request.CONTINUE
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError), self._unreadable_goes_on(req):
                 self._enter(req, req.fd_object(req.dirfd(0)))
             return request.CONTINUE
+
+        @contextlib.contextmanager
+        def _unreadable_goes_on(self, req):
+            """An unconfined process that made itself non-dumpable (ssh-agent
+            and gpg-agent, which chdir("/") as daemons) keeps its directory
+            from a supervisor that is not root: where it goes cannot be
+            read, so it is not confined by walking into a project (README's
+            limits). The shell's own cd is refused then, as before."""
+            try:
+                yield
+            except request.Denied:
+                if req.tgid == self.shell_pid:
+                    raise
 
         def h_mount_call(self, req):
             """Reached only for a confined caller (dispatch lets the others

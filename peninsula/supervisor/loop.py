@@ -145,9 +145,9 @@ class Supervisor:
         # Found now, before any confined process can rename things (a run
         # finds them before its command starts, and passes them).
         if sockets is None:
-            from peninsula.supervisor.handlers.allowlist import AllowList, shipped_allowlist
+            from peninsula.supervisor.handlers.allowlist import AllowList, shipped_allowlist, shipped_places
 
-            sockets = AllowList(shipped_allowlist())
+            sockets = AllowList(shipped_allowlist(), shipped_places())
         self.sockets = sockets
         self.socket_hint: str | None = None  # the option that allows a socket, for notices
         from peninsula.supervisor.handlers.allowlist import shipped_ports

@@ -27,33 +27,50 @@ int h_rt_tgsigqueueinfo(Req *r) {
     return own_signal(r);
 }
 
-/* exit_group and exit, from any process of the session: one that leaves
- * children is Python's (it judges them while their line still leads to the
- * shell); one without goes on. A child another thread makes after its
- * list was read is judged as an orphan (strict): a slip toward refusing. */
-int h_exit_group(Req *r) {
+/* Reads the process's threads: how many (up to 2), and whether any has a
+ * child (or a list that cannot be read: then 1, for Python to see). */
+static int threads_of(uint32_t pid, int *threads, int *children) {
     char path[64];
-    snprintf(path, sizeof path, "/proc/%u/task", r->n.pid);
-    DIR *threads = opendir(path);
-    if (threads == NULL)
-        return DEFER;
-    int none = 1;
+    snprintf(path, sizeof path, "/proc/%u/task", pid);
+    DIR *dir = opendir(path);
+    if (dir == NULL)
+        return -1;
+    *threads = *children = 0;
     struct dirent *entry;
-    while (none && (entry = readdir(threads)) != NULL) {
+    while (!*children && (entry = readdir(dir)) != NULL) {
         if (entry->d_name[0] == '.')
             continue;
+        (*threads)++;
         char name[96], buf[16];
-        snprintf(name, sizeof name, "/proc/%u/task/%s/children", r->n.pid, entry->d_name);
+        snprintf(name, sizeof name, "/proc/%u/task/%s/children", pid, entry->d_name);
         int fd = open(name, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            none = 0;
-            break;
-        }
-        ssize_t got = read(fd, buf, sizeof buf);
-        close(fd);
+        ssize_t got = fd < 0 ? -1 : read(fd, buf, sizeof buf);
+        if (fd >= 0)
+            close(fd);
         if (got != 0)
-            none = 0; /* a child, or an error: Python's */
+            *children = 1; /* a child, or an error */
     }
-    closedir(threads);
-    return none ? continue_(r) : DEFER;
+    closedir(dir);
+    return 0;
+}
+
+/* exit_group, from any process of the session: one that leaves children
+ * is Python's (it judges them while their line still leads to the shell);
+ * one without goes on. A child another thread makes after its list was
+ * read is judged as an orphan (strict): a slip toward refusing. */
+int h_exit_group(Req *r) {
+    int threads, children;
+    if (threads_of(r->n.pid, &threads, &children) != 0)
+        return DEFER;
+    return children ? DEFER : continue_(r);
+}
+
+/* exit, a thread's: while another thread lives, the process and its
+ * children stay (a thread's children go to another thread), so nothing is
+ * judged; the last thread's is exit_group's case. */
+int h_exit(Req *r) {
+    int threads, children;
+    if (threads_of(r->n.pid, &threads, &children) != 0)
+        return DEFER;
+    return threads > 1 || !children ? continue_(r) : DEFER;
 }

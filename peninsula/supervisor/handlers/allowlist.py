@@ -9,6 +9,7 @@ request handling) cost a `peninsula run` some 5 ms before the command ran.
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 from peninsula.policy import engine as policy
@@ -42,6 +43,33 @@ def shipped_allowlist(env: dict | None = None) -> list[tuple[str, str, str]]:
     return out
 
 
+def shipped_places(env: dict | None = None) -> list[tuple[str, str, str, str]]:
+    """(service, place as shown, place, reason) of the agents' own places: a socket found
+    there later (an ssh-agent or gpg-agent started after the supervisor,
+    at a prompt outside projects) is allowed as the entries above are. Only
+    the user's unconfined processes can put one there: every confined
+    process is refused these places (defaults.PROTECTED_SOCKETS), and
+    their directory must be the user's own, private, real directory.
+    place is a regular expression for the socket's real location."""
+    env = os.environ if env is None else env
+    out = [("ssh-agent", "/tmp/ssh-*/agent.*", r"/tmp/ssh-[^/]+/agent\.[0-9]+",
+            "an agent started outside the sandbox (`eval \"$(ssh-agent -s)\"`), in its own place: signs with keys it holds")]
+    gpg = gpg_agent_socket(env)
+    if gpg:
+        out.append(("gpg-agent", gpg, re.escape(gpg), "gpg-agent's standard socket, also when the agent started later: "
+                    "signs and decrypts with keys it holds"))
+    return out
+
+
+def _private_dir(path: str) -> bool:
+    """path is a real directory of this user's that no one else may enter."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
+
+
 def user_allowlist(patterns, origin: str) -> list[tuple[str, str, str]]:
     """Entries for the sockets the user allowed (globs expanded now)."""
     import glob
@@ -73,11 +101,23 @@ class AllowList:
     supervisor started: before any confined process could put something
     else under an allowed name (a hard link to the tmux socket in /tmp)."""
 
-    def __init__(self, entries: list[tuple[str, str, str]]):
+    def __init__(self, entries: list[tuple[str, str, str]], places: list[tuple[str, str, str, str]] = ()):
         self.entries: list[tuple[str, str, str]] = []
         self.inodes: dict[tuple[int, int], tuple[str, str, str]] = {}
         for entry in entries:
             self.add(*entry)
+        self.places = [(service, re.compile(place), shown, reason) for service, shown, place, reason in places]
+
+    def lookup(self, info: os.stat_result, place: str) -> tuple[str, str, str] | None:
+        """The entry allowing the socket info, found at place (its real
+        location): by its inode, or by an agent's own place."""
+        entry = self.inodes.get((info.st_dev, info.st_ino))
+        if entry is not None or not stat.S_ISSOCK(info.st_mode):
+            return entry
+        for service, pattern, _, reason in self.places:
+            if pattern.fullmatch(place) and _private_dir(os.path.dirname(place)):
+                return service, place, reason
+        return None
 
     def add(self, service: str, path: str, reason: str) -> None:
         self.entries.append((service, path, reason))
@@ -90,7 +130,8 @@ class AllowList:
 
     def describe(self) -> list[dict]:
         found = {path for _, path, _ in self.inodes.values()}
-        return [{"service": s, "path": p, "reason": r, "present": p in found} for s, p, r in self.entries]
+        return [{"service": s, "path": p, "reason": r, "present": p in found} for s, p, r in self.entries] + [
+            {"service": s, "path": shown, "reason": r, "place": True} for s, _, shown, r in self.places]
 
 
 # Ports every confined process may reach on this host: they answer and run

@@ -61,7 +61,7 @@ def h_clone(sup, req):
 
 
 def h_exit_group(sup, req):
-    """exit_group, or a thread's exit: the children the process leaves are
+    """exit_group, or the last thread's exit: the children the process leaves are
     reparented off their line when it is gone, so each is judged now, while
     its line still leads to the shell, and the answer kept (a daemon
     started at a prompt outside projects stays unconfined; one started in
@@ -71,7 +71,18 @@ def h_exit_group(sup, req):
     return request.CONTINUE
 
 
-h_exit = h_exit_group  # a thread's exit: the last one's ends the process
+def h_exit(sup, req):
+    """A thread's exit: while another thread lives, the children stay with
+    the process (a thread's go to another thread), and judging them now
+    would judge them early (their parent may still walk into a project).
+    (Two last threads exiting at once both go on: their children are
+    orphans, strict.)"""
+    try:
+        if len(os.listdir(f"/proc/{req.tgid}/task")) > 1:
+            return request.CONTINUE
+    except OSError:
+        return request.CONTINUE
+    return h_exit_group(sup, req)
 
 
 def _process_group(pgrp: int) -> list[int]:
@@ -96,9 +107,10 @@ def _tgid_of(tid: int) -> int | None:
         return None  # no such thread: the kernel answers ESRCH itself
 
 
-def judge_receivers(sup, req, receivers: list[int], op: str) -> None:
-    """Raise Denied (EPERM) unless a confined caller may signal each of
-    receivers (process ids). An unconfined caller, or the shell, may."""
+def judge_receivers(sup, req, receivers: list[int], op: str, verb: str = "signal") -> None:
+    """Raise Denied (EPERM) unless a confined caller may signal (or, with
+    verb, reach into) each of receivers (process ids). An unconfined
+    caller, or the shell, may."""
     sender = req.tgid
     if sender == sup.shell_pid:
         return
@@ -119,7 +131,7 @@ def judge_receivers(sup, req, receivers: list[int], op: str) -> None:
                 continue  # confined at least as strictly as the sender
             reason = f"a process that is {theirs.describe()}"
         raise request.Denied(errno.EPERM, f"pid {pid} ({target.comm(pid)})",
-                             f"a confined process may not signal {reason}", op)
+                             f"a confined process may not {verb} {reason}", op)
 
 
 def _at_least_as_strict(theirs, mine) -> bool:

@@ -22,10 +22,24 @@ def _descendant(req, pid, op, ptrace_request=None):
     decision = policy.decide_trace(req.tgid, target.ancestry(pid))
     if not decision.allow:
         raise Denied(errno.EPERM, f"pid {pid} ({target.comm(pid)})", decision.reason, op)
+    _as_strict(req, pid, op)
     if not pinned.running(pidfd):
         raise OSError(pinned.exited_errno(ptrace_request), "the target exited during the decision")
     req.validate()
     return CONTINUE
+
+
+def _as_strict(req, pid: int, op: str) -> None:
+    """In a shell session, a descendant is not always confined as strictly
+    as its parent: one that ran before its parent walked into a project
+    was judged then, by its line, and stays laxer. Reaching into it would
+    make it act for the caller, so only one confined at least as strictly
+    may be reached, as for signals (lineage.py). (A run confines every
+    process alike.)"""
+    if hasattr(req.sup, "shell_pid"):
+        from peninsula.supervisor.handlers import lineage
+
+        lineage.judge_receivers(req.sup, req, [pid], op, "reach into")
 
 
 def h_seccomp(req):
@@ -81,6 +95,7 @@ def h_pidfd_getfd(req):
     decision = policy.decide_trace(req.tgid, target.ancestry(pid))
     if not decision.allow:
         raise Denied(errno.EPERM, f"pid {pid} ({target.comm(pid)})", decision.reason, "pidfd_getfd")
+    _as_strict(req, pid, "pidfd_getfd")
     return Fd(libc.pidfd_getfd(pidfd, wanted), True)
 
 

@@ -217,7 +217,7 @@ def _unix_target(req, sock: _Target, path: bytes, op: str):
     shown = os.fsdecode(path) if path.startswith(b"/") else location(pinned)
     if not stat.S_ISSOCK(info.st_mode):
         return pinned, None  # the kernel refuses it (ECONNREFUSED), as it would
-    allowed = req.sup.socket_allowlist().inodes.get((info.st_dev, info.st_ino))
+    allowed = req.sup.socket_allowlist().lookup(info, location(pinned))
     datagram = sock.type == socket.SOCK_DGRAM
     decision = policy.decide_connect(allowed=None if allowed is None else f"{allowed[0]} ({allowed[2]})",
                                      datagram=datagram, listener=None, inside=False)
@@ -572,7 +572,7 @@ def explain_socket(sup, caller_tgid: int, path: str, locked: bool) -> dict:
     info, failed = socket_at(path)
     if failed is not None:
         return failed
-    allowed = sup.socket_allowlist().inodes.get((info.st_dev, info.st_ino))
+    allowed = sup.socket_allowlist().lookup(info, os.path.realpath(path))
     if allowed is not None:
         decision = policy.decide_connect(allowed=f"{allowed[0]} ({allowed[2]})", datagram=False, listener=None, inside=False)
         return {"allow": True, "reason": decision.reason}
