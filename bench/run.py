@@ -379,6 +379,11 @@ class Bench:
             return [SYSTEM_PY, "-m", "compileall", "-q", "-j", "1", "py"], str(self.project), env
         if name == "start":
             return ["true"], str(self.project), env
+        if name == "spawn":
+            # A shell script's life: a process started and ended per step
+            # (each exit is trapped in the shell session, for its children).
+            script = f"i=0; while [ $i -lt {SPAWNS} ]; do /bin/true; i=$((i+1)); done"
+            return ["sh", "-c", script], str(self.project), env
         raise ValueError(name)
 
 
@@ -500,7 +505,9 @@ ROWS = [
     ("git", "git init + add -A of that tree", "s", 1.0),
     ("compileall", "python -m compileall, 800 files", "s", 1.0),
     ("start", "start `true`", "ms", 1000.0),
+    ("spawn", "sh: 1,000 runs of /bin/true (fork, exec, exit)", "s", 1.0),
 ]
+SPAWNS = 1000
 
 
 def fmt(value, unit):
@@ -635,7 +642,7 @@ def chart(summary: dict, verdicts: list[dict], mode_list: list[Mode], path: Path
     keys = [k for k, *_ in ROWS if summary.get(k, {}).get("plain")]
     labels = {"micro.write": "write open\n(per op)", "micro.create": "create\n(per op)", "micro.write_abs": "write open abs\n(per op)",
               "micro.read": "read-only open\n(per op)", "tar": "tar x", "git": "git init+add", "compileall": "compileall",
-              "start": "start `true`"}
+              "start": "start `true`", "spawn": "1,000 processes"}
     fig, ax = plt.subplots(figsize=(12, 5.5))
     width = 0.8 / max(1, len(shown))
     colors = {"floor": "#aaaaaa", "landlock": "#4c72b0", "landlock_w": "#93b5e0", "bwrap": "#55a868", "sandlock": "#8172b2", "peninsula": "#c44e52", "peninsula_fast": "#dd8452", "shell": "#937860"}
@@ -741,7 +748,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="2 rounds, 5k-op microbenchmark, fewer start samples")
     ap.add_argument("--rounds", type=int, help="interleaved rounds (default 5, --quick 2)")
     ap.add_argument("--dir", default=DEFAULT_DIR, help=f"bench directory on real disk (default {DEFAULT_DIR})")
-    ap.add_argument("--only", help="comma-separated workloads: micro,tar,git,compileall,start")
+    ap.add_argument("--only", help="comma-separated workloads: micro,tar,git,compileall,start,spawn")
     ap.add_argument("--modes", help="comma-separated modes to run (default: all available)")
     ap.add_argument("--no-strace", action="store_true", help="skip counting trapped syscalls with strace")
     ap.add_argument("--no-answered", action="store_true",
@@ -791,7 +798,7 @@ def main(argv=None) -> int:
         if not m.available:
             log(f"{m.label}: {m.note}")
             notes.append(f"{m.label}: {m.note}.")
-    workloads = args.only.split(",") if args.only else ["micro", "tar", "git", "compileall", "start"]
+    workloads = args.only.split(",") if args.only else ["micro", "tar", "git", "compileall", "start", "spawn"]
     if any(m.name == "shell" for m in run_modes):
         log("starting the supervised shell session (bench/shell_session.py)")
         bench.start_shell(root)

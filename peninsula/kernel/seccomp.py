@@ -86,7 +86,7 @@ X86_64_SYSCALLS = {
     "utime": 132, "utimensat": 280, "utimes": 235,
     # the shell session's process traps
     "clone": 56, "clone3": 435, "fcntl": 72, "kill": 62, "pidfd_send_signal": 424, "rt_sigqueueinfo": 129,
-    "rt_tgsigqueueinfo": 297, "tgkill": 234, "tkill": 200, "exit": 60, "exit_group": 231,
+    "rt_tgsigqueueinfo": 297, "tgkill": 234, "tkill": 200, "exit_group": 231,
 }
 
 

@@ -256,9 +256,10 @@ ROWS: tuple[Row, ...] = (
                        for cmd in (seccomp.F_SETOWN, seccomp.F_SETOWN_EX)),
         LINEAGE, "shell session: F_SETOWN / F_SETOWN_EX choose who gets SIGIO"),
     Row("exit_group", SESSION_ONLY, LINEAGE, "shell session: the children a process leaves are judged while their "
-        "line still leads to the shell (a daemon's is broken once its parent is gone); C answers one that leaves none",
+        "line still leads to the shell (a daemon's is broken once its parent is gone); C answers one that leaves none. "
+        "Not exit: a thread's end would cost every threaded program a round trip, and a process whose last thread "
+        "ends by exit (not exit_group, as glibc's exit() makes) leaves its children to be judged as orphans, strict",
         compiled="exit_group"),
-    Row("exit", SESSION_ONLY, LINEAGE, "as exit_group (the last thread's exit ends the process)", compiled="exit"),
     Row("clone3", _refused(errno.ENOSYS, frozenset((SESSION,))), None,
         "shell session: its flags are in memory, so CLONE_PARENT could not be seen; glibc falls back to clone"),
     # -- the mount API -------------------------------------------------------

@@ -241,8 +241,7 @@ int h_lchown(Req *r);
 int h_fchownat(Req *r);
 int h_utimensat(Req *r);
 int h_kill(Req *r);
-int h_exit_group(Req *r);
-int h_exit(Req *r);       /* lineage.c */
+int h_exit_group(Req *r);       /* lineage.c */
 int h_tgkill(Req *r);
 int h_rt_tgsigqueueinfo(Req *r);
 

@@ -27,20 +27,19 @@ int h_rt_tgsigqueueinfo(Req *r) {
     return own_signal(r);
 }
 
-/* Reads the process's threads: how many (up to 2), and whether any has a
- * child (or a list that cannot be read: then 1, for Python to see). */
-static int threads_of(uint32_t pid, int *threads, int *children) {
+/* Whether any of the process's threads has a child (or a list that cannot
+ * be read: then 1, for Python to see). */
+static int has_children(uint32_t pid, int *children) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%u/task", pid);
     DIR *dir = opendir(path);
     if (dir == NULL)
         return -1;
-    *threads = *children = 0;
+    *children = 0;
     struct dirent *entry;
     while (!*children && (entry = readdir(dir)) != NULL) {
         if (entry->d_name[0] == '.')
             continue;
-        (*threads)++;
         char name[96], buf[16];
         snprintf(name, sizeof name, "/proc/%u/task/%s/children", pid, entry->d_name);
         int fd = open(name, O_RDONLY | O_CLOEXEC);
@@ -59,18 +58,8 @@ static int threads_of(uint32_t pid, int *threads, int *children) {
  * one without goes on. A child another thread makes after its list was
  * read is judged as an orphan (strict): a slip toward refusing. */
 int h_exit_group(Req *r) {
-    int threads, children;
-    if (threads_of(r->n.pid, &threads, &children) != 0)
+    int children;
+    if (has_children(r->n.pid, &children) != 0)
         return DEFER;
     return children ? DEFER : continue_(r);
-}
-
-/* exit, a thread's: while another thread lives, the process and its
- * children stay (a thread's children go to another thread), so nothing is
- * judged; the last thread's is exit_group's case. */
-int h_exit(Req *r) {
-    int threads, children;
-    if (threads_of(r->n.pid, &threads, &children) != 0)
-        return DEFER;
-    return threads > 1 || !children ? continue_(r) : DEFER;
 }

@@ -64,7 +64,6 @@ static const struct {
     {"tgkill", h_tgkill},
     {"rt_tgsigqueueinfo", h_rt_tgsigqueueinfo},
     {"exit_group", h_exit_group, 1},
-    {"exit", h_exit, 1},
 };
 #define NHANDLERS (sizeof handlers / sizeof handlers[0])
 

@@ -61,7 +61,7 @@ def h_clone(sup, req):
 
 
 def h_exit_group(sup, req):
-    """exit_group, or the last thread's exit: the children the process leaves are
+    """exit_group: the children the process leaves are
     reparented off their line when it is gone, so each is judged now, while
     its line still leads to the shell, and the answer kept (a daemon
     started at a prompt outside projects stays unconfined; one started in
@@ -69,20 +69,6 @@ def h_exit_group(sup, req):
     call: its children are judged as orphans are (strict)."""
     sup.judge_children(req.tgid)
     return request.CONTINUE
-
-
-def h_exit(sup, req):
-    """A thread's exit: while another thread lives, the children stay with
-    the process (a thread's go to another thread), and judging them now
-    would judge them early (their parent may still walk into a project).
-    (Two last threads exiting at once both go on: their children are
-    orphans, strict.)"""
-    try:
-        if len(os.listdir(f"/proc/{req.tgid}/task")) > 1:
-            return request.CONTINUE
-    except OSError:
-        return request.CONTINUE
-    return h_exit_group(sup, req)
 
 
 def _process_group(pgrp: int) -> list[int]:
