@@ -127,6 +127,20 @@ def children(tgid: int) -> list[int]:
     return found
 
 
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """(pid, start time) of every process below pid, from one read of
+    every process's stat."""
+    below: dict[int, list[tuple[int, int]]] = {}
+    for child, fields in proc_stats():
+        below.setdefault(int(fields[1]), []).append((child, int(fields[19])))
+    found, todo = [], [pid]
+    while todo:
+        for key in below.get(todo.pop(), ()):
+            found.append(key)
+            todo.append(key[0])
+    return found
+
+
 def ancestry(pid: int, limit: int = 4096) -> list[int]:
     """Parent chain of pid, nearest first, ending at 1 or 0."""
     chain = []

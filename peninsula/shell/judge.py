@@ -300,9 +300,19 @@ def make_shell_supervisor(listener_fd, notices, conf: UserConfig, shell_pid: int
             # from now on, and so is everything it starts.
             current = self.state_of(req.tgid)
             if not current.confined:
-                self.answers[(req.tgid, target.start_time(req.tgid))] = ShellState(root)
+                entered = ShellState(root)
+                self.answers[(req.tgid, target.start_time(req.tgid))] = entered
                 if self.fast is not None:
                     self.fast.forget(req.tgid)  # judged unconfined until now
+                # Its children judged before now are its to steer (memory
+                # they share, a CLONE_VM child): they are confined with it.
+                # One not judged yet finds this answer on its line.
+                for key in target.descendants(req.tgid):
+                    known = self.answers.get(key)
+                    if known is not None:
+                        self.answers[key] = stricter(known, entered)
+                        if self.fast is not None:
+                            self.fast.forget(key[0])
 
         def h_chdir(self, req):
             if req.tgid != self.shell_pid and self.state_of(req.tgid).confined:

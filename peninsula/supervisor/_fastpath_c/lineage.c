@@ -40,8 +40,8 @@ static int has_children(uint32_t pid, int *children) {
     while (!*children && (entry = readdir(dir)) != NULL) {
         if (entry->d_name[0] == '.')
             continue;
-        char name[96], buf[16];
-        snprintf(name, sizeof name, "/proc/%u/task/%s/children", pid, entry->d_name);
+        char name[64], buf[16];
+        snprintf(name, sizeof name, "/proc/%u/task/%lu/children", pid, strtoul(entry->d_name, NULL, 10));
         int fd = open(name, O_RDONLY | O_CLOEXEC);
         ssize_t got = fd < 0 ? -1 : read(fd, buf, sizeof buf);
         if (fd >= 0)

@@ -90,9 +90,9 @@ def gpg_agent_socket(env) -> str | None:
     gnupg = env.get("GNUPGHOME") or os.path.join(home, ".gnupg")
     if os.path.realpath(gnupg) != os.path.join(home, ".gnupg"):
         return None
-    runtime = f"/run/user/{os.getuid()}/gnupg"
-    if os.path.isdir(runtime):
-        return runtime + "/S.gpg-agent"
+    runtime = f"/run/user/{os.getuid()}"
+    if os.path.isdir(runtime):  # as gpg decides: the runtime dir, whether gnupg/ is made yet or not
+        return runtime + "/gnupg/S.gpg-agent"
     return os.path.join(gnupg, "S.gpg-agent")
 
 
