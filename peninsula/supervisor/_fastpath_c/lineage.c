@@ -27,17 +27,17 @@ int h_rt_tgsigqueueinfo(Req *r) {
     return own_signal(r);
 }
 
-/* Whether any of the process's threads has a child (or a list that cannot
- * be read: then 1, for Python to see). */
-static int has_children(uint32_t pid, int *children) {
+/* 1 when any of the process's threads has a child, or when that cannot be
+ * read (for Python to see); 0 when none has. */
+static int has_children(uint32_t pid) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%u/task", pid);
     DIR *dir = opendir(path);
     if (dir == NULL)
-        return -1;
-    *children = 0;
+        return 1;
+    int children = 0;
     struct dirent *entry;
-    while (!*children && (entry = readdir(dir)) != NULL) {
+    while (!children && (entry = readdir(dir)) != NULL) {
         if (entry->d_name[0] == '.')
             continue;
         char name[64], buf[16];
@@ -47,10 +47,10 @@ static int has_children(uint32_t pid, int *children) {
         if (fd >= 0)
             close(fd);
         if (got != 0)
-            *children = 1; /* a child, or an error */
+            children = 1; /* a child, or an error */
     }
     closedir(dir);
-    return 0;
+    return children;
 }
 
 /* exit_group, from any process of the session: one that leaves children
@@ -58,8 +58,5 @@ static int has_children(uint32_t pid, int *children) {
  * one without goes on. A child another thread makes after its list was
  * read is judged as an orphan (strict): a slip toward refusing. */
 int h_exit_group(Req *r) {
-    int children;
-    if (has_children(r->n.pid, &children) != 0)
-        return DEFER;
-    return children ? DEFER : continue_(r);
+    return has_children(r->n.pid) ? DEFER : continue_(r);
 }

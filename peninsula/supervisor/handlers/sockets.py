@@ -214,10 +214,11 @@ def _unix_target(req, sock: _Target, path: bytes, op: str):
     is allowed or is no socket at all)."""
     pinned = req.pin(libc.AT_FDCWD, path, follow=True)
     info = os.fstat(pinned)
-    shown = os.fsdecode(path) if path.startswith(b"/") else location(pinned)
+    place = location(pinned)
+    shown = os.fsdecode(path) if path.startswith(b"/") else place
     if not stat.S_ISSOCK(info.st_mode):
         return pinned, None  # the kernel refuses it (ECONNREFUSED), as it would
-    allowed = req.sup.socket_allowlist().lookup(info, location(pinned))
+    allowed = req.sup.socket_allowlist().lookup(info, place)
     datagram = sock.type == socket.SOCK_DGRAM
     decision = policy.decide_connect(allowed=None if allowed is None else f"{allowed[0]} ({allowed[2]})",
                                      datagram=datagram, listener=None, inside=False)

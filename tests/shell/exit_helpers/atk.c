@@ -69,6 +69,18 @@ static void *thread_fork_then_exec(void *arg) {
 }
 
 
+/* Become a subreaper whose child q makes the payload and dies by SIGKILL,
+ * so the payload is adopted here. Returns q. */
+static pid_t adopt_after_kill(void) {
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    pid_t q = fork();
+    if (q == 0) {
+        if (fork() == 0) payload(800);
+        kill(getpid(), SIGKILL);
+    }
+    return q;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) return 2;
     const char *mode = argv[1];
@@ -113,25 +125,14 @@ int main(int argc, char **argv) {
         syscall(SYS_exit_group, 0);
     }
     if (!strcmp(mode, "subreaper")) {
-        prctl(PR_SET_CHILD_SUBREAPER, 1);
-        pid_t q = fork();
-        if (q == 0) {
-            if (fork() == 0) payload(800);
-            kill(getpid(), SIGKILL);
-        }
+        adopt_after_kill();
         /* reap q, then the adopted one, then exit */
         while (wait(NULL) > 0) ;
         syscall(SYS_exit_group, 0);
     }
     if (!strcmp(mode, "subreaper_exit")) {
         /* subreaper adopts, then exits while the adoptee lives */
-        prctl(PR_SET_CHILD_SUBREAPER, 1);
-        pid_t q = fork();
-        if (q == 0) {
-            if (fork() == 0) payload(800);
-            kill(getpid(), SIGKILL);
-        }
-        waitpid(q, NULL, 0);
+        waitpid(adopt_after_kill(), NULL, 0);
         usleep(100 * 1000);
         syscall(SYS_exit_group, 0);
     }
